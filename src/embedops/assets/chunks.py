@@ -1,0 +1,50 @@
+import time
+
+import dagster as dg
+
+from embedops.assets.documents import quarantine_metadata
+from embedops.core.ingest import plan_chunks
+from embedops.core.sources import quarantine_table
+from embedops.errors import NotMaterializedError
+from embedops.pipelines.partitions import by_tenant, split_key, tenant_space_partitions
+from embedops.resources import EmbedderResource, WorkspaceResource
+
+
+@dg.asset(
+    partitions_def=tenant_space_partitions,
+    ins={"source_documents": dg.AssetIn(partition_mapping=by_tenant, dagster_type=dg.Nothing)},
+    group_name="embeddings",
+    kinds={"parquet"},
+)
+def document_chunks(
+    context: dg.AssetExecutionContext, workspace: WorkspaceResource, embedder: EmbedderResource
+) -> dg.MaterializeResult:
+    """Chunks of every document in the space's recipe; unchanged documents keep their chunks."""
+    started = time.monotonic()
+    tenant, space = split_key(context, workspace.spaces())
+    tables = workspace.tables()
+    documents = tables.read("source_documents", (tenant,))
+    if documents is None:
+        raise NotMaterializedError(f"source_documents for tenant {tenant!r} is not materialized yet")
+    previous = tables.read("document_chunks", (tenant, space.name))
+    plan = plan_chunks(documents, previous, space, embedder.for_space(space).count_tokens)
+    path = tables.write("document_chunks", (tenant, space.name), plan.chunks, context.run_id)
+    tables.write(
+        "chunk_quarantine",
+        (tenant, space.name),
+        quarantine_table(plan.quarantined),
+        context.run_id,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "documents": len(plan.diff.added) + len(plan.diff.changed) + len(plan.diff.unchanged),
+            "chunks": plan.chunks.num_rows,
+            **plan.diff.counts(),
+            "deleted_documents": dg.MetadataValue.json(plan.diff.deleted[:200]),
+            "space_id": space.space_id,
+            "table": dg.MetadataValue.path(str(path)),
+            "duration_s": round(time.monotonic() - started, 3),
+            **quarantine_metadata(plan.quarantined),
+        }
+    )
+

@@ -1,0 +1,45 @@
+import time
+
+import dagster as dg
+
+from embedops.core.sources import scan_tenant
+from embedops.core.tenants import validate_tenant
+from embedops.errors import ConfigError
+from embedops.pipelines.partitions import tenant_partitions
+from embedops.resources import WorkspaceResource
+
+
+def quarantine_metadata(quarantined: list[dict]) -> dict[str, dg.MetadataValue]:
+    """Quarantined documents as a count and a list a person can read in the UI."""
+    return {
+        "quarantined": dg.MetadataValue.int(len(quarantined)),
+        "quarantined_documents": dg.MetadataValue.json(quarantined[:200]),
+    }
+
+
+@dg.asset(partitions_def=tenant_partitions, group_name="ingestion", kinds={"parquet"})
+def source_documents(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> dg.MaterializeResult:
+    """A tenant's readable source documents with their checksums; unreadable files are quarantined."""
+    started = time.monotonic()
+    tenant = validate_tenant(context.partition_key)
+    root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
+    if not root.is_dir():
+        raise ConfigError(
+            f"tenant {tenant!r} has no source folder {root}; create it or register another with "
+            f"`embedops ingest --tenant {tenant} --source DIR`"
+        )
+    scan = scan_tenant(tenant, root, workspace.max_document_bytes)
+    tables = workspace.tables()
+    path = tables.write("source_documents", (tenant,), scan.documents_table(), context.run_id)
+    tables.write("source_quarantine", (tenant,), scan.quarantine_table(), context.run_id)
+    for item in scan.quarantined:
+        context.log.warning(f"quarantined {tenant}/{item['doc_id']}: {item['reason']}")
+    return dg.MaterializeResult(
+        metadata={
+            "documents": len(scan.documents),
+            "source_dir": str(root),
+            "table": dg.MetadataValue.path(str(path)),
+            "duration_s": round(time.monotonic() - started, 3),
+            **quarantine_metadata(scan.quarantined),
+        }
+    )

@@ -1,0 +1,43 @@
+import time
+
+import dagster as dg
+
+from embedops.assets.documents import quarantine_metadata
+from embedops.core.ingest import embed_chunks
+from embedops.core.sources import quarantine_table
+from embedops.errors import NotMaterializedError
+from embedops.pipelines.partitions import split_key, tenant_space_partitions
+from embedops.resources import EmbedderResource, WorkspaceResource
+
+
+@dg.asset(
+    partitions_def=tenant_space_partitions,
+    deps=["document_chunks"],
+    group_name="embeddings",
+    kinds={"parquet", "pytorch"},
+)
+def chunk_embeddings(
+    context: dg.AssetExecutionContext, workspace: WorkspaceResource, embedder: EmbedderResource
+) -> dg.MaterializeResult:
+    """A vector with full provenance for every chunk; the cache answers for text it has seen before."""
+    started = time.monotonic()
+    tenant, space = split_key(context, workspace.spaces())
+    tables = workspace.tables()
+    chunks = tables.read("document_chunks", (tenant, space.name))
+    if chunks is None:
+        raise NotMaterializedError(f"document_chunks for {tenant}/{space.name} is not materialized yet")
+    result = embed_chunks(chunks, space, embedder.for_space(space), workspace.cache(), embedder.batch_size)
+    path = tables.write("chunk_embeddings", (tenant, space.name), result.rows, context.run_id)
+    tables.write("embedding_quarantine", (tenant, space.name), quarantine_table(result.quarantined), context.run_id)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": result.rows.num_rows,
+            "model_calls": result.model_calls,
+            "cache_hits": result.cache_hits,
+            "model": space.model.identity,
+            "space_id": space.space_id,
+            "table": dg.MetadataValue.path(str(path)),
+            "duration_s": round(time.monotonic() - started, 3),
+            **quarantine_metadata(result.quarantined),
+        }
+    )

@@ -1,0 +1,112 @@
+"""Embedding models, loaded offline from the folder a space names, shared within a process.
+
+The embedder counts the texts it sends to the model: ``calls`` is what the pipeline reports as
+model calls, and what the tests hold to zero for an unchanged corpus.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from typing import Any, Protocol
+
+import numpy as np
+
+from embedops.core.spaces import ModelSpec, SpaceSpec
+from embedops.errors import ModelLoadError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class Embedder(Protocol):
+    identity: str
+    dimension: int
+    max_seq_length: int
+    calls: int
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+class _Model:
+    """A loaded model of either backend, with a thread-safe count of texts sent to it."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        folder = spec.model_dir()
+        try:
+            if spec.backend == "model2vec":
+                from model2vec import StaticModel
+
+                self._model: Any = StaticModel.from_pretrained(str(folder))
+                self._tokenize = lambda t: self._model.tokenizer.encode(t, add_special_tokens=False).ids
+                self.dimension = int(self._model.dim)
+                self.max_seq_length = spec.max_seq_length
+            else:
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+                tokenizer = self._model.tokenizer
+                self._tokenize = lambda t: tokenizer.encode(t, add_special_tokens=False)
+                self.dimension = int(self._model.get_embedding_dimension())
+                self.max_seq_length = int(self._model.max_seq_length)
+        except Exception as exc:  # the loaders raise many types; one clear error names the folder
+            raise ModelLoadError(
+                f"model {spec.name!r} could not be loaded from {folder}: {exc}; reinstall the package "
+                "that ships it or fix the space's model 'path'"
+            ) from exc
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        with self._lock:
+            self.calls += len(texts)
+        if self.spec.backend == "model2vec":
+            out = self._model.encode(texts, batch_size=batch_size)
+        else:
+            out = self._model.encode(texts, batch_size=batch_size, convert_to_numpy=True)
+        return np.asarray(out, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text))
+
+
+@lru_cache(maxsize=8)
+def load_model(spec: ModelSpec) -> _Model:
+    """Load a model once per process; every space that names it shares the instance."""
+    return _Model(spec)
+
+
+class SpaceEmbedder:
+    """Embeds texts the way a space says: its model, its normalization, its dimension."""
+
+    def __init__(self, space: SpaceSpec, batch_size: int = 32) -> None:
+        self.space = space
+        self.batch_size = batch_size
+        self._model = load_model(space.model)
+        if self._model.dimension != space.dimension:
+            raise ModelLoadError(
+                f"space {space.name!r} declares dimension {space.dimension} but model {space.model.name!r} "
+                f"produces {self._model.dimension}; fix 'dimension' in the space config"
+            )
+        self.identity = space.model.identity
+        self.dimension = space.dimension
+        self.max_seq_length = self._model.max_seq_length
+        self.calls = 0
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        self.calls += len(texts)
+        vectors = self._model.encode(texts, self.batch_size)
+        if self.space.normalize:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.where(norms == 0, 1.0, norms)
+        return vectors.astype(np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        return self._model.count_tokens(text)

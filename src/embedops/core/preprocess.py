@@ -1,0 +1,135 @@
+"""Source bytes to the clean text that gets chunked and embedded.
+
+The preprocessing version is part of an embedding space: changing what ``preprocess`` does for a
+version changes the text the model sees, so a new behaviour needs a new version number.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import unicodedata
+from html.parser import HTMLParser
+
+from embedops.errors import ConfigError
+
+PREPROCESSING_VERSIONS = (1,)
+
+HTML_SUFFIXES = frozenset({".html", ".htm"})
+
+_SKIPPED_TAGS = frozenset({"script", "style", "head"})
+_HEADING_TAGS = {f"h{level}": level for level in range(1, 7)}
+# Tags that end a paragraph; p/div/li/br/tr plus the other common block containers.
+_BLOCK_TAGS = frozenset(
+    "p div li br tr ul ol dl dt dd table thead tbody section article aside header footer nav main "
+    "blockquote pre figure figcaption hr form body html".split()
+)
+_CELL_TAGS = frozenset({"td", "th"})
+
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+# Every line break Python's str.splitlines knows, except the plain \n we normalise to.
+_LINE_BREAKS = re.compile(r"\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # Cc except \t and \n
+_INLINE_SPACE = re.compile(r"[^\S\n]+")
+_HTML_SPACE = re.compile(r"\s+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def preprocess(raw: str, suffix: str, version: int) -> str:
+    """Return the normalised text of a source file: HTML to text, then Unicode and whitespace cleanup."""
+    if version not in PREPROCESSING_VERSIONS:
+        raise ConfigError(
+            f"preprocessing version {version} is unknown; known versions are "
+            f"{', '.join(map(str, PREPROCESSING_VERSIONS))}; "
+            "set `preprocessing` in the space config to one of them"
+        )
+    text = html_to_text(raw) if suffix.lower() in HTML_SUFFIXES else raw
+    return normalize_text(text)
+
+
+def normalize_text(text: str) -> str:
+    """Unicode NFC, no zero-width or control characters, \\n line ends, single spaces, at most one blank line.
+
+    Tabs and other horizontal whitespace (for example U+00A0) collapse to one space like plain spaces.
+    """
+    text = _LINE_BREAKS.sub("\n", text)
+    text = _CONTROL_CHARS.sub("", text.translate(_ZERO_WIDTH))
+    text = unicodedata.normalize("NFC", text)
+    lines = (_INLINE_SPACE.sub(" ", line).rstrip() for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML page, with headings as ``#`` lines and blocks as paragraphs."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    return parser.text()
+
+
+def decode_source(data: bytes) -> str:
+    """Decode a source file as UTF-8 (a BOM is allowed); raise ValueError with a short reason otherwise."""
+    if b"\x00" in data:
+        raise ValueError("contains NUL bytes (binary file)")
+    offset = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[offset:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        position = offset + exc.start
+        line = data.count(b"\n", 0, position) + 1
+        bad = data[position : position + 1].hex()
+        raise ValueError(
+            f"is not valid UTF-8 text: {exc.reason} 0x{bad} at byte {position} (line {line}); "
+            "re-save it as UTF-8"
+        ) from None
+
+
+class _TextExtractor(HTMLParser):
+    """Collects visible text; block tags become blank lines, headings become ``#`` lines."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self._parts: list[str] = []
+        self._skipping = dict.fromkeys(_SKIPPED_TAGS, 0)
+        self._pre_depth = 0
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._skipping:
+            self._skipping[tag] += 1
+        elif tag == "body":
+            self._skipping["head"] = 0  # a page that never closed its <head>
+        if tag == "pre":
+            self._pre_depth += 1
+        if tag in _HEADING_TAGS:
+            self._parts.append("\n\n" + "#" * _HEADING_TAGS[tag] + " ")
+        elif tag in _BLOCK_TAGS:
+            self._parts.append("\n\n")
+        elif tag in _CELL_TAGS:
+            self._append_inline(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._skipping:
+            self._skipping[tag] = max(0, self._skipping[tag] - 1)
+        if tag == "pre":
+            self._pre_depth = max(0, self._pre_depth - 1)
+        if tag in _HEADING_TAGS or tag in _BLOCK_TAGS:
+            self._parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if any(self._skipping.values()):
+            return
+        if self._pre_depth:
+            self._parts.append(data)
+        else:
+            self._append_inline(_HTML_SPACE.sub(" ", data))
+
+    def _append_inline(self, text: str) -> None:
+        """Append collapsed text, without a space at the start of a line or after another space."""
+        previous = self._parts[-1][-1:] if self._parts else "\n"
+        if previous in ("\n", " "):
+            text = text.lstrip(" ")
+        if text:
+            self._parts.append(text)

@@ -1,0 +1,104 @@
+"""The VectorStore interface every index backend implements, and the row schema it stores.
+
+A store keeps one collection per (space), holding vectors of exactly that space, with the
+tenant kept apart (a table per tenant in LanceDB, a Weaviate tenant in Weaviate). Every row carries
+the provenance of DESIGN.md invariant 2. Serving names (aliases) point at one space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pyarrow as pa
+
+# Provenance and payload columns, in order; ``vector`` is added with the space's dimension.
+INDEX_SCHEMA_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
+    ("chunk_id", pa.string()),
+    ("tenant", pa.string()),
+    ("doc_id", pa.string()),
+    ("seq", pa.int32()),
+    ("text", pa.string()),
+    ("text_hash", pa.string()),
+    ("source_checksum", pa.string()),
+    ("space_id", pa.string()),
+    ("space_name", pa.string()),
+    ("model", pa.string()),
+    ("config_hash", pa.string()),
+    ("embedded_at", pa.timestamp("us", tz="UTC")),
+)
+PROVENANCE_FIELDS = tuple(
+    name for name, _ in INDEX_SCHEMA_FIELDS if name not in ("seq", "text")
+)
+
+
+def index_schema(dimension: int) -> pa.Schema:
+    """Arrow schema of an index row for a space of ``dimension``."""
+    fields = [pa.field(name, dtype, nullable=False) for name, dtype in INDEX_SCHEMA_FIELDS]
+    fields.append(pa.field("vector", pa.list_(pa.float32(), dimension), nullable=False))
+    return pa.schema(fields)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the row's payload and provenance, and its cosine similarity to the query."""
+
+    chunk_id: str
+    doc_id: str
+    text: str
+    score: float
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one sync did to a tenant's collection: rows written, rows deleted, rows after."""
+
+    upserted: int
+    deleted: int
+    rows: int
+    version: int | None = None
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """The narrow interface between the pipeline and a vector index.
+
+    ``space_id``/``space_name``/``dimension`` identify the collection; a store refuses rows or
+    queries of another space with SpaceMismatchError naming both.
+    """
+
+    def sync(self, tenant: str, space_id: str, space_name: str, rows: pa.Table) -> SyncResult:
+        """Make the tenant's collection hold exactly ``rows`` (upsert changed, delete the rest).
+
+        Readers see either the old state or the new one, never a mix.
+        """
+        ...
+
+    def upsert(self, tenant: str, space_id: str, space_name: str, rows: pa.Table) -> int: ...
+
+    def delete(self, tenant: str, space_id: str, chunk_ids: Sequence[str]) -> int: ...
+
+    def count(self, tenant: str, space_id: str) -> int: ...
+
+    def search(
+        self, tenant: str, space_id: str, query: np.ndarray, k: int, query_space_id: str
+    ) -> list[Hit]:
+        """Top-k rows of the tenant by cosine similarity; refuses a query of another space."""
+        ...
+
+    def export(self, tenant: str, space_id: str, with_vectors: bool = False) -> pa.Table:
+        """Every row of the tenant's collection (vectors only when asked)."""
+        ...
+
+    def tenants(self, space_id: str) -> list[str]: ...
+
+    def get_alias(self, alias: str) -> str | None:
+        """The space_id an alias points at, or None."""
+        ...
+
+    def set_alias(self, alias: str, space_id: str) -> None:
+        """Create or atomically repoint an alias."""
+        ...

@@ -1,0 +1,715 @@
+"""The production vector store: Weaviate (server >= 1.32) through weaviate-client v4.
+
+Layout: one collection per space, named ``Chunks_<space_id>``, with multi-tenancy on (automatic
+tenant creation off): each embedops tenant is a Weaviate tenant of that collection, created on the
+first write, always on the concrete collection (Weaviate resolves aliases for object operations
+only, never for tenant management). Vectors are supplied by embedops (named vector ``default``,
+no vectorizer, cosine distance); every provenance field is a property and the space identity
+(space_id, space_name, dimension) is recorded as JSON in the collection description, so a
+collection of another space is refused. An object's UUID is uuid5 of its chunk id.
+
+Serving names are Weaviate collection aliases: embedops alias ``docs`` is the Weaviate alias
+``Docs`` (first letter capitalised, as Weaviate requires of collection and alias names) pointing
+at ``Chunks_<space_id>``; repointing is one ``PUT /v1/aliases/Docs``, atomic on the server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import numpy as np
+import pyarrow as pa
+import weaviate
+from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.data import DataObject
+from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.classes.tenants import Tenant
+from weaviate.collections import Collection
+from weaviate.connect import ConnectionParams
+from weaviate.exceptions import (
+    UnexpectedStatusCodeError,
+    WeaviateBaseError,
+    WeaviateConnectionError,
+    WeaviateGRPCUnavailableError,
+    WeaviateInsertManyAllFailedError,
+    WeaviateRetryError,
+    WeaviateStartUpError,
+    WeaviateTimeoutError,
+)
+
+from embedops.core.stores.base import INDEX_SCHEMA_FIELDS, Hit, SyncResult, index_schema
+from embedops.core.tenants import validate_tenant
+from embedops.errors import (
+    ConfigError,
+    EmbedopsError,
+    NotMaterializedError,
+    SpaceMismatchError,
+    VectorStoreError,
+)
+
+MIN_SERVER_VERSION = (1, 32)
+COLLECTION_PREFIX = "Chunks_"
+VECTOR_NAME = "default"
+UPSERT_BATCH = 200
+DELETE_BATCH = 1000
+_ITERATOR_PAGE = 1000
+_CHUNK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://embedops/chunk")
+# A matched object is rewritten only when one of these differs; otherwise sync leaves it alone.
+_CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq")
+_PAYLOAD_COLUMNS = tuple(name for name, _ in INDEX_SCHEMA_FIELDS)
+_SPACE_ID = re.compile(r"^[0-9A-Za-z_]{1,200}$")
+_ALIAS = re.compile(r"^[A-Za-z][0-9A-Za-z_]{0,200}$")
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+
+# Identifiers use "field" tokenization so a filter on them matches the whole value, not its words.
+_PROPERTIES = [
+    Property(name="text", data_type=DataType.TEXT, tokenization=Tokenization.WORD)
+    if name == "text"
+    else Property(name=name, data_type=DataType.TEXT, tokenization=Tokenization.FIELD)
+    for name, dtype in INDEX_SCHEMA_FIELDS
+    if pa.types.is_string(dtype)
+] + [
+    Property(name="seq", data_type=DataType.INT),
+    Property(name="embedded_at", data_type=DataType.DATE),
+]
+
+
+def chunk_uuid(chunk_id: str) -> uuid.UUID:
+    """The Weaviate object UUID of a chunk: deterministic, so a re-run overwrites, never duplicates."""
+    return uuid.uuid5(_CHUNK_NAMESPACE, chunk_id)
+
+
+def collection_name(space_id: str) -> str:
+    """The Weaviate collection holding the vectors of one space."""
+    if not isinstance(space_id, str) or not _SPACE_ID.fullmatch(space_id):
+        raise ConfigError(
+            f"space id {space_id!r} cannot name a Weaviate collection: use letters, digits and '_' "
+            "(space ids are short hex hashes such as 'a1b2c3d4e5f6')"
+        )
+    return COLLECTION_PREFIX + space_id
+
+
+def alias_name(alias: str) -> str:
+    """The Weaviate alias for an embedops alias: ``docs`` -> ``Docs``.
+
+    Weaviate alias names follow collection-name rules (a letter, then letters, digits or '_') and
+    Weaviate upper-cases their first letter, so ``docs`` and ``Docs`` are the same alias.
+    """
+    if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
+        raise ConfigError(
+            f"alias {alias!r} cannot name a Weaviate alias: use a letter followed by letters, digits "
+            "or '_' (for example 'docs'); Weaviate stores it capitalised ('docs' -> 'Docs')"
+        )
+    return alias[0].upper() + alias[1:]
+
+
+@dataclass(frozen=True)
+class _Space:
+    """A verified collection: its name and the space identity its description records."""
+
+    collection: str
+    space_id: str
+    space_name: str
+    dimension: int
+
+
+class WeaviateStore:
+    """VectorStore on a Weaviate server (>= 1.32, for collection aliases).
+
+    Give it a connected ``weaviate.WeaviateClient`` (the store does not close it), or connection
+    parameters (the store connects and ``close()`` disconnects); ``WeaviateStore.connect(url)``
+    builds the parameters from a URL. The server is checked on construction: reachable, the API
+    key accepted, version >= 1.32.
+    """
+
+    def __init__(
+        self,
+        client: weaviate.WeaviateClient | None = None,
+        *,
+        http_host: str = "localhost",
+        http_port: int = 8080,
+        http_secure: bool = False,
+        grpc_host: str | None = None,
+        grpc_port: int = 50051,
+        grpc_secure: bool = False,
+        api_key: str | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self._api_key = api_key
+        self._spaces: dict[str, _Space] = {}
+        self._known_tenants: set[tuple[str, str]] = set()
+        if client is not None:
+            self._owns_client = False
+            connection = getattr(client, "_connection", None)
+            self.url = str(getattr(connection, "url", "the Weaviate server"))
+            params = getattr(connection, "_connection_params", None)
+            address = getattr(params, "_grpc_address", None)
+            self.grpc_address = f"{address[0]}:{address[1]}" if address else "its gRPC port"
+            self._client = client
+            if not client.is_connected():
+                with self._errors("connect"):
+                    client.connect()
+        else:
+            self._owns_client = True
+            scheme = "https" if http_secure else "http"
+            self.url = f"{scheme}://{http_host}:{http_port}"
+            self.grpc_address = f"{grpc_host or http_host}:{grpc_port}"
+            self._client = weaviate.WeaviateClient(
+                connection_params=ConnectionParams.from_params(
+                    http_host=http_host,
+                    http_port=http_port,
+                    http_secure=http_secure,
+                    grpc_host=grpc_host or http_host,
+                    grpc_port=grpc_port,
+                    grpc_secure=grpc_secure,
+                ),
+                auth_client_secret=Auth.api_key(api_key) if api_key else None,
+                additional_config=AdditionalConfig(
+                    timeout=Timeout(init=min(timeout_s, 10.0), query=timeout_s, insert=timeout_s)
+                ),
+                # The client's own init checks also query PyPI for a newer client; the checks that
+                # matter (REST reachable, key accepted, gRPC serving) are done below instead.
+                skip_init_checks=True,
+            )
+            try:
+                with self._errors("connect"):
+                    self._client.connect()
+            except EmbedopsError:
+                self._client.close()
+                raise
+        try:
+            self._check_server()
+        except EmbedopsError:
+            self.close()
+            raise
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        grpc_port: int = 50051,
+        api_key: str | None = None,
+        *,
+        grpc_host: str | None = None,
+        grpc_secure: bool | None = None,
+        timeout_s: float = 30.0,
+    ) -> WeaviateStore:
+        """Connect to the Weaviate at ``url`` (REST) and ``grpc_port`` on the same host (gRPC)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"Weaviate URL {url!r} is not an http(s) URL; give one such as http://localhost:8080"
+            )
+        secure = parts.scheme == "https"
+        try:
+            port = parts.port or (443 if secure else 80)
+        except ValueError as exc:
+            raise ConfigError(f"Weaviate URL {url!r} has an invalid port: {exc}") from exc
+        return cls(
+            http_host=parts.hostname,
+            http_port=port,
+            http_secure=secure,
+            grpc_host=grpc_host or parts.hostname,
+            grpc_port=grpc_port,
+            grpc_secure=secure if grpc_secure is None else grpc_secure,
+            api_key=api_key,
+            timeout_s=timeout_s,
+        )
+
+    def close(self) -> None:
+        """Disconnect, when the store opened the connection itself."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"WeaviateStore(url={self.url!r})"
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def sync(self, tenant: str, space_id: str, space_name: str, rows: pa.Table) -> SyncResult:
+        """Make the tenant's objects in the space's collection exactly ``rows``.
+
+        Weaviate has no multi-object transactions, so this is not atomic: new and changed rows are
+        upserted first, then rows no longer in the source are deleted. A reader during the sync sees
+        every row of the old state or the new one (never fewer rows than either), possibly both for
+        a moment; a failed sync deletes nothing and re-running it converges. Serving atomicity comes
+        from the alias: a new space is filled before its alias is repointed.
+        """
+        tenant = validate_tenant(tenant)
+        self._check_rows(rows, tenant, space_id, space_name)
+        space = self._space_for_write(space_id, space_name, rows)
+        if space is None:  # no collection yet and nothing to write
+            return SyncResult(upserted=0, deleted=0, rows=0)
+        self._ensure_tenant(space, tenant)
+        existing = self._existing(space, tenant)
+        wanted = dict(zip(rows.column("chunk_id").to_pylist(), range(rows.num_rows), strict=True))
+        changed = [
+            i
+            for chunk_id, i in wanted.items()
+            if chunk_id not in existing or existing[chunk_id] != _change_key(rows, i)
+        ]
+        removed = [chunk_id for chunk_id in existing if chunk_id not in wanted]
+        upserted = self._write(space, tenant, rows.take(changed)) if changed else 0
+        deleted = self._delete_ids(space, tenant, removed)
+        return SyncResult(upserted=upserted, deleted=deleted, rows=self._count(space, tenant))
+
+    def upsert(self, tenant: str, space_id: str, space_name: str, rows: pa.Table) -> int:
+        tenant = validate_tenant(tenant)
+        self._check_rows(rows, tenant, space_id, space_name)
+        space = self._space_for_write(space_id, space_name, rows)
+        if space is None or rows.num_rows == 0:
+            return 0
+        self._ensure_tenant(space, tenant)
+        return self._write(space, tenant, rows)
+
+    def delete(self, tenant: str, space_id: str, chunk_ids: Sequence[str]) -> int:
+        tenant = validate_tenant(tenant)
+        space = self._open(space_id)
+        if space is None or not chunk_ids or not self._has_tenant(space, tenant):
+            return 0
+        return self._delete_ids(space, tenant, list(dict.fromkeys(chunk_ids)))
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def count(self, tenant: str, space_id: str) -> int:
+        tenant = validate_tenant(tenant)
+        space = self._open(space_id)
+        if space is None or not self._has_tenant(space, tenant):
+            return 0
+        return self._count(space, tenant)
+
+    def search(
+        self, tenant: str, space_id: str, query: np.ndarray, k: int, query_space_id: str
+    ) -> list[Hit]:
+        """Top-k objects of the tenant by cosine similarity (1 - Weaviate's cosine distance)."""
+        if query_space_id != space_id:
+            raise SpaceMismatchError(
+                f"a query embedded in space {query_space_id!r} cannot search the index of space "
+                f"{space_id!r}; embed the query with the index's space"
+            )
+        tenant = validate_tenant(tenant)
+        space = self._readable(tenant, space_id)
+        vector = np.asarray(query, dtype=np.float32).reshape(-1)
+        if vector.shape[0] != space.dimension:
+            raise SpaceMismatchError(
+                f"a query vector of dimension {vector.shape[0]} cannot search {space.collection} "
+                f"(space {space.space_name!r} ({space.space_id}), dimension {space.dimension})"
+            )
+        with self._errors(f"search tenant {tenant!r} of {space.collection}"):
+            found = self._tenant_collection(space, tenant).query.near_vector(
+                near_vector=vector.tolist(),
+                limit=k,
+                target_vector=VECTOR_NAME,
+                return_metadata=MetadataQuery(distance=True),
+                return_properties=list(_PAYLOAD_COLUMNS),
+            )
+        hits = []
+        for obj in found.objects:
+            props = _normalise(dict(obj.properties))
+            text = props.pop("text")
+            distance = obj.metadata.distance if obj.metadata.distance is not None else 1.0
+            hits.append(
+                Hit(
+                    chunk_id=props["chunk_id"],
+                    doc_id=props["doc_id"],
+                    text=text,
+                    score=1.0 - float(distance),
+                    provenance=props,
+                )
+            )
+        return hits
+
+    def export(self, tenant: str, space_id: str, with_vectors: bool = False) -> pa.Table:
+        """Every object of the tenant as index rows, ordered by (doc_id, seq)."""
+        tenant = validate_tenant(tenant)
+        space = self._readable(tenant, space_id)
+        columns: dict[str, list[Any]] = {name: [] for name in (*_PAYLOAD_COLUMNS, "vector")}
+        with self._errors(f"export tenant {tenant!r} of {space.collection}"):
+            for obj in self._tenant_collection(space, tenant).iterator(
+                include_vector=with_vectors,
+                return_properties=list(_PAYLOAD_COLUMNS),
+                cache_size=_ITERATOR_PAGE,
+            ):
+                props = _normalise(dict(obj.properties))
+                for name in _PAYLOAD_COLUMNS:
+                    columns[name].append(props.get(name))
+                if with_vectors:
+                    columns["vector"].append(np.asarray(obj.vector[VECTOR_NAME], dtype=np.float32))
+        schema = index_schema(space.dimension)
+        if not with_vectors:
+            schema = schema.remove(schema.get_field_index("vector"))
+            del columns["vector"]
+        table = pa.table(columns, schema=schema)
+        return table.sort_by([("doc_id", "ascending"), ("seq", "ascending"), ("chunk_id", "ascending")])
+
+    def tenants(self, space_id: str) -> list[str]:
+        space = self._open(space_id)
+        if space is None:
+            return []
+        with self._errors(f"list the tenants of {space.collection}"):
+            return sorted(self._client.collections.use(space.collection).tenants.get())
+
+    # -- aliases --------------------------------------------------------------------------------
+
+    def get_alias(self, alias: str) -> str | None:
+        name = alias_name(alias)
+        with self._errors(f"read alias {name}"):
+            found = self._client.alias.get(alias_name=name)
+        if found is None:
+            return None
+        if not found.collection.startswith(COLLECTION_PREFIX):
+            raise VectorStoreError(
+                f"Weaviate alias {name} (embedops alias {alias!r}) points at collection "
+                f"{found.collection!r}, which is not an embedops collection ({COLLECTION_PREFIX}<space_id>); "
+                "repoint it with `set_alias` or remove it in Weaviate"
+            )
+        return found.collection[len(COLLECTION_PREFIX) :]
+
+    def set_alias(self, alias: str, space_id: str) -> None:
+        """Create the alias, or repoint it in one atomic update; the space's collection must exist."""
+        name = alias_name(alias)
+        space = self._open(space_id)
+        if space is None:
+            raise NotMaterializedError(
+                f"alias {alias!r} cannot point at space {space_id!r}: Weaviate at {self.url} has no "
+                f"collection {collection_name(space_id)} yet, and a Weaviate alias needs an existing "
+                "collection; materialize the space's index first"
+            )
+        with self._errors(f"point alias {name} at {space.collection}"):
+            current = self._client.alias.get(alias_name=name)
+            if current is None:
+                try:
+                    self._client.alias.create(alias_name=name, target_collection=space.collection)
+                    return
+                except UnexpectedStatusCodeError:
+                    if self._client.alias.get(alias_name=name) is None:  # not a concurrent create
+                        raise
+            elif current.collection == space.collection:
+                return
+            if not self._client.alias.update(alias_name=name, new_target_collection=space.collection):
+                raise VectorStoreError(
+                    f"Weaviate at {self.url} did not repoint alias {name} to {space.collection} "
+                    "(404: the alias or the collection disappeared meanwhile); run set_alias again"
+                )
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _check_server(self) -> None:
+        """Refuse a server that cannot serve embedops: gRPC down, or too old for aliases."""
+        ping = getattr(self._client._connection, "_ping_grpc", None)  # the client's own health check
+        if ping is not None:
+            with self._errors("check its gRPC port"):
+                ping("sync")
+        with self._errors("read its version"):
+            version = str(self._client.get_meta().get("version", ""))
+        match = _VERSION.match(version)
+        if match is None or (int(match[1]), int(match[2])) < MIN_SERVER_VERSION:
+            raise VectorStoreError(
+                f"Weaviate at {self.url} is version {version or 'unknown'}, but embedops needs collection "
+                f"aliases (Weaviate >= {'.'.join(map(str, MIN_SERVER_VERSION))}): upgrade to >= 1.32"
+            )
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn a weaviate-client error into a VectorStoreError that names the server and the fix."""
+        try:
+            yield
+        except EmbedopsError:
+            raise
+        except WeaviateBaseError as exc:
+            raise self._translate(exc, action) from None
+
+    def _translate(self, exc: WeaviateBaseError, action: str) -> VectorStoreError:
+        message = self._scrub(exc.message or str(exc))
+        lowered = message.lower()
+        status = getattr(exc, "status_code", None) if isinstance(exc, UnexpectedStatusCodeError) else None
+        if status == 401 or "invalid api key" in lowered or "unauthenticated" in lowered:
+            if self._api_key:
+                return VectorStoreError(
+                    f"Weaviate at {self.url} refused the API key (401 Unauthorized) when trying to {action}; "
+                    "check that the configured key is one the server accepts"
+                )
+            return VectorStoreError(
+                f"Weaviate at {self.url} requires an API key (401 Unauthorized) when trying to {action}, "
+                "and none was configured; pass api_key"
+            )
+        unreachable = (
+            WeaviateConnectionError,
+            WeaviateStartUpError,
+            WeaviateGRPCUnavailableError,
+            WeaviateTimeoutError,
+            WeaviateRetryError,
+        )
+        if isinstance(exc, unreachable):
+            return VectorStoreError(
+                f"cannot reach Weaviate at {self.url} (gRPC {self.grpc_address}) to {action}: check that "
+                f"the server is running, that the URL and both ports are right and that no firewall or "
+                f"proxy blocks them ({message})"
+            )
+        return VectorStoreError(f"Weaviate at {self.url} failed to {action}: {message}")
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def _check_rows(self, rows: pa.Table, tenant: str, space_id: str, space_name: str) -> None:
+        collection_name(space_id)
+        missing = set(_PAYLOAD_COLUMNS + ("vector",)) - set(rows.column_names)
+        if missing:
+            raise VectorStoreError(f"rows for {tenant!r} lack the index columns {sorted(missing)}")
+        if rows.num_rows == 0:
+            return
+        found = set(rows.column("space_id").to_pylist())
+        if found - {space_id}:
+            raise SpaceMismatchError(
+                f"rows of space(s) {sorted(found - {space_id})} cannot be written to the index of space "
+                f"{space_name!r} ({space_id}); one collection holds one space"
+            )
+        tenants = set(rows.column("tenant").to_pylist())
+        if tenants - {tenant}:
+            raise VectorStoreError(
+                f"rows of tenant(s) {sorted(tenants - {tenant})} cannot be written to tenant {tenant!r}"
+            )
+        ids = rows.column("chunk_id").to_pylist()
+        if len(set(ids)) != len(ids):
+            dupes = sorted({c for c in ids if ids.count(c) > 1})[:10]
+            raise VectorStoreError(f"rows for tenant {tenant!r} repeat chunk ids {dupes}")
+
+    def _space_for_write(self, space_id: str, space_name: str, rows: pa.Table) -> _Space | None:
+        dimension = _dimension(rows)
+        space = self._open(space_id)
+        if space is None:
+            if dimension is None:
+                return None
+            space = self._create(space_id, space_name, dimension)
+        if dimension is not None and dimension != space.dimension:
+            raise SpaceMismatchError(
+                f"vectors of dimension {dimension} cannot be written to {space.collection}, which holds "
+                f"space {space.space_name!r} ({space.space_id}) of dimension {space.dimension}"
+            )
+        return space
+
+    def _open(self, space_id: str) -> _Space | None:
+        """The verified collection of ``space_id``, or None when Weaviate has none."""
+        name = collection_name(space_id)
+        if space_id in self._spaces:
+            return self._spaces[space_id]
+        with self._errors(f"read collection {name}"):
+            if not self._client.collections.exists(name):
+                return None
+            config = self._client.collections.use(name).config.get()
+        space = _recorded_space(name, config.description)
+        if space.space_id != space_id:
+            raise SpaceMismatchError(
+                f"Weaviate collection {name} records space {space.space_name!r} ({space.space_id}), "
+                f"not space {space_id!r}; it was written by another space: drop it or use another server"
+            )
+        if not config.multi_tenancy_config.enabled:
+            raise VectorStoreError(
+                f"Weaviate collection {name} has multi-tenancy off, so it cannot keep tenants apart; "
+                "it was not created by embedops: drop it"
+            )
+        self._spaces[space_id] = space
+        return space
+
+    def _create(self, space_id: str, space_name: str, dimension: int) -> _Space:
+        name = collection_name(space_id)
+        record = {"embedops": 1, "space_id": space_id, "space_name": space_name, "dimension": dimension}
+        try:
+            with self._errors(f"create collection {name}"):
+                self._client.collections.create(
+                    name=name,
+                    description=json.dumps(record, sort_keys=True),
+                    properties=_PROPERTIES,
+                    multi_tenancy_config=Configure.multi_tenancy(
+                        enabled=True, auto_tenant_creation=False, auto_tenant_activation=False
+                    ),
+                    vector_config=Configure.Vectors.self_provided(
+                        name=VECTOR_NAME,
+                        vector_index_config=Configure.VectorIndex.hnsw(
+                            distance_metric=VectorDistances.COSINE
+                        ),
+                    ),
+                )
+        except VectorStoreError:
+            space = self._open(space_id)  # created concurrently by another run: use it if it matches
+            if space is None:
+                raise
+            return space
+        space = _Space(name, space_id, space_name, dimension)
+        self._spaces[space_id] = space
+        return space
+
+    def _has_tenant(self, space: _Space, tenant: str) -> bool:
+        if (space.collection, tenant) in self._known_tenants:
+            return True
+        with self._errors(f"look up tenant {tenant!r} of {space.collection}"):
+            found = bool(self._client.collections.use(space.collection).tenants.exists(tenant))
+        if found:
+            self._known_tenants.add((space.collection, tenant))
+        return found
+
+    def _ensure_tenant(self, space: _Space, tenant: str) -> None:
+        """Create the Weaviate tenant on the concrete collection (never via an alias) if missing."""
+        if self._has_tenant(space, tenant):
+            return
+        tenants = self._client.collections.use(space.collection).tenants
+        try:
+            with self._errors(f"create tenant {tenant!r} on {space.collection}"):
+                tenants.create([Tenant(name=tenant)])
+        except VectorStoreError:
+            if not self._has_tenant(space, tenant):  # not a concurrent create of the same tenant
+                raise
+        self._known_tenants.add((space.collection, tenant))
+
+    def _readable(self, tenant: str, space_id: str) -> _Space:
+        space = self._open(space_id)
+        if space is None or not self._has_tenant(space, tenant):
+            raise NotMaterializedError(
+                f"tenant {tenant!r} has no index in space {space_id!r} on Weaviate at {self.url}; "
+                f"run `embedops ingest --tenant {tenant}`"
+            )
+        return space
+
+    def _tenant_collection(self, space: _Space, tenant: str) -> Collection[Any, Any]:
+        return self._client.collections.use(space.collection).with_tenant(tenant)
+
+    def _count(self, space: _Space, tenant: str) -> int:
+        with self._errors(f"count tenant {tenant!r} of {space.collection}"):
+            result = self._tenant_collection(space, tenant).aggregate.over_all(total_count=True)
+        return int(result.total_count or 0)
+
+    def _existing(self, space: _Space, tenant: str) -> dict[str, tuple[Any, ...]]:
+        """chunk_id -> the columns whose change means a rewrite, for every object of the tenant."""
+        found: dict[str, tuple[Any, ...]] = {}
+        with self._errors(f"read the objects of tenant {tenant!r} in {space.collection}"):
+            for obj in self._tenant_collection(space, tenant).iterator(
+                return_properties=["chunk_id", *_CHANGE_COLUMNS], cache_size=_ITERATOR_PAGE
+            ):
+                props = obj.properties
+                found[str(props["chunk_id"])] = tuple(props.get(c) for c in _CHANGE_COLUMNS)
+        return found
+
+    def _write(self, space: _Space, tenant: str, rows: pa.Table) -> int:
+        """Upsert ``rows`` in batches; any object Weaviate refuses fails the call, by chunk id."""
+        collection = self._tenant_collection(space, tenant)
+        records = rows.select(list(_PAYLOAD_COLUMNS)).to_pylist()
+        vectors = rows.column("vector").to_pylist()
+        failures: list[tuple[str, str]] = []
+        written = 0
+        for start in range(0, len(records), UPSERT_BATCH):
+            batch = records[start : start + UPSERT_BATCH]
+            objects = [
+                DataObject(
+                    properties=_to_properties(record),
+                    uuid=chunk_uuid(record["chunk_id"]),
+                    vector={VECTOR_NAME: [float(x) for x in vectors[start + i]]},
+                )
+                for i, record in enumerate(batch)
+            ]
+            try:
+                result = collection.data.insert_many(objects)
+            except WeaviateInsertManyAllFailedError as exc:  # every object of the batch refused
+                failures.extend((r["chunk_id"], self._scrub(exc.message)) for r in batch)
+                continue
+            except WeaviateBaseError as exc:
+                action = f"write {len(objects)} objects to tenant {tenant!r} of {space.collection}"
+                raise self._translate(exc, action) from None
+            failures.extend(
+                (batch[index]["chunk_id"], self._scrub(error.message))
+                for index, error in sorted(result.errors.items())
+            )
+            written += len(batch) - len(result.errors)
+        if failures:
+            shown = "; ".join(f"{chunk_id}: {message}" for chunk_id, message in failures[:10])
+            more = f" (and {len(failures) - 10} more)" if len(failures) > 10 else ""
+            raise VectorStoreError(
+                f"Weaviate at {self.url} refused {len(failures)} of {len(records)} objects for tenant "
+                f"{tenant!r} in {space.collection}: {shown}{more}. The other objects were written "
+                "(Weaviate has no transactions) and nothing was deleted; fix the rows and sync again"
+            )
+        return written
+
+    def _delete_ids(self, space: _Space, tenant: str, chunk_ids: list[str]) -> int:
+        if not chunk_ids:
+            return 0
+        collection = self._tenant_collection(space, tenant)
+        by_uuid = {chunk_uuid(c): c for c in chunk_ids}
+        uuids = list(by_uuid)
+        deleted = 0
+        for start in range(0, len(uuids), DELETE_BATCH):
+            batch = uuids[start : start + DELETE_BATCH]
+            with self._errors(f"delete {len(batch)} objects of tenant {tenant!r} in {space.collection}"):
+                result = collection.data.delete_many(where=Filter.by_id().contains_any(batch), verbose=True)
+            deleted += result.successful
+            if result.failed:
+                failed = [
+                    f"{by_uuid.get(uuid.UUID(str(o.uuid)), o.uuid)}: {o.error}"
+                    for o in (result.objects or [])
+                    if not o.successful
+                ]
+                raise VectorStoreError(
+                    f"Weaviate at {self.url} failed to delete {result.failed} objects of tenant {tenant!r} "
+                    f"in {space.collection}: {'; '.join(failed[:10])}; sync again to retry"
+                )
+        return deleted
+
+
+def _recorded_space(name: str, description: str | None) -> _Space:
+    try:
+        record = json.loads(description or "")
+        return _Space(name, str(record["space_id"]), str(record["space_name"]), int(record["dimension"]))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SpaceMismatchError(
+            f"Weaviate collection {name} does not record an embedops space in its description "
+            f"({description!r}); it was not created by embedops: drop it or use another server"
+        ) from exc
+
+
+def _dimension(rows: pa.Table) -> int | None:
+    vector_type = rows.schema.field("vector").type
+    if pa.types.is_fixed_size_list(vector_type):
+        return int(vector_type.list_size)
+    if rows.num_rows:
+        first = rows.column("vector")[0].as_py()
+        return len(first) if first is not None else None
+    return None
+
+
+def _change_key(rows: pa.Table, i: int) -> tuple[Any, ...]:
+    return tuple(rows.column(c)[i].as_py() for c in _CHANGE_COLUMNS)
+
+
+def _to_properties(record: dict[str, Any]) -> dict[str, Any]:
+    props = dict(record)
+    embedded_at = props["embedded_at"]
+    if isinstance(embedded_at, datetime) and embedded_at.tzinfo is None:
+        props["embedded_at"] = embedded_at.replace(tzinfo=UTC)
+    return props
+
+
+def _normalise(props: dict[str, Any]) -> dict[str, Any]:
+    """Weaviate's property values as index-row values (UTC datetimes, plain ints)."""
+    embedded_at = props.get("embedded_at")
+    if isinstance(embedded_at, datetime):
+        props["embedded_at"] = embedded_at.astimezone(UTC)
+    if props.get("seq") is not None:
+        props["seq"] = int(props["seq"])
+    return props

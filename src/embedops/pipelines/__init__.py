@@ -1,0 +1,1 @@
+"""The automation: partitions, jobs, sensors and schedules."""

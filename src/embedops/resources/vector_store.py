@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from typing import Literal
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from embedops.core.stores.base import VectorStore
+from embedops.errors import ConfigError
+
+
+class VectorStoreResource(dg.ConfigurableResource):
+    """The vector index: LanceDB on local disk (default) or a Weaviate server.
+
+    For Weaviate, bind the URL and API key with ``dg.EnvVar`` so that they never reach logs.
+    """
+
+    kind: Literal["lancedb", "weaviate"] = "lancedb"
+    lance_dir: str | None = None
+    weaviate_url: str | None = None
+    weaviate_grpc_port: int = 50051
+    weaviate_api_key: str | None = None
+
+    _store: VectorStore | None = PrivateAttr(default=None)
+
+    def open(self) -> VectorStore:
+        if self._store is None:
+            self._store = self._connect()
+        return self._store
+
+    def _connect(self) -> VectorStore:
+        if self.kind == "lancedb":
+            if not self.lance_dir:
+                raise ConfigError("vector store 'lancedb' needs lance_dir (set EMBEDOPS_HOME)")
+            from embedops.core.stores.lance import LanceStore
+
+            return LanceStore(self.lance_dir)
+        if not self.weaviate_url:
+            raise ConfigError("vector store 'weaviate' needs a URL: set EMBEDOPS_WEAVIATE_URL")
+        from embedops.core.stores.weaviate import WeaviateStore
+
+        return WeaviateStore.connect(
+            self.weaviate_url, grpc_port=self.weaviate_grpc_port, api_key=self.weaviate_api_key
+        )

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import dagster as dg
+
+from embedops.core.cache import EmbeddingCache
+from embedops.core.registry import Registry
+from embedops.core.settings import DEFAULT_MAX_DOCUMENT_BYTES, Settings
+from embedops.core.spaces import SpacesConfig, load_config
+from embedops.core.tables import TableStore
+
+
+class WorkspaceResource(dg.ConfigurableResource):
+    """EMBEDOPS_HOME and what lives in it: materialized tables, the embedding cache, the registry."""
+
+    home: str
+    sources_root: str
+    spaces_file: str | None = None
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkspaceResource:
+        return cls(
+            home=str(settings.home),
+            sources_root=str(settings.sources_root),
+            spaces_file=str(settings.spaces_file) if settings.spaces_file else None,
+            max_document_bytes=settings.max_document_bytes,
+        )
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings(
+            home=Path(self.home),
+            sources_root=Path(self.sources_root),
+            spaces_file=Path(self.spaces_file) if self.spaces_file else None,
+            max_document_bytes=self.max_document_bytes,
+        )
+
+    def spaces(self) -> SpacesConfig:
+        return load_config(self.settings.spaces_file)
+
+    def tables(self) -> TableStore:
+        return TableStore(self.settings.tables_dir)
+
+    def cache(self) -> EmbeddingCache:
+        return EmbeddingCache(self.settings.cache_path)
+
+    def registry(self) -> Registry:
+        return Registry(self.settings.registry_path)
