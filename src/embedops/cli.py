@@ -38,7 +38,10 @@ class Context:
     def __init__(self) -> None:
         self.settings = Settings.from_env()
         os.environ.setdefault("DAGSTER_HOME", str(self.settings.dagster_home))
-        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        dagster_home = Path(os.environ["DAGSTER_HOME"])
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        # an empty dagster.yaml means Dagster's embedded SQLite storage in DAGSTER_HOME
+        (dagster_home / "dagster.yaml").touch(exist_ok=True)
         from embedops.definitions import build_defs
 
         self.defs = build_defs(self.settings)

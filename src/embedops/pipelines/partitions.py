@@ -3,6 +3,8 @@ or a new space in the config shows up in the UI without a code change."""
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from embedops.core.spaces import SpaceSpec, SpacesConfig
@@ -12,8 +14,10 @@ tenant_partitions = dg.DynamicPartitionsDefinition(name="tenants")
 space_partitions = dg.DynamicPartitionsDefinition(name="spaces")
 tenant_space_partitions = dg.MultiPartitionsDefinition({"tenant": tenant_partitions, "space": space_partitions})
 
-# document_chunks (tenant x space) reads source_documents (tenant)
-by_tenant = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="tenant")
+# document_chunks (tenant x space) reads source_documents (tenant); the mapping is marked beta
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    by_tenant = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="tenant")
 
 
 def tenant_space_key(tenant: str, space: str) -> dg.MultiPartitionKey:

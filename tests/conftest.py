@@ -1,0 +1,81 @@
+"""Shared fixtures: a fresh EMBEDOPS_HOME and Dagster instance per test, one loaded model per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from embedops.core.embedder import SpaceEmbedder  # noqa: E402
+from embedops.core.settings import Settings  # noqa: E402
+from embedops.core.spaces import DEFAULT_SPACE, SpacesConfig  # noqa: E402
+from embedops.definitions import build_defs  # noqa: E402
+from embedops.pipelines.runs import IngestSummary, run_ingest  # noqa: E402
+
+SHARED_DATA = Path(os.environ.get("EMBEDOPS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def minilm() -> SpaceEmbedder:
+    """The default space's model (all-MiniLM-L6-v2), loaded once for the whole session."""
+    return SpaceEmbedder(DEFAULT_SPACE)
+
+
+@dataclass
+class Project:
+    """A throw-away deployment: its own EMBEDOPS_HOME, sources root, Definitions and Dagster instance."""
+
+    settings: Settings
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+
+    @property
+    def workspace(self):  # type: ignore[no-untyped-def]
+        return self.defs.resources["workspace"]
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.defs.resources["vector_store"].open()
+
+    @property
+    def spaces(self) -> SpacesConfig:
+        return self.workspace.spaces()
+
+    def source(self, tenant: str) -> Path:
+        path = self.settings.sources_root / tenant
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write(self, tenant: str, files: dict[str, str | bytes]) -> None:
+        for name, content in files.items():
+            path = self.source(tenant) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+
+    def ingest(self, tenant: str, space: str | None = None) -> IngestSummary:
+        spaces = [self.spaces.get(space)] if space else [self.spaces.serving_space]
+        return run_ingest(self.defs, self.instance, tenant, spaces, source=self.source(tenant))[0]
+
+    def ingest_all(self, tenant: str) -> list[IngestSummary]:
+        return run_ingest(self.defs, self.instance, tenant, list(self.spaces.spaces), source=self.source(tenant))
+
+
+def make_project(root: Path, spaces_file: Path | None = None) -> Project:
+    settings = Settings(home=root / "home", sources_root=root / "sources", spaces_file=spaces_file,
+                        max_document_bytes=64 * 1024)
+    return Project(settings=settings, defs=build_defs(settings), instance=dg.DagsterInstance.ephemeral())
+
+
+@pytest.fixture
+def project(tmp_path: Path, minilm: SpaceEmbedder) -> Iterator[Project]:
+    """An empty deployment on the embedded defaults (LanceDB, SQLite cache, default space)."""
+    yield make_project(tmp_path)
