@@ -118,3 +118,25 @@ def test_materialize_reports_counts_in_metadata(project: Project) -> None:
 
 def _sid(project: Project) -> str:
     return project.spaces.serving_space.space_id
+
+
+def test_rechunking_pays_only_for_text_that_changed(tmp_path, minilm: SpaceEmbedder) -> None:  # type: ignore[no-untyped-def]
+    """Two spaces, same model, different chunkers: chunks whose text is the same come from the cache."""
+    from tests.conftest import make_project
+
+    spaces = tmp_path / "spaces.yaml"
+    spaces.write_text(
+        "spaces:\n  - name: wide\n    chunker: {max_tokens: 200}\n"
+        "  - name: narrow\n    chunker: {max_tokens: 30, overlap_tokens: 8, min_tokens: 4}\n"
+    )
+    project = make_project(tmp_path, spaces_file=spaces)
+    long_para = " ".join(f"Sentence number {i} talks about ships and light." for i in range(12))
+    project.write("acme", {**DOCS, "long.md": f"# Long\n\n{long_para}"})
+    wide, narrow = project.ingest_all("acme")
+    assert wide.space_id != narrow.space_id
+    wide_texts = {r["text"] for r in project.store.export("acme", wide.space_id).to_pylist()}
+    narrow_texts = [r["text"] for r in project.store.export("acme", narrow.space_id).to_pylist()]
+    shared = [t for t in narrow_texts if t in wide_texts]
+    assert shared, "short paragraphs should chunk the same way in both spaces"
+    assert narrow.cache_hits == len(shared)
+    assert narrow.model_calls == len(set(narrow_texts) - wide_texts)

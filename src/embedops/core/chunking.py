@@ -165,9 +165,13 @@ def _split_sentences(paragraph: str) -> list[str]:
     return [s for s in sentences if s.strip()]
 
 
+def _content_hash(text: str) -> bytes:
+    return hashlib.sha256(text.strip().encode("utf-8")).digest()
+
+
 def _is_cut_point(text: str) -> bool:
     """Content-defined boundary: about one piece in four ends a window, decided by its own text alone."""
-    return hashlib.sha256(text.strip().encode("utf-8")).digest()[0] % 4 == 0
+    return _content_hash(text)[0] % 4 == 0
 
 
 def _joined_tokens(pieces: list[_Piece]) -> int:
@@ -264,17 +268,26 @@ class _Chunker:
         return first
 
     def _window_end(self, sentences: list[_Piece], first: int, start: int, budget: int) -> int:
-        """One past the window's last sentence: cut at the budget or at a content-defined cut point."""
+        """One past the window's last sentence.
+
+        The window is cut after a content-defined cut point once its new sentences hold ``min_tokens``.
+        When the budget runs out first, it is cut after the sentence with the smallest content hash
+        among those allowed (rather than right at the budget), so that windows after an edit fall
+        back onto the same boundaries instead of shifting to the end of the paragraph.
+        """
         used = sum(s.tokens for s in sentences[first:start])
         new = 0
+        allowed: list[tuple[bytes, int]] = []
         end = start
         while end < len(sentences):
             tokens = sentences[end].tokens
             if end > start and used + tokens > budget:
-                break
+                return min(allowed)[1] if allowed else end
             used, new, end = used + tokens, new + tokens, end + 1
-            if new >= self.min_tokens and _is_cut_point(sentences[end - 1].text):
-                break
+            if new >= self.min_tokens:
+                if _is_cut_point(sentences[end - 1].text):
+                    return end
+                allowed.append((_content_hash(sentences[end - 1].text), end))
         return end
 
     # --- the budget invariant ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from embedops.core.embedder import Embedder
-from embedops.core.spaces import SpaceSpec, SpacesConfig
+from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.stores.base import Hit, VectorStore
 from embedops.core.tenants import validate_tenant
 from embedops.errors import NotMaterializedError, SpaceMismatchError

@@ -87,7 +87,14 @@ class ModelSpec:
             try:
                 version = importlib.metadata.version(dist)
             except importlib.metadata.PackageNotFoundError:
-                version = "unknown"
+                # the import name need not match the distribution (static_model ships in
+                # tokenlearn-static-model): ask the installed metadata which one provides it
+                owners = importlib.metadata.packages_distributions().get(self.package, [])
+                dist = owners[0] if owners else dist
+                try:
+                    version = importlib.metadata.version(dist)
+                except importlib.metadata.PackageNotFoundError:
+                    version = "unknown"
             return f"{self.name}@{dist}=={version}"
         weights = sorted(self.model_dir().glob("*.safetensors")) or sorted(self.model_dir().glob("*.bin"))
         digest = sha256_bytes(b"".join(w.read_bytes() for w in weights))[:12]

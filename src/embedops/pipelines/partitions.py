@@ -7,7 +7,7 @@ import warnings
 
 import dagster as dg
 
-from embedops.core.spaces import SpaceSpec, SpacesConfig
+from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.tenants import validate_tenant
 
 tenant_partitions = dg.DynamicPartitionsDefinition(name="tenants")

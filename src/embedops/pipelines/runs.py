@@ -63,7 +63,12 @@ def _execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, key: 
     )
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
-        message = failures[0].step_failure_data.error.message.strip() if failures else "run failed"
+        message = "run failed"
+        if failures:
+            error = failures[0].step_failure_data.error
+            while error.cause is not None:  # Dagster wraps the asset's own exception; show that one
+                error = error.cause
+            message = f"step {failures[0].step_key}: {error.message.strip()}"
         raise RunFailedError(f"{job} for {key} failed (run {result.run_id}): {message}")
     return result
 

@@ -207,9 +207,7 @@ class WeaviateStore:
         """Connect to the Weaviate at ``url`` (REST) and ``grpc_port`` on the same host (gRPC)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"Weaviate URL {url!r} is not an http(s) URL; give one such as http://localhost:8080"
-            )
+            raise ConfigError(f"Weaviate URL {url!r} is not an http(s) URL; give one such as http://localhost:8080")
         secure = parts.scheme == "https"
         try:
             port = parts.port or (443 if secure else 80)
@@ -296,9 +294,7 @@ class WeaviateStore:
             return 0
         return self._count(space, tenant)
 
-    def search(
-        self, tenant: str, space_id: str, query: np.ndarray, k: int, query_space_id: str
-    ) -> list[Hit]:
+    def search(self, tenant: str, space_id: str, query: np.ndarray, k: int, query_space_id: str) -> list[Hit]:
         """Top-k objects of the tenant by cosine similarity (1 - Weaviate's cosine distance)."""
         if query_space_id != space_id:
             raise SpaceMismatchError(
@@ -543,9 +539,7 @@ class WeaviateStore:
                     ),
                     vector_config=Configure.Vectors.self_provided(
                         name=VECTOR_NAME,
-                        vector_index_config=Configure.VectorIndex.hnsw(
-                            distance_metric=VectorDistances.COSINE
-                        ),
+                        vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE),
                     ),
                 )
         except VectorStoreError:
@@ -627,23 +621,26 @@ class WeaviateStore:
             try:
                 result = collection.data.insert_many(objects)
             except WeaviateInsertManyAllFailedError as exc:  # every object of the batch refused
-                failures.extend((r["chunk_id"], self._scrub(exc.message)) for r in batch)
+                reason = self._scrub(exc.message.removeprefix("Here is the set of all errors: "))
+                failures.extend((r["chunk_id"], reason) for r in batch)
                 continue
             except WeaviateBaseError as exc:
                 action = f"write {len(objects)} objects to tenant {tenant!r} of {space.collection}"
                 raise self._translate(exc, action) from None
             failures.extend(
-                (batch[index]["chunk_id"], self._scrub(error.message))
-                for index, error in sorted(result.errors.items())
+                (batch[index]["chunk_id"], self._scrub(error.message)) for index, error in sorted(result.errors.items())
             )
             written += len(batch) - len(result.errors)
         if failures:
-            shown = "; ".join(f"{chunk_id}: {message}" for chunk_id, message in failures[:10])
-            more = f" (and {len(failures) - 10} more)" if len(failures) > 10 else ""
+            by_message: dict[str, list[str]] = {}
+            for chunk_id, message in failures:
+                by_message.setdefault(message, []).append(chunk_id)
+            shown = "; ".join(f"{', '.join(ids)}: {message}" for message, ids in by_message.items())
             raise VectorStoreError(
                 f"Weaviate at {self.url} refused {len(failures)} of {len(records)} objects for tenant "
-                f"{tenant!r} in {space.collection}: {shown}{more}. The other objects were written "
-                "(Weaviate has no transactions) and nothing was deleted; fix the rows and sync again"
+                f"{tenant!r} in {space.collection} (chunk ids, then Weaviate's message): {shown}. The other "
+                "objects were written (Weaviate has no transactions) and nothing was deleted; fix the rows "
+                "and sync again"
             )
         return written
 

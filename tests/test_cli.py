@@ -1,0 +1,92 @@
+"""The `embedops` command as a user runs it, in-process through click's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from embedops.cli import main
+from embedops.core.embedder import SpaceEmbedder
+from tests.assets.test_pipeline import DOCS
+
+
+@pytest.fixture
+def run(tmp_path: Path, minilm: SpaceEmbedder):  # type: ignore[no-untyped-def]
+    env = {"EMBEDOPS_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster"),
+           "EMBEDOPS_SPACES": None, "EMBEDOPS_SOURCES": str(tmp_path / "sources")}
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    for name, text in DOCS.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_ingest_json_has_the_documented_fields(run, source: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("ingest", "--tenant", "acme", "--source", str(source), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    for field in ("tenant", "space", "documents", "chunks", "added", "changed", "deleted", "unchanged",
+                  "model_calls", "cache_hits", "quarantined"):
+        assert field in summary
+    assert (summary["tenant"], summary["documents"], summary["added"]) == ("acme", 3, 3)
+    assert summary["model_calls"] == summary["chunks"] and summary["quarantined"] == []
+    # the runs are recorded in DAGSTER_HOME, where `dagster dev` will show them
+    assert (tmp_path / "dagster" / "history" / "runs.db").exists()
+
+    again = json.loads(run("ingest", "--tenant", "acme", "--json").stdout)
+    assert again["model_calls"] == 0 and again["unchanged"] == 3
+
+
+def test_search_and_exact_search_return_provenance(run, source: Path) -> None:  # type: ignore[no-untyped-def]
+    run("ingest", "--tenant", "acme", "--source", str(source))
+    for extra in ([], ["--exact"]):
+        result = run("search", "concentric prisms", "--tenant", "acme", "-k", "2", "--json", *extra)
+        assert result.exit_code == 0, result.output
+        body = json.loads(result.stdout)
+        assert body["exact"] == bool(extra) and len(body["hits"]) == 2
+        top = body["hits"][0]
+        assert top["doc_id"] == "lens.md"
+        assert {"source_checksum", "space_id", "model", "config_hash", "embedded_at", "text_hash"} <= set(
+            top["provenance"]
+        )
+    human = run("search", "fog", "--tenant", "acme", "-k", "1")
+    assert "notes/fog.txt" in human.stdout and "source sha256" in human.stdout
+
+
+def test_export_writes_json_lines_without_vectors_unless_asked(run, source: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run("ingest", "--tenant", "acme", "--source", str(source))
+    lines = run("export", "--tenant", "acme").stdout.strip().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert {r["doc_id"] for r in rows} == set(DOCS) and "vector" not in rows[0]
+    assert {"chunk_id", "text", "source_checksum", "space_id"} <= set(rows[0])
+    out = tmp_path / "backup.jsonl"
+    run("export", "--tenant", "acme", "--with-vectors", "--output", str(out))
+    first = json.loads(out.read_text().splitlines()[0])
+    assert len(first["vector"]) == 384
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ingest", "--tenant", "../etc", "--source", "."], "not a valid tenant name"),
+        (["ingest", "--tenant", "acme", "--source", "/no/such/folder"], "does not exist"),
+        (["ingest", "--tenant", "acme", "--space", "nope"], "space 'nope' is not declared"),
+        (["search", "x", "--tenant", "acme"], "points at no space yet"),
+    ],
+)
+def test_bad_input_gets_one_clear_line_and_exit_2(run, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = run(*args)
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.output
