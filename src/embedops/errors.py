@@ -37,3 +37,7 @@ class NotMaterializedError(EmbedopsError):
 
 class VectorStoreError(EmbedopsError):
     """The vector store refused an operation or could not be reached."""
+
+
+class PagerDeliveryError(EmbedopsError):
+    """The pager endpoint did not accept an event; it stays queued for the next attempt."""

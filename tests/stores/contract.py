@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from embedops.core.stores.base import PROVENANCE_FIELDS, VectorStore, index_schema
-from embedops.errors import SpaceMismatchError
+from embedops.errors import NotMaterializedError, SpaceMismatchError
 
 DIM = 8
 SPACE = ("a1b2c3d4e5f6", "contract-space")
@@ -118,8 +118,15 @@ class VectorStoreContract:
         assert len(with_vectors.column("vector")[0].as_py()) == DIM
 
     def test_alias_points_at_one_space_and_repoints(self, store: VectorStore) -> None:
+        store.sync("acme", *SPACE, make_rows("acme", ["1-a"]))
+        store.sync("acme", *OTHER_SPACE, make_rows("acme", ["1-a"], space=OTHER_SPACE))
         assert store.get_alias("docs") is None
         store.set_alias("docs", SPACE[0])
         assert store.get_alias("docs") == SPACE[0]
         store.set_alias("docs", OTHER_SPACE[0])
         assert store.get_alias("docs") == OTHER_SPACE[0]
+
+    def test_alias_to_a_space_with_no_collection_is_refused(self, store: VectorStore) -> None:
+        with pytest.raises(NotMaterializedError):
+            store.set_alias("docs", OTHER_SPACE[0])
+        assert store.get_alias("docs") is None

@@ -1,22 +1,45 @@
 import time
+from collections.abc import Iterator
 
 import dagster as dg
 
+from embedops.assets.check_support import (
+    INDEX_CHECK_SPECS,
+    INDEX_KEY,
+    invariant_results,
+    keep_distribution_baseline,
+    tenant_space,
+)
 from embedops.errors import NotMaterializedError
 from embedops.pipelines.partitions import split_key, tenant_space_partitions
 from embedops.resources import VectorStoreResource, WorkspaceResource
 
+_DESCRIPTION = "The tenant's collection in the space, synced to the embeddings in one commit (deletes included)."
 
-@dg.asset(
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            INDEX_KEY, deps=["chunk_embeddings"], group_name="index", kinds={"lancedb"}, description=_DESCRIPTION
+        )
+    ],
     partitions_def=tenant_space_partitions,
-    deps=["chunk_embeddings"],
-    group_name="index",
-    kinds={"lancedb"},
+    check_specs=INDEX_CHECK_SPECS,
+    can_subset=True,
 )
 def vector_index(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, vector_store: VectorStoreResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Sync the collection (when selected), then check its invariants: one space, complete provenance."""
+    if INDEX_KEY in context.selected_asset_keys:
+        yield _sync_index(context, workspace, vector_store)
+    tenant, space = tenant_space(context, workspace.spaces())
+    yield from invariant_results(set(context.selected_asset_check_keys), vector_store.open(), tenant, space)
+
+
+def _sync_index(
+    context: dg.AssetExecutionContext, workspace: WorkspaceResource, vector_store: VectorStoreResource
 ) -> dg.MaterializeResult:
-    """The tenant's collection in the space, synced to the embeddings in one commit (deletes included)."""
     started = time.monotonic()
     spaces = workspace.spaces()
     tenant, space = split_key(context, spaces)
@@ -28,6 +51,8 @@ def vector_index(
     if store.get_alias(spaces.alias) is None and space.name == spaces.serving_space.name:
         store.set_alias(spaces.alias, space.space_id)
         context.log.info(f"alias {spaces.alias!r} now serves space {space.name!r}")
+    if keep_distribution_baseline(workspace.settings.home, tenant, space, rows):
+        context.log.info(f"kept the distribution baseline of {tenant}/{space.name} for the drift checks")
     return dg.MaterializeResult(
         metadata={
             "rows": result.rows,

@@ -56,6 +56,17 @@ class EmbeddingCache:
             self._conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?)", rows)
         return now
 
+    def evict(self, keys: Sequence[str]) -> int:
+        """Forget the vectors of ``keys`` so the model computes them again; returns how many were cached."""
+        unique = list(dict.fromkeys(keys))
+        removed = 0
+        with self._conn:
+            for start in range(0, len(unique), _BATCH):
+                part = unique[start : start + _BATCH]
+                cur = self._conn.execute(f"DELETE FROM vectors WHERE key IN ({','.join('?' * len(part))})", part)
+                removed += cur.rowcount
+        return removed
+
     def __len__(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM vectors").fetchone()[0])
 

@@ -282,7 +282,10 @@ class _Chunker:
         while end < len(sentences):
             tokens = sentences[end].tokens
             if end > start and used + tokens > budget:
-                return min(allowed)[1] if allowed else end
+                if not allowed:
+                    return end
+                local = [e for h, e in allowed if all(h <= _content_hash(x.text) for x in sentences[max(0, e - 4) : e + 3])]
+                return local[-1] if local else min(allowed)[1]
             used, new, end = used + tokens, new + tokens, end + 1
             if new >= self.min_tokens:
                 if _is_cut_point(sentences[end - 1].text):

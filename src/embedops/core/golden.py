@@ -20,9 +20,9 @@ from embedops.core.fingerprints import canonical_hash, sha256_text
 from embedops.core.sources import DOCUMENTS_SCHEMA
 from embedops.errors import ConfigError
 
-# The store namespace golden documents are indexed under: not a valid customer tenant name (leading
-# underscore), so it can never collide with one, and tenant listings skip it.
-GOLDEN_TENANT = "_golden"
+# The store namespace golden documents are indexed under. A valid store tenant name (the stores check
+# it), reserved: the registry refuses it as a customer tenant and customer tenant listings skip it.
+GOLDEN_TENANT = "embedops-golden"
 
 
 @dataclass(frozen=True)
@@ -43,16 +43,16 @@ class GoldenSet:
         return canonical_hash({"corpus": digest.hexdigest(), "queries": self.queries, "qrels": self.qrels})
 
     def document_text(self, doc_id: str) -> str:
-        """The text indexed for a document: title and body, as BEIR gives both to the model."""
+        """The text indexed for a document: the title as a heading (so every chunk carries it), then the body."""
         title, text = self.corpus[doc_id]
-        return f"{title}\n\n{text}".strip() if title else text
+        return f"# {' '.join(title.split())}\n\n{text}".strip() if title.strip() else text
 
     def documents_table(self) -> pa.Table:
         """The corpus as a source_documents table, so the real chunker and embedder index it."""
         rows = []
         for doc_id in sorted(self.corpus):
             text = self.document_text(doc_id)
-            rows.append({"tenant": GOLDEN_TENANT, "doc_id": doc_id, "suffix": ".txt", "size": len(text),
+            rows.append({"tenant": GOLDEN_TENANT, "doc_id": doc_id, "suffix": ".md", "size": len(text),
                          "modified_at": None, "checksum": sha256_text(text), "text": text})
         return pa.Table.from_pylist(rows, schema=DOCUMENTS_SCHEMA)
 

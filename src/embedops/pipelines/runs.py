@@ -64,8 +64,8 @@ def _execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, key: 
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
         message = "run failed"
-        if failures:
-            error = failures[0].step_failure_data.error
+        error = failures[0].step_failure_data.error if failures else None
+        if error is not None:
             while error.cause is not None:  # Dagster wraps the asset's own exception; show that one
                 error = error.cause
             message = f"step {failures[0].step_key}: {error.message.strip()}"
@@ -81,7 +81,7 @@ def run_ingest(
     source: Path | None = None,
 ) -> list[IngestSummary]:
     """Read the tenant's sources, then chunk, embed and index them in each of ``spaces``."""
-    workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[assignment]
+    workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[index]
     validate_tenant(tenant)
     if source is not None:
         if not source.is_dir():

@@ -153,7 +153,7 @@ class LanceStore:
             )
         found = (
             table.search(np.asarray(query, dtype=np.float32), vector_column_name="vector")
-            .distance_type("cosine")
+            .distance_type("cosine")  # type: ignore[attr-defined]
             .limit(k)
             .to_arrow()
         )
@@ -180,6 +180,10 @@ class LanceStore:
         return self._read_aliases().get(alias)
 
     def set_alias(self, alias: str, space_id: str) -> None:
+        if not self.tenants(space_id):
+            raise NotMaterializedError(
+                f"alias {alias!r} cannot point at space {space_id!r}: no tenant has an index in it yet"
+            )
         aliases = self._read_aliases()
         aliases[alias] = space_id
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".aliases.")

@@ -258,15 +258,11 @@ class WeaviateStore:
             return SyncResult(upserted=0, deleted=0, rows=0)
         self._ensure_tenant(space, tenant)
         existing = self._existing(space, tenant)
-        wanted = dict(zip(rows.column("chunk_id").to_pylist(), range(rows.num_rows), strict=True))
-        changed = [
-            i
-            for chunk_id, i in wanted.items()
-            if chunk_id not in existing or existing[chunk_id] != _change_key(rows, i)
-        ]
-        removed = [chunk_id for chunk_id in existing if chunk_id not in wanted]
+        wanted = {chunk_uuid(c): i for i, c in enumerate(rows.column("chunk_id").to_pylist())}
+        changed = [i for key, i in wanted.items() if key not in existing or existing[key][1:] != _change_key(rows, i)]
+        removed = {key: existing[key][0] for key in existing if key not in wanted}
         upserted = self._write(space, tenant, rows.take(changed)) if changed else 0
-        deleted = self._delete_ids(space, tenant, removed)
+        deleted = self._delete(space, tenant, removed)
         return SyncResult(upserted=upserted, deleted=deleted, rows=self._count(space, tenant))
 
     def upsert(self, tenant: str, space_id: str, space_name: str, rows: pa.Table) -> int:
@@ -283,7 +279,7 @@ class WeaviateStore:
         space = self._open(space_id)
         if space is None or not chunk_ids or not self._has_tenant(space, tenant):
             return 0
-        return self._delete_ids(space, tenant, list(dict.fromkeys(chunk_ids)))
+        return self._delete(space, tenant, {chunk_uuid(c): c for c in chunk_ids})
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -303,6 +299,8 @@ class WeaviateStore:
             )
         tenant = validate_tenant(tenant)
         space = self._readable(tenant, space_id)
+        if k <= 0:
+            return []
         vector = np.asarray(query, dtype=np.float32).reshape(-1)
         if vector.shape[0] != space.dimension:
             raise SpaceMismatchError(
@@ -590,15 +588,18 @@ class WeaviateStore:
             result = self._tenant_collection(space, tenant).aggregate.over_all(total_count=True)
         return int(result.total_count or 0)
 
-    def _existing(self, space: _Space, tenant: str) -> dict[str, tuple[Any, ...]]:
-        """chunk_id -> the columns whose change means a rewrite, for every object of the tenant."""
-        found: dict[str, tuple[Any, ...]] = {}
+    def _existing(self, space: _Space, tenant: str) -> dict[uuid.UUID, tuple[Any, ...]]:
+        """Object UUID -> (chunk_id, *the columns whose change means a rewrite) for every object.
+
+        Keyed by UUID, so an object another writer left without a chunk id is still found (and removed).
+        """
+        found: dict[uuid.UUID, tuple[Any, ...]] = {}
         with self._errors(f"read the objects of tenant {tenant!r} in {space.collection}"):
             for obj in self._tenant_collection(space, tenant).iterator(
                 return_properties=["chunk_id", *_CHANGE_COLUMNS], cache_size=_ITERATOR_PAGE
             ):
                 props = obj.properties
-                found[str(props["chunk_id"])] = tuple(props.get(c) for c in _CHANGE_COLUMNS)
+                found[uuid.UUID(str(obj.uuid))] = tuple(props.get(c) for c in ("chunk_id", *_CHANGE_COLUMNS))
         return found
 
     def _write(self, space: _Space, tenant: str, rows: pa.Table) -> int:
@@ -621,7 +622,7 @@ class WeaviateStore:
             try:
                 result = collection.data.insert_many(objects)
             except WeaviateInsertManyAllFailedError as exc:  # every object of the batch refused
-                reason = self._scrub(exc.message.removeprefix("Here is the set of all errors: "))
+                reason = self._scrub(exc.message.split("Here is the set of all errors: ")[-1])
                 failures.extend((r["chunk_id"], reason) for r in batch)
                 continue
             except WeaviateBaseError as exc:
@@ -644,11 +645,11 @@ class WeaviateStore:
             )
         return written
 
-    def _delete_ids(self, space: _Space, tenant: str, chunk_ids: list[str]) -> int:
-        if not chunk_ids:
+    def _delete(self, space: _Space, tenant: str, by_uuid: dict[uuid.UUID, Any]) -> int:
+        """Delete objects by UUID (values name them in errors: their chunk ids); returns how many went."""
+        if not by_uuid:
             return 0
         collection = self._tenant_collection(space, tenant)
-        by_uuid = {chunk_uuid(c): c for c in chunk_ids}
         uuids = list(by_uuid)
         deleted = 0
         for start in range(0, len(uuids), DELETE_BATCH):
@@ -658,7 +659,7 @@ class WeaviateStore:
             deleted += result.successful
             if result.failed:
                 failed = [
-                    f"{by_uuid.get(uuid.UUID(str(o.uuid)), o.uuid)}: {o.error}"
+                    f"{by_uuid.get(uuid.UUID(str(o.uuid))) or o.uuid}: {o.error}"
                     for o in (result.objects or [])
                     if not o.successful
                 ]

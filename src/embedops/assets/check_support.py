@@ -1,0 +1,94 @@
+"""What the asset checks share: the partition's tenant and space, the index rows, Outcome ->
+AssetCheckResult, and the cheap invariants that vector_index evaluates on itself (STYLE habit 8)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+
+from embedops.core.monitoring import ERROR, Outcome
+from embedops.core.monitoring.drift import centroid_and_norm, vector_matrix
+from embedops.core.monitoring.reconcile import one_space, provenance
+from embedops.core.monitoring.state import MonitoringState
+from embedops.core.spaces import SpacesConfig, SpaceSpec
+from embedops.core.stores.base import VectorStore, index_schema
+from embedops.core.tenants import validate_tenant
+from embedops.errors import NotMaterializedError
+from embedops.pipelines.partitions import tenant_space_partitions
+
+INDEX_KEY = dg.AssetKey("vector_index")
+INVARIANT_CHECKS = {
+    "one_space_per_collection": "Every row's space_id, space name and model identity equal the collection's.",
+    "provenance_complete": "No row lacks a provenance field; vectors have the space's dimension.",
+}
+INDEX_CHECK_SPECS = [
+    dg.AssetCheckSpec(name, asset=INDEX_KEY, description=text, partitions_def=tenant_space_partitions)
+    for name, text in INVARIANT_CHECKS.items()
+]
+
+
+def tenant_space(context: Any, spaces: SpacesConfig) -> tuple[str, SpaceSpec]:
+    """Tenant and space of a tenant x space run; the key may come as a string in a checks-only run."""
+    key = context.partition_key
+    if not isinstance(key, dg.MultiPartitionKey):
+        key = tenant_space_partitions.get_partition_key_from_str(str(key))
+    dims = key.keys_by_dimension
+    return validate_tenant(dims["tenant"]), spaces.get(dims["space"])
+
+
+def index_rows(store: VectorStore, tenant: str, space: SpaceSpec, with_vectors: bool = False) -> pa.Table:
+    """Every row of the tenant's collection in the space; an empty table when there is none."""
+    try:
+        return store.export(tenant, space.space_id, with_vectors=with_vectors)
+    except NotMaterializedError:
+        schema = index_schema(space.dimension)
+        return schema.empty_table() if with_vectors else schema.empty_table().drop_columns(["vector"])
+
+
+def _metadata_value(value: Any) -> Any:
+    if isinstance(value, bool | int | float | str):
+        return value
+    return dg.MetadataValue.json(value)
+
+
+def to_result(outcome: Outcome, asset_key: dg.AssetKey | None = None) -> dg.AssetCheckResult:
+    """The Outcome as Dagster records it: failing ids and Markdown tables in the metadata."""
+    metadata: dict[str, Any] = {k: _metadata_value(v) for k, v in outcome.metadata.items() if v is not None}
+    metadata["failing_ids"] = dg.MetadataValue.json(outcome.ids)
+    metadata.update({k: dg.MetadataValue.md(v) for k, v in outcome.markdown.items()})
+    severity = dg.AssetCheckSeverity.ERROR if outcome.severity == ERROR else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        passed=outcome.passed, severity=severity, description=outcome.description[:2000], metadata=metadata,
+        asset_key=asset_key, check_name=outcome.check if asset_key else None,
+    )
+
+
+def invariant_results(
+    selected: set[dg.AssetCheckKey], store: VectorStore, tenant: str, space: SpaceSpec, limit: int = 50
+) -> Iterator[dg.AssetCheckResult]:
+    """Evaluate the selected invariants on the collection as it is now."""
+    names = {k.name for k in selected if k.asset_key == INDEX_KEY} & set(INVARIANT_CHECKS)
+    if not names:
+        return
+    rows = index_rows(store, tenant, space, with_vectors="provenance_complete" in names)
+    if "one_space_per_collection" in names:
+        yield to_result(one_space(rows, space, limit), INDEX_KEY)
+    if "provenance_complete" in names:
+        yield to_result(provenance(rows, space, tenant, limit), INDEX_KEY)
+
+
+def keep_distribution_baseline(home: Path, tenant: str, space: SpaceSpec, rows: pa.Table) -> bool:
+    """Record the centroid and mean norm of the first materialization; later calls leave it alone."""
+    state = MonitoringState.at(home)
+    try:
+        if rows.num_rows == 0 or state.baseline(tenant, space.space_id) is not None:
+            return False
+        centroid, norm = centroid_and_norm(vector_matrix(rows))
+        return state.keep_baseline(tenant, space.space_id, np.asarray(centroid), norm, rows.num_rows)
+    finally:
+        state.close()

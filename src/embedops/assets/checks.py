@@ -1,0 +1,219 @@
+"""Asset checks that compare systems: the index against the sources and the ledger, today's model
+against stored vectors, the index against its own past, and the tables against Great Expectations.
+
+Each check is partitioned like its asset, so the UI shows its result per tenant (x space). The logic
+lives in core/monitoring; these wrappers load the inputs and record the outcome.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from embedops.assets.check_support import index_rows, tenant_space, to_result
+from embedops.core.fingerprints import sha256_bytes
+from embedops.core.monitoring import ERROR, Outcome
+from embedops.core.monitoring.drift import (
+    centroid_and_norm,
+    distribution_shift,
+    fixed_sample,
+    neighbour_stability,
+    sentinel_drift,
+    trend_table,
+    vector_matrix,
+)
+from embedops.core.monitoring.freshness import documents, freshness
+from embedops.core.monitoring.quality import chunks_quality, documents_quality
+from embedops.core.monitoring.reconcile import list_source, reconcile
+from embedops.core.monitoring.sentinel import TodayEmbedder, rederive, sentinel_texts
+from embedops.core.tenants import validate_tenant
+from embedops.pipelines.partitions import tenant_partitions, tenant_space_partitions
+from embedops.resources import EmbedderResource, VectorStoreResource, WorkspaceResource
+from embedops.resources.monitoring import MonitoringResource
+
+INDEX = "vector_index"
+
+
+def _ids(table: pa.Table | None) -> set[str]:
+    return set() if table is None or table.num_rows == 0 else set(table.column("doc_id").to_pylist())
+
+
+@dg.asset_check(asset=INDEX, partitions_def=tenant_space_partitions)
+def reconciliation(
+    context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource, vector_store: VectorStoreResource,
+    monitoring: MonitoringResource,
+) -> dg.AssetCheckResult:
+    """Source documents = documents with vectors; index rows = chunk ledger; orphans and missing by id."""
+    tenant, space = tenant_space(context, workspace.spaces())
+    tables = workspace.tables()
+    root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
+    quarantined = _ids(tables.read("source_quarantine", (tenant,)))
+    for name in ("chunk_quarantine", "embedding_quarantine"):
+        quarantined |= _ids(tables.read(name, (tenant, space.name)))
+    outcome = reconcile(
+        set(list_source(root)), quarantined, index_rows(vector_store.open(), tenant, space),
+        tables.read("document_chunks", (tenant, space.name)), tables.read("chunk_embeddings", (tenant, space.name)),
+        monitoring.config().list_limit,
+    )
+    outcome.metadata["source_dir"] = str(root)
+    return to_result(outcome)
+
+
+def _checksum(path: Path) -> str | None:
+    try:
+        return sha256_bytes(path.read_bytes())
+    except OSError:
+        return None
+
+
+def _trend(monitoring: MonitoringResource, tenant: str, space_id: str, metrics: dict[str, str]) -> str:
+    state, n = monitoring.state(), monitoring.config().trend_length
+    return trend_table({label: state.history(tenant, space_id, metric, n) for metric, label in metrics.items()})
+
+
+@dg.asset_check(asset=INDEX, name="sentinel_drift", partitions_def=tenant_space_partitions)
+def sentinel_drift_check(
+    context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource, vector_store: VectorStoreResource,
+    monitoring: MonitoringResource, embedder: EmbedderResource,
+) -> dg.AssetCheckResult:
+    """A fixed sample of chunks re-embedded with the model and recipe as they load today vs stored vectors."""
+    tenant, space = tenant_space(context, workspace.spaces())
+    config = monitoring.config()
+    rows = index_rows(vector_store.open(), tenant, space, with_vectors=True)
+    sample = set(fixed_sample(rows.column("chunk_id").to_pylist(), config.sentinel.sample))
+    picked = rows.filter(pc.is_in(rows["chunk_id"], value_set=pa.array(sorted(sample), pa.string())))
+    today = TodayEmbedder(space, embedder.batch_size)
+    if today.dimension != space.dimension:
+        return to_result(Outcome("sentinel_drift", False, ERROR, f"the model {space.model.name!r} now produces "
+                                 f"{today.dimension}-d vectors; space {space.name!r} stores {space.dimension}-d"))
+    records = picked.drop_columns(["vector"]).to_pylist()
+    derived = rederive(workspace.tables().read("source_documents", (tenant,)),
+                       {r["doc_id"] for r in records}, space, today)
+    texts, changed = sentinel_texts(records, derived)
+    outcome = sentinel_drift([r["chunk_id"] for r in records], vector_matrix(picked), today.encode(texts),
+                             config.sentinel, changed, config.list_limit)
+    outcome.check = "sentinel_drift"
+    if records:
+        monitoring.state().record(tenant, space.space_id, {"sentinel_mean_distance": outcome.metadata["mean_distance"]})
+    outcome.markdown["drift_trend"] = _trend(monitoring, tenant, space.space_id,
+                                             {"sentinel_mean_distance": "sentinel mean cosine distance"})
+    return to_result(outcome)
+
+
+@dg.asset_check(asset=INDEX, partitions_def=tenant_space_partitions)
+def nn_stability(
+    context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource, vector_store: VectorStoreResource,
+    monitoring: MonitoringResource, embedder: EmbedderResource,
+) -> dg.AssetCheckResult:
+    """Top-k of a fixed query set per tenant against the previous evaluation."""
+    tenant, space = tenant_space(context, workspace.spaces())
+    config = monitoring.config().nn_stability
+    store, state = vector_store.open(), monitoring.state()
+    kept = state.neighbours(tenant, space.space_id)
+    queries = list(config.queries.get(tenant, []))
+    if not queries and kept:
+        queries = kept[0]
+    if not queries:  # none configured: sample chunk texts once and keep them fixed
+        rows = index_rows(store, tenant, space)
+        texts = dict(zip(rows.column("chunk_id").to_pylist(), rows.column("text").to_pylist(), strict=True))
+        queries = [texts[c] for c in fixed_sample(list(texts), config.queries_per_tenant, salt="nn")]
+    previous = kept[1] if kept and kept[0] == queries else None
+    vectors = embedder.for_space(space).encode(queries) if queries else []
+    current = [[h.chunk_id for h in store.search(tenant, space.space_id, v, config.k, space.space_id)]
+               for v in vectors]
+    outcome = neighbour_stability(queries, previous, current, config)
+    state.keep_neighbours(tenant, space.space_id, queries, current)
+    if previous is not None:
+        state.record(tenant, space.space_id, {"nn_mean_overlap": outcome.metadata["mean_overlap"]})
+    outcome.markdown["drift_trend"] = _trend(monitoring, tenant, space.space_id,
+                                             {"nn_mean_overlap": f"mean top-{config.k} overlap"})
+    return to_result(outcome)
+
+
+@dg.asset_check(asset=INDEX, name="distribution_shift", partitions_def=tenant_space_partitions)
+def distribution_shift_check(
+    context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource, vector_store: VectorStoreResource,
+    monitoring: MonitoringResource,
+) -> dg.AssetCheckResult:
+    """Centroid cosine distance and mean-norm change against the baseline of the first materialization."""
+    tenant, space = tenant_space(context, workspace.spaces())
+    centroid, norm = centroid_and_norm(vector_matrix(index_rows(vector_store.open(), tenant, space, True)))
+    state = monitoring.state()
+    base = state.baseline(tenant, space.space_id)
+    if base is None:
+        if centroid.size:
+            state.keep_baseline(tenant, space.space_id, centroid, norm, 0)
+        return to_result(Outcome("distribution_shift", True, description="no baseline yet: kept this one"))
+    outcome = distribution_shift(centroid, norm, base.centroid, base.mean_norm, monitoring.config().distribution)
+    outcome.metadata["baseline_from"] = base.created_at.isoformat()
+    state.record(tenant, space.space_id, {"centroid_distance": outcome.metadata["centroid_distance"],
+                                          "norm_change": outcome.metadata["norm_change"]})
+    outcome.markdown["drift_trend"] = _trend(monitoring, tenant, space.space_id,
+                                             {"centroid_distance": "centroid distance", "norm_change": "norm change"})
+    return to_result(outcome)
+
+
+@dg.asset_check(asset=INDEX, name="freshness", partitions_def=tenant_space_partitions)
+def freshness_check(
+    context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource, vector_store: VectorStoreResource,
+    monitoring: MonitoringResource,
+) -> dg.AssetCheckResult:
+    """Lag from source change to vectors (p50, p99) against the SLO; documents stale under their policy."""
+    tenant, space = tenant_space(context, workspace.spaces())
+    root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
+    live = list_source(root)
+    table = workspace.tables().read("source_documents", (tenant,))
+    recorded = {} if table is None else {
+        r["doc_id"]: (r["modified_at"], r["checksum"]) for r in table.select(["doc_id", "modified_at", "checksum"]).to_pylist()
+    }
+    rows = index_rows(vector_store.open(), tenant, space)
+    checksums: dict[str, set[str]] = {}
+    for doc_id, checksum in zip(rows.column("doc_id").to_pylist(), rows.column("source_checksum").to_pylist(), strict=True):
+        checksums.setdefault(doc_id, set()).add(checksum)
+    changed = set()
+    for doc_id, mtime in live.items():
+        known = recorded.get(doc_id)
+        current = known[1] if known and known[0] == mtime else _checksum(root / doc_id)
+        if doc_id in checksums and checksums[doc_id] != {current}:
+            changed.add(doc_id)
+    base = monitoring.state().baseline(tenant, space.space_id)
+    config = monitoring.config()
+    outcome = freshness(documents(rows, live, changed), config.freshness, space.model.identity,
+                        datetime.now(UTC), base.created_at if base else None, config.list_limit)
+    return to_result(outcome)
+
+
+@dg.asset_check(asset="source_documents", partitions_def=tenant_partitions)
+def source_documents_quality(
+    context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource, monitoring: MonitoringResource
+) -> dg.AssetCheckResult:
+    """Great Expectations: unique doc ids, non-empty text, the partition's valid tenant on every row."""
+    tenant = validate_tenant(str(context.partition_key))
+    table = workspace.tables().read("source_documents", (tenant,))
+    if table is None:
+        return to_result(Outcome("source_documents_quality", False, description="source_documents not materialized"))
+    return to_result(documents_quality(table, tenant, monitoring.config().list_limit))
+
+
+@dg.asset_check(asset="document_chunks", partitions_def=tenant_space_partitions)
+def document_chunks_quality(
+    context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource, monitoring: MonitoringResource,
+    embedder: EmbedderResource,
+) -> dg.AssetCheckResult:
+    """Great Expectations: unique chunk ids, non-empty text, token counts within the model's max sequence."""
+    tenant, space = tenant_space(context, workspace.spaces())
+    table = workspace.tables().read("document_chunks", (tenant, space.name))
+    if table is None:
+        return to_result(Outcome("document_chunks_quality", False, description="document_chunks not materialized"))
+    max_tokens = embedder.for_space(space).max_seq_length
+    return to_result(chunks_quality(table, tenant, max_tokens, monitoring.config().list_limit))
+
+
+MONITORING_CHECKS = [
+    reconciliation, sentinel_drift_check, nn_stability, distribution_shift_check, freshness_check,
+    source_documents_quality, document_chunks_quality,
+]

@@ -1,0 +1,184 @@
+"""Moving an alias: gated cutover, rollback and retirement, each one atomic repoint in the store.
+
+The store's alias pointer is the single source of truth for what is served (readers see the old or
+the new pointer, never anything between); the manifest records each move before and after it
+happens, so a crash between the two is visible and a rollback still knows the previous space. A
+file lock in EMBEDOPS_HOME serialises moves of one alias.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from embedops.core.manifest import Manifest, Swap
+from embedops.core.migration import GateRefusedError, GateResult, MigrationConfig, TenantStatus, gate, tenant_status
+from embedops.core.spaces import SpacesConfig, SpaceSpec
+from embedops.core.stores.base import VectorStore, index_schema
+from embedops.core.tables import TableStore
+from embedops.errors import EmbedopsError, NotMaterializedError, UnknownSpaceError
+
+
+class AliasError(EmbedopsError):
+    """An alias cannot be moved as asked (nothing to roll back to, space retired, already there)."""
+
+
+def who_am_i() -> str:
+    """The person (or process) a manual move is recorded under: EMBEDOPS_USER, else the login."""
+    try:
+        return os.environ.get("EMBEDOPS_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+@contextmanager
+def alias_lock(home: Path, alias: str) -> Iterator[None]:
+    """Exclusive lock on one alias across processes (flock on EMBEDOPS_HOME/locks/alias-<alias>.lock)."""
+    folder = home / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"alias-{alias}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _space_name(config: SpacesConfig, space_id: str | None) -> str | None:
+    if space_id is None:
+        return None
+    try:
+        return config.by_id(space_id).name
+    except UnknownSpaceError:
+        return space_id
+
+
+def check_gate(config: SpacesConfig, migration: MigrationConfig, candidate: SpaceSpec, alias: str,
+               store: VectorStore, tables: TableStore, manifest: Manifest, tenants: Iterable[str]) -> GateResult:
+    """Gather the gate's inputs (tenant states, latest evaluations) and decide."""
+    serving_id = store.get_alias(alias)
+    serving = None
+    if serving_id is not None:
+        try:
+            serving = config.by_id(serving_id)
+        except UnknownSpaceError:
+            serving = None
+    statuses: list[TenantStatus] = [tenant_status(tables, store, t, candidate) for t in tenants]
+    candidate_eval = manifest.latest_evaluation(candidate.space_id)
+    serving_eval = None
+    if serving is not None and candidate_eval is not None:
+        serving_eval = manifest.latest_evaluation(serving.space_id, candidate_eval["fingerprint"])
+    result = gate(candidate, serving, statuses, candidate_eval, serving_eval, migration.tolerance)
+    if manifest.state(candidate.name) == "retired":
+        result.passed = False
+        result.reasons.append(f"space {candidate.name!r} is retired")
+    result.numbers["alias"] = alias
+    return result
+
+
+def cutover(store: VectorStore, manifest: Manifest, config: SpacesConfig, home: Path, alias: str,
+            space: SpaceSpec, verdict: GateResult, who: str, force: bool = False) -> Swap:
+    """Point ``alias`` at ``space`` when the gate passed (or ``force``), recording the move."""
+    with alias_lock(home, alias):
+        current = store.get_alias(alias)
+        if current == space.space_id:
+            raise AliasError(f"alias {alias!r} already points at space {space.name!r} ({space.space_id})")
+        if manifest.state(space.name) == "retired":
+            raise AliasError(f"space {space.name!r} is retired; declare it anew to serve it")
+        if not verdict.passed and not force:
+            raise GateRefusedError(
+                f"cutover of alias {alias!r} to {space.name!r} refused: {'; '.join(verdict.reasons)}. "
+                "Fix these, or override with --force (recorded as forced)"
+            )
+        action = "forced-cutover" if force and not verdict.passed else "cutover"
+        return _move(store, manifest, config, alias, current, space, who, action, verdict.to_json(), force)
+
+
+def _move(store: VectorStore, manifest: Manifest, config: SpacesConfig, alias: str, current: str | None,
+          space: SpaceSpec, who: str, action: str, gate_json: dict[str, Any], forced: bool) -> Swap:
+    source = (_space_name(config, current) or "", current) if current else None
+    swap_id = manifest.begin_swap(alias, action, source, (space.name, space.space_id), who, gate_json, forced)  # type: ignore[arg-type]
+    try:
+        store.set_alias(alias, space.space_id)
+    except BaseException:
+        manifest.finish_swap(swap_id, "failed")
+        raise
+    manifest.finish_swap(swap_id)
+    return next(s for s in manifest.history(alias) if s.id == swap_id)
+
+
+def rollback(store: VectorStore, manifest: Manifest, config: SpacesConfig, home: Path, alias: str, who: str) -> Swap:
+    """Point ``alias`` back at the space it served before its last move: one atomic repoint."""
+    with alias_lock(home, alias):
+        current = store.get_alias(alias)
+        if current is None:
+            raise AliasError(f"alias {alias!r} points at no space; there is nothing to roll back")
+        last = manifest.previous(alias, current)
+        if last is None or not last.from_space_id:
+            raise AliasError(
+                f"alias {alias!r} has no recorded previous space (it serves {_space_name(config, current)!r} "
+                "since its first pointing); see `embedops spaces --json` for the history"
+            )
+        try:
+            target = config.by_id(last.from_space_id)
+        except UnknownSpaceError as exc:
+            raise AliasError(f"previous space {last.from_space!r} of alias {alias!r} is no longer declared in "
+                             "the space config; declare it again to roll back to it") from exc
+        if manifest.state(target.name) == "retired":
+            raise AliasError(f"previous space {target.name!r} of alias {alias!r} is retired; cannot roll back")
+        swap = _move(store, manifest, config, alias, current, target, who, "rollback",
+                     {"rolled_back_swap": last.id}, False)
+        manifest.hold(last.to_space)
+        return swap
+
+
+@dataclass
+class Retirement:
+    space: str
+    space_id: str
+    policy: str
+    tenants_emptied: list[str]
+
+
+def retire(store: VectorStore, manifest: Manifest, config: SpacesConfig, home: Path, space: SpaceSpec,
+           policy: str, aliases: Iterable[str]) -> Retirement:
+    """Retire a space no alias points at; under drop-on-retire its vectors leave the store."""
+    names = sorted(set(aliases) | {config.alias} | {s.alias for s in manifest.history()})
+    with alias_lock(home, config.alias):
+        for alias in names:
+            if store.get_alias(alias) == space.space_id:
+                raise AliasError(
+                    f"space {space.name!r} is served by alias {alias!r}; cut over or roll back to another "
+                    f"space first (`embedops cutover --alias {alias} --space OTHER`)"
+                )
+        emptied = []
+        if policy == "drop-on-retire":
+            empty = index_schema(space.dimension).empty_table()
+            for tenant in store.tenants(space.space_id):
+                try:
+                    store.sync(tenant, space.space_id, space.name, empty)
+                except NotMaterializedError:
+                    continue
+                emptied.append(tenant)
+        manifest.set_state(space.name, "retired")
+    return Retirement(space.name, space.space_id, policy, emptied)
+
+
+def open_manifest(home: Path, config: SpacesConfig, store: VectorStore) -> Manifest:
+    """The manifest in EMBEDOPS_HOME, brought up to date with the declared spaces and the aliases."""
+    manifest = Manifest(home / "manifest.sqlite")
+    aliases = {config.alias} | {s.alias for s in manifest.history()}
+    serving = {sid for sid in (store.get_alias(a) for a in aliases) if sid is not None}
+    manifest.sync_spaces({s.name: s.space_id for s in config.spaces}, serving)
+    return manifest
+
+
+def active_spaces(config: SpacesConfig, manifest: Manifest) -> list[SpaceSpec]:
+    """Declared spaces that are not retired: the ones a source change must reach (dual write)."""
+    return [s for s in config.spaces if manifest.state(s.name) != "retired"]

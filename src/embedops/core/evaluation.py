@@ -1,0 +1,151 @@
+"""Golden-set evaluation of a space: through its real index (ANN) and by exact search.
+
+The golden corpus is chunked and embedded by the space's own recipe (the embedding cache answers
+for text seen before) and synced into the store under the reserved GOLDEN_TENANT namespace, apart
+from every customer tenant. A document's rank is the rank of its best chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from embedops.core.cache import EmbeddingCache
+from embedops.core.embedder import Embedder
+from embedops.core.fingerprints import cache_key
+from embedops.core.golden import GOLDEN_TENANT, GoldenSet
+from embedops.core.ingest import embed_chunks, plan_chunks
+from embedops.core.metrics import evaluate_run, mean_overlap
+from embedops.core.spaces import SpaceSpec
+from embedops.core.stores.base import VectorStore
+from embedops.core.tables import TableStore
+
+K = 10
+CHUNK_DEPTH = 100  # chunks fetched per query, so that 10 distinct documents are found
+
+
+@dataclass
+class Evaluation:
+    """A space's numbers on one golden set: ANN (through the index), exact, and their overlap."""
+
+    space: str
+    space_id: str
+    golden: str
+    fingerprint: str
+    queries: int
+    documents: int
+    chunks: int
+    ann: dict[str, float]
+    exact: dict[str, float]
+    overlap: float
+    ann_ms_per_query: float
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def numbers(self) -> dict[str, Any]:
+        """Flat numbers: the ANN metrics under their plain names (what the gate reads)."""
+        return {
+            **{k: round(v, 4) for k, v in self.ann.items()},
+            **{f"exact_{k}": round(v, 4) for k, v in self.exact.items()},
+            f"ann_exact_overlap@{K}": round(self.overlap, 4),
+            "queries": self.queries, "documents": self.documents, "chunks": self.chunks,
+            "ann_ms_per_query": round(self.ann_ms_per_query, 3), "seconds": round(self.seconds, 2),
+            "space_id": self.space_id, "fingerprint": self.fingerprint, "golden_name": self.golden,
+            **self.extra,
+        }
+
+
+def cached_encode(texts: list[str], embedder: Embedder, cache: EmbeddingCache) -> np.ndarray:
+    """Vectors for ``texts`` in the embedder's space, the cache answering for text it has seen."""
+    keys = [cache_key(embedder.identity, t) for t in texts]
+    found = cache.get_many(keys)
+    todo = list(dict.fromkeys(k for k in keys if k not in found))
+    if todo:
+        by_key = dict(zip(keys, texts, strict=True))
+        vectors = embedder.encode([by_key[k] for k in todo])
+        cache.put_many(embedder.identity, list(zip(todo, vectors, strict=True)))
+        found.update({k: (v, None) for k, v in zip(todo, vectors, strict=True)})  # type: ignore[misc]
+    if not texts:
+        return np.zeros((0, embedder.dimension), dtype=np.float32)
+    return np.stack([np.asarray(found[k][0], dtype=np.float32) for k in keys])
+
+
+def index_golden(golden: GoldenSet, space: SpaceSpec, embedder: Embedder, cache: EmbeddingCache,
+                 store: VectorStore, tables: TableStore | None = None) -> pa.Table:
+    """Chunk, embed and sync the golden corpus into the space's GOLDEN_TENANT namespace; its rows."""
+    partition = (space.name,)
+    previous = tables.read("golden_chunks", partition) if tables is not None else None
+    plan = plan_chunks(golden.documents_table(), previous, space, embedder.count_tokens)
+    result = embed_chunks(plan.chunks, space, embedder, cache)
+    if tables is not None:
+        tables.write("golden_chunks", partition, plan.chunks, f"golden-{golden.fingerprint}")
+    store.sync(GOLDEN_TENANT, space.space_id, space.name, result.rows)
+    return result.rows
+
+
+def _doc_ranking(chunk_docs: list[str]) -> list[str]:
+    return list(dict.fromkeys(chunk_docs))[:K]
+
+
+def exact_rankings(rows: pa.Table, queries: np.ndarray) -> tuple[list[list[str]], list[list[str]]]:
+    """Per query: chunk ids and doc ids, best first, by exact cosine over every row."""
+    matrix = np.asarray(rows.column("vector").combine_chunks().flatten(), dtype=np.float32).reshape(rows.num_rows, -1)
+    matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+    chunk_ids = rows.column("chunk_id").to_pylist()
+    doc_ids = rows.column("doc_id").to_pylist()
+    depth = min(CHUNK_DEPTH, rows.num_rows)
+    out_chunks, out_docs = [], []
+    for start in range(0, len(q), 256):
+        scores = q[start : start + 256] @ matrix.T
+        top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+        for i, cand in enumerate(top):
+            order = cand[np.lexsort((cand, -scores[i, cand]))]
+            out_chunks.append([chunk_ids[j] for j in order])
+            out_docs.append([doc_ids[j] for j in order])
+    return out_chunks, out_docs
+
+
+def evaluate_space(
+    golden: GoldenSet,
+    space: SpaceSpec,
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    store: VectorStore,
+    tables: TableStore | None = None,
+) -> Evaluation:
+    """Index the golden corpus in ``space`` and score its queries through the index and exactly."""
+    started = time.monotonic()
+    rows = index_golden(golden, space, embedder, cache, store, tables)
+    query_ids = sorted(golden.queries)
+    vectors = cached_encode([golden.queries[q] for q in query_ids], embedder, cache)
+    return score_index(golden, space, store, rows, query_ids, vectors, started)
+
+
+def score_index(golden: GoldenSet, space: SpaceSpec, store: VectorStore, rows: pa.Table, query_ids: list[str],
+                vectors: np.ndarray, started: float | None = None) -> Evaluation:
+    """Score query vectors (already in ``space``) against the space's golden index, ANN and exact."""
+    started = time.monotonic() if started is None else started
+    depth = min(CHUNK_DEPTH, rows.num_rows)
+    ann_chunks, ann_docs = {}, {}
+    ann_started = time.perf_counter()
+    for qid, vector in zip(query_ids, vectors, strict=True):
+        hits = store.search(GOLDEN_TENANT, space.space_id, vector, depth, query_space_id=space.space_id)
+        ann_chunks[qid] = [h.chunk_id for h in hits][:K]
+        ann_docs[qid] = _doc_ranking([h.doc_id for h in hits])
+    ann_ms = (time.perf_counter() - ann_started) * 1000 / max(len(query_ids), 1)
+    with_vectors = store.export(GOLDEN_TENANT, space.space_id, with_vectors=True)
+    exact_c, exact_d = exact_rankings(with_vectors, vectors)
+    exact_chunks = {q: c[:K] for q, c in zip(query_ids, exact_c, strict=True)}
+    exact_docs = {q: _doc_ranking(d) for q, d in zip(query_ids, exact_d, strict=True)}
+    return Evaluation(
+        space=space.name, space_id=space.space_id, golden=golden.name, fingerprint=golden.fingerprint,
+        queries=len(query_ids), documents=len(golden.corpus), chunks=rows.num_rows,
+        ann=evaluate_run(ann_docs, golden.qrels, K), exact=evaluate_run(exact_docs, golden.qrels, K),
+        overlap=mean_overlap(ann_chunks, exact_chunks, K), ann_ms_per_query=ann_ms,
+        seconds=time.monotonic() - started,
+    )

@@ -1,0 +1,245 @@
+"""Model migration logic, Dagster-free: settings, hot-first order, per-tenant state, the gate, fusion.
+
+A migration backfills a candidate space tenant by tenant (hottest first), keeps it current with
+dual writes, measures it on a golden set, and moves the alias only through the gate: every tenant
+materialized and reconciled, and candidate recall@10 >= serving recall@10 - tolerance.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from embedops.core.golden import GOLDEN_TENANT
+from embedops.core.spaces import SpaceSpec
+from embedops.core.stores.base import Hit, VectorStore
+from embedops.core.tables import TableStore
+from embedops.core.tenants import validate_tenant
+from embedops.errors import ConfigError, EmbedopsError, InvalidTenantError, NotMaterializedError
+
+DELETION_POLICIES = ("drop-on-retire", "keep")
+GATE_METRIC = "recall@10"
+
+
+class GateRefusedError(EmbedopsError):
+    """The cutover gate refused to move an alias; the message lists every reason."""
+
+
+@dataclass(frozen=True)
+class MigrationConfig:
+    """The ``migration:`` section of the space config (all optional)."""
+
+    golden: str | None = None
+    golden_split: str | None = None
+    tolerance: float = 0.01
+    tenant_weights: Mapping[str, float] = field(default_factory=dict)
+    deletion_policy: str = "drop-on-retire"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.tolerance < 1:
+            raise ConfigError(f"migration tolerance {self.tolerance} must be in [0, 1), e.g. 0.01")
+        if self.deletion_policy not in DELETION_POLICIES:
+            raise ConfigError(f"migration deletion_policy {self.deletion_policy!r} is not one of {DELETION_POLICIES}")
+
+    @classmethod
+    def load(cls, spaces_file: Path | None, environ: Mapping[str, str] | None = None) -> MigrationConfig:
+        """Read ``migration:`` from the space config; EMBEDOPS_GOLDEN overrides the golden folder."""
+        env = os.environ if environ is None else environ
+        raw: dict[str, Any] = {}
+        if spaces_file is not None and Path(spaces_file).is_file():
+            data = yaml.safe_load(Path(spaces_file).read_text(encoding="utf-8")) or {}
+            raw = dict(data.get("migration") or {}) if isinstance(data, dict) else {}
+        if env.get("EMBEDOPS_GOLDEN"):
+            raw["golden"] = env["EMBEDOPS_GOLDEN"]
+        try:
+            return cls(**raw)
+        except TypeError as exc:
+            raise ConfigError(f"space config {spaces_file}: 'migration:' has an unknown field: {exc}") from exc
+
+    def weight(self, tenant: str) -> float:
+        return float(self.tenant_weights.get(tenant, 1.0))
+
+
+@dataclass(frozen=True)
+class HotTenant:
+    """A tenant's place in a backfill: recorded searches, configured weight, and run priority."""
+
+    tenant: str
+    searches: int
+    weight: float
+    priority: int
+
+
+def hot_first(tenants: Iterable[str], searches: Mapping[str, int], config: MigrationConfig) -> list[HotTenant]:
+    """Tenants hottest first: recorded search traffic, then the configured weight, then the name.
+
+    The weight orders tenants with equal traffic (notably none recorded yet); priority is the
+    ``dagster/priority`` tag of the tenant's run, highest first.
+    """
+    names = sorted(set(tenants))
+    ordered = sorted(names, key=lambda t: (-searches.get(t, 0), -config.weight(t), t))
+    return [HotTenant(t, searches.get(t, 0), config.weight(t), len(ordered) - i) for i, t in enumerate(ordered)]
+
+
+def known_tenants(registered: Iterable[str], tables: TableStore, extra: Iterable[str] = ()) -> list[str]:
+    """Customer tenants: registered ones, ones whose sources were read, and ``extra`` (partitions).
+
+    The golden-set namespace is never a customer tenant.
+    """
+    found = set(registered) | set(extra)
+    docs = tables.root / "source_documents"
+    if docs.is_dir():
+        found |= {p.name for p in docs.iterdir() if p.is_dir()}
+    tenants = []
+    for name in sorted(found - {GOLDEN_TENANT}):
+        try:
+            tenants.append(validate_tenant(name))
+        except InvalidTenantError:
+            continue
+    return tenants
+
+
+@dataclass
+class TenantStatus:
+    """One tenant in one space: materialized means chunks, vectors and index reflect its sources."""
+
+    tenant: str
+    space: str
+    documents: int = 0
+    chunks: int = 0
+    index_rows: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def materialized(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tenant": self.tenant, "materialized": self.materialized, "documents": self.documents,
+                "chunks": self.chunks, "index_rows": self.index_rows, "problems": self.problems}
+
+
+def tenant_status(tables: TableStore, store: VectorStore, tenant: str, space: SpaceSpec) -> TenantStatus:
+    """Is the tenant materialized and reconciled in ``space``? Every reason it is not, by name."""
+    status = TenantStatus(tenant, space.name)
+    docs = tables.read("source_documents", (tenant,))
+    chunks = tables.read("document_chunks", (tenant, space.name))
+    vectors = tables.read("chunk_embeddings", (tenant, space.name))
+    if docs is None:
+        status.problems.append("its source documents were never read")
+        return status
+    status.documents = docs.num_rows
+    if chunks is None or vectors is None:
+        status.problems.append(f"not materialized in space {space.name!r} (no {'chunks' if chunks is None else 'vectors'})")
+        return status
+    status.chunks = chunks.num_rows
+    sources = dict(zip(docs.column("doc_id").to_pylist(), docs.column("checksum").to_pylist(), strict=True))
+    chunked = dict(zip(chunks.column("doc_id").to_pylist(), chunks.column("source_checksum").to_pylist(), strict=True))
+    quarantined = set()
+    for name in ("chunk_quarantine", "embedding_quarantine"):
+        table = tables.read(name, (tenant, space.name))
+        quarantined |= set(table.column("doc_id").to_pylist()) if table is not None else set()
+    stale = sorted(d for d in sources if d not in quarantined and chunked.get(d) != sources[d])
+    ghosts = sorted(set(chunked) - set(sources))
+    if stale:
+        status.problems.append(f"{len(stale)} document(s) changed or added since it was materialized: {stale[:5]}")
+    if ghosts:
+        status.problems.append(f"{len(ghosts)} deleted document(s) still chunked: {ghosts[:5]}")
+    if set(chunks.column("config_hash").to_pylist()) - {space.config_hash}:
+        status.problems.append("chunks were made with another recipe of this space")
+    try:
+        status.index_rows = store.count(tenant, space.space_id)
+        indexed = set(store.export(tenant, space.space_id).column("chunk_id").to_pylist()) if vectors.num_rows else set()
+    except NotMaterializedError:
+        indexed = set()
+    expected = set(vectors.column("chunk_id").to_pylist())
+    if indexed != expected or status.index_rows != vectors.num_rows:
+        status.problems.append(
+            f"index does not reconcile: {status.index_rows} rows for {vectors.num_rows} vectors, "
+            f"{len(expected - indexed)} missing, {len(indexed - expected)} orphaned"
+        )
+    return status
+
+
+@dataclass
+class GateResult:
+    """The cutover gate's verdict, every reason it refused, and the numbers it decided on."""
+
+    passed: bool
+    reasons: list[str]
+    numbers: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reasons": self.reasons, **self.numbers}
+
+    def explain(self) -> str:
+        return "gate passed" if self.passed else "gate refused: " + "; ".join(self.reasons)
+
+
+def gate(
+    candidate: SpaceSpec,
+    serving: SpaceSpec | None,
+    statuses: Sequence[TenantStatus],
+    candidate_eval: Mapping[str, Any] | None,
+    serving_eval: Mapping[str, Any] | None,
+    tolerance: float,
+) -> GateResult:
+    """Every tenant materialized and reconciled, and candidate recall@10 >= serving - tolerance."""
+    reasons = [f"tenant {s.tenant!r}: {p}" for s in statuses for p in s.problems]
+    numbers: dict[str, Any] = {
+        "candidate": candidate.name, "serving": serving.name if serving else None, "tolerance": tolerance,
+        "tenants": len(statuses), "tenants_materialized": sum(s.materialized for s in statuses),
+    }
+    if serving is not None and serving.space_id == candidate.space_id:
+        reasons.append(f"space {candidate.name!r} already serves the alias")
+    if candidate_eval is None:
+        reasons.append(f"space {candidate.name!r} has no golden-set evaluation; materialize golden_set_evaluation "
+                       f"for it or run `embedops evaluate --space {candidate.name}`")
+    else:
+        numbers.update({f"candidate_{k}": candidate_eval[k] for k in ("recall@10", "ndcg@10", "mrr@10")})
+        numbers["golden"] = candidate_eval.get("fingerprint")
+    if serving is not None and candidate_eval is not None:
+        if serving_eval is None:
+            reasons.append(f"serving space {serving.name!r} has no evaluation on the same golden set "
+                           f"({candidate_eval.get('fingerprint')}); evaluate it too")
+        else:
+            numbers.update({f"serving_{k}": serving_eval[k] for k in ("recall@10", "ndcg@10", "mrr@10")})
+            want = float(serving_eval[GATE_METRIC]) - tolerance
+            if float(candidate_eval[GATE_METRIC]) < want:
+                reasons.append(
+                    f"{GATE_METRIC} of {candidate.name!r} is {candidate_eval[GATE_METRIC]:.4f}, below serving "
+                    f"{serving.name!r} {serving_eval[GATE_METRIC]:.4f} - tolerance {tolerance} = {want:.4f}"
+                )
+    return GateResult(passed=not reasons, reasons=reasons, numbers=numbers)
+
+
+@dataclass(frozen=True)
+class FusedHit:
+    """A result of reciprocal-rank fusion: the hit, its fused score and its rank in each space."""
+
+    hit: Hit
+    score: float
+    ranks: dict[str, int]
+
+
+def rrf_fuse(rankings: Mapping[str, Sequence[Hit]], k: int, k0: int = 60) -> list[FusedHit]:
+    """Reciprocal-rank fusion of per-space result lists: score = sum 1 / (k0 + rank).
+
+    Only ranks are combined; no similarity of one space is ever compared with another's. Results
+    are matched by chunk id (same document, same text), else they stay separate.
+    """
+    scores: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    ranks: dict[str, dict[str, int]] = {}
+    for space, hits in rankings.items():
+        for rank, hit in enumerate(hits, 1):
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (k0 + rank)
+            first.setdefault(hit.chunk_id, hit)
+            ranks.setdefault(hit.chunk_id, {})[space] = rank
+    order = sorted(scores, key=lambda c: (-scores[c], min(ranks[c].values()), c))
+    return [FusedHit(first[c], scores[c], ranks[c]) for c in order[:k]]

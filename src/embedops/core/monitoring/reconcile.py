@@ -1,0 +1,164 @@
+"""Counting checks: source documents vs index rows vs the chunk ledger, one space per collection, and
+complete provenance on every row (DESIGN.md invariants 1, 2 and 6)."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from embedops.core.monitoring import Outcome, first
+from embedops.core.sources import SUPPORTED_SUFFIXES
+from embedops.core.spaces import SpaceSpec
+from embedops.core.stores.base import PROVENANCE_FIELDS
+
+
+def list_source(root: Path) -> dict[str, datetime]:
+    """Documents in a tenant's source folder now, with their modification times (no file is read).
+
+    Same rules as the ingest scan: supported suffixes only, hidden files and folders skipped,
+    symlinks leaving the root ignored.
+    """
+    found: dict[str, datetime] = {}
+    if not root.is_dir():
+        return found
+    real_root = root.resolve()
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = Path(folder) / name
+            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+                continue
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                continue
+            found[path.relative_to(root).as_posix()] = datetime.fromtimestamp(mtime, tz=UTC)
+    return found
+
+
+def _column(table: pa.Table | None, name: str) -> list:
+    return [] if table is None or table.num_rows == 0 else table.column(name).to_pylist()
+
+
+def reconcile(
+    source_ids: set[str],
+    quarantined: set[str],
+    index: pa.Table,
+    ledger: pa.Table | None,
+    embeddings: pa.Table | None,
+    limit: int = 50,
+) -> Outcome:
+    """Source documents = documents with vectors and index rows = ledger chunks; anything else by id.
+
+    ``quarantined`` documents were refused with a reason at some stage: they are reported, not missing.
+    """
+    index_docs = set(_column(index, "doc_id"))
+    index_chunks = set(_column(index, "chunk_id"))
+    ledger_chunks = {
+        c for c, d in zip(_column(ledger, "chunk_id"), _column(ledger, "doc_id"), strict=True) if d not in quarantined
+    }
+    orphans = index_docs - source_ids
+    missing = source_ids - index_docs - quarantined
+    orphan_chunks = index_chunks - ledger_chunks
+    missing_chunks = ledger_chunks - index_chunks
+    metadata = {
+        "source_documents": len(source_ids),
+        "quarantined_documents": len(quarantined & source_ids),
+        "documents_with_vectors": len(index_docs),
+        "index_rows": index.num_rows,
+        "chunk_ledger": len(ledger_chunks),
+        "embedding_rows": 0 if embeddings is None else embeddings.num_rows,
+        "orphans_total": len(orphans),
+        "orphans": first(orphans, limit),
+        "missing_total": len(missing),
+        "missing": first(missing, limit),
+        "orphan_chunks_total": len(orphan_chunks),
+        "orphan_chunks": first(orphan_chunks, limit),
+        "missing_chunks_total": len(missing_chunks),
+        "missing_chunks": first(missing_chunks, limit),
+    }
+    problems = []
+    if orphans:
+        problems.append(f"{len(orphans)} orphan document(s) in the index but not in the source")
+    if missing:
+        problems.append(f"{len(missing)} source document(s) missing from the index")
+    if orphan_chunks:
+        problems.append(f"{len(orphan_chunks)} index row(s) not in the chunk ledger")
+    if missing_chunks:
+        problems.append(f"{len(missing_chunks)} ledger chunk(s) missing from the index")
+    description = "; ".join(problems) or (
+        f"{len(source_ids)} documents, {index.num_rows} index rows = {len(ledger_chunks)} ledger chunks"
+    )
+    ids = first(orphans | missing, limit) + first(orphan_chunks | missing_chunks, limit)
+    return Outcome("reconciliation", passed=not problems, description=description, ids=ids, metadata=metadata)
+
+
+def one_space(index: pa.Table, space: SpaceSpec, limit: int = 50) -> Outcome:
+    """Every row carries the collection's space_id, space name and model identity."""
+    want = {"space_id": space.space_id, "space_name": space.name, "model": space.model.identity}
+    wrong: dict[str, list[str]] = defaultdict(list)
+    found: dict[str, set] = defaultdict(set)
+    for field, expected in want.items():
+        for chunk, value in zip(_column(index, "chunk_id"), _column(index, field), strict=True):
+            found[field].add(value)
+            if value != expected:
+                wrong[field].append(chunk)
+    bad = sorted({c for ids in wrong.values() for c in ids})
+    metadata = {
+        "space_id": space.space_id,
+        "model": space.model.identity,
+        "rows": index.num_rows,
+        "foreign_rows_total": len(bad),
+        "foreign_rows": bad[:limit],
+        "space_ids_found": sorted(str(v) for v in found["space_id"]),
+        "models_found": sorted(str(v) for v in found["model"]),
+    }
+    description = (
+        f"{len(bad)} row(s) of another space or model in the collection of {space.name} ({space.space_id})"
+        if bad else f"all {index.num_rows} rows belong to {space.name} ({space.space_id})"
+    )
+    return Outcome("one_space_per_collection", passed=not bad, description=description, ids=bad[:limit],
+                   metadata=metadata)
+
+
+def provenance(index: pa.Table, space: SpaceSpec, tenant: str, limit: int = 50) -> Outcome:
+    """No row lacks a provenance field, belongs to another tenant, or has a vector of the wrong size."""
+    chunks = _column(index, "chunk_id")
+    missing: dict[str, list[str]] = defaultdict(list)
+    for field in PROVENANCE_FIELDS:
+        values = _column(index, field) if field in index.column_names else [None] * len(chunks)
+        for chunk, value in zip(chunks, values, strict=True):
+            if value is None or (isinstance(value, str) and not value.strip()):
+                missing[field].append(str(chunk))
+    other_tenant = [c for c, t in zip(chunks, _column(index, "tenant"), strict=True) if t and t != tenant]
+    bad_dims, bad_values = [], []
+    for chunk, vector in zip(chunks, _column(index, "vector"), strict=True):
+        if vector is None or len(vector) != space.dimension:
+            bad_dims.append(chunk)
+        elif not np.isfinite(np.asarray(vector, dtype=np.float64)).all():
+            bad_values.append(chunk)
+    bad = sorted({c for ids in missing.values() for c in ids} | set(other_tenant) | set(bad_dims) | set(bad_values))
+    metadata = {
+        "rows": index.num_rows,
+        "dimension": space.dimension,
+        "rows_with_missing_fields": len({c for ids in missing.values() for c in ids}),
+        "missing_by_field": {f: first(ids, limit) for f, ids in missing.items()},
+        "other_tenant_rows": first(other_tenant, limit),
+        "wrong_dimension_rows": first(bad_dims, limit),
+        "non_finite_rows": first(bad_values, limit),
+        "bad_rows_total": len(bad),
+    }
+    parts = [f"{len(ids)} row(s) without {f}" for f, ids in sorted(missing.items())]
+    parts += [f"{len(other_tenant)} row(s) of another tenant"] if other_tenant else []
+    parts += [f"{len(bad_dims)} vector(s) not of dimension {space.dimension}"] if bad_dims else []
+    parts += [f"{len(bad_values)} vector(s) with NaN or inf"] if bad_values else []
+    description = "; ".join(parts) or f"all {index.num_rows} rows carry full provenance and {space.dimension}-d vectors"
+    return Outcome("provenance_complete", passed=not bad, description=description, ids=bad[:limit],
+                   metadata=metadata)

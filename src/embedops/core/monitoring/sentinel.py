@@ -1,0 +1,93 @@
+"""The model and text recipe "as they load today", for the sentinel drift check.
+
+The pipeline shares one loaded model per process; a file swapped under the same name after that load
+would go unseen. The sentinel loads the model again whenever the files in its folder change (size
+or modification time), and re-derives the sentinel chunks' text from the materialized source with
+today's preprocessing and chunking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from embedops.core.chunking import chunk_document
+from embedops.core.embedder import load_model
+from embedops.core.preprocess import preprocess
+from embedops.core.spaces import ModelSpec, SpaceSpec
+
+_LOADED: dict[ModelSpec, tuple[str, Any]] = {}
+_LOCK = threading.Lock()
+
+
+def folder_fingerprint(spec: ModelSpec) -> str:
+    """A cheap marker of the model folder's files: names, sizes and modification times."""
+    folder = spec.model_dir()
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        h.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+class TodayEmbedder:
+    """Embeds like a space does, with the model files as they are on disk now."""
+
+    def __init__(self, space: SpaceSpec, batch_size: int = 32) -> None:
+        self.space = space
+        self.batch_size = batch_size
+        fingerprint = folder_fingerprint(space.model)
+        with _LOCK:
+            cached = _LOADED.get(space.model)
+            if cached is None or cached[0] != fingerprint:
+                cached = (fingerprint, load_model.__wrapped__(space.model))  # uncached: a fresh load
+                _LOADED[space.model] = cached
+        self._model = cached[1]
+        self.dimension = int(self._model.dimension)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self._model.encode(texts, self.batch_size) if texts else np.zeros((0, self.dimension))
+        if self.space.normalize and len(vectors):
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.where(norms == 0, 1.0, norms)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        return int(self._model.count_tokens(text))
+
+
+def rederive(documents: pa.Table | None, doc_ids: set[str], space: SpaceSpec, embedder: TodayEmbedder) -> dict:
+    """Chunk texts today's recipe makes from each document's materialized source: {doc_id: (checksum, texts)}."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    if documents is None or not doc_ids:
+        return out
+    for doc in documents.filter(pc.is_in(documents["doc_id"], value_set=pa.array(sorted(doc_ids)))).to_pylist():
+        text = preprocess(doc["text"], doc["suffix"], space.preprocessing)
+        pieces = chunk_document(
+            text, embedder.count_tokens, space.chunker.max_tokens, space.chunker.overlap_tokens,
+            space.chunker.min_tokens,
+        )
+        out[doc["doc_id"]] = (doc["checksum"], [p.text for p in pieces])
+    return out
+
+
+def sentinel_texts(rows: list[dict], derived: dict[str, tuple[str, list[str]]]) -> tuple[list[str], list[str]]:
+    """The text to embed today for each sentinel row, and the rows whose text today's recipe no longer makes.
+
+    A row is compared on its own text unless its document (same source checksum) now yields other
+    chunks; then the chunk at the same position stands in, so the distance shows the change.
+    """
+    texts, changed = [], []
+    for row in rows:
+        checksum, pieces = derived.get(row["doc_id"], (None, []))
+        if checksum != row["source_checksum"] or not pieces or row["text"] in pieces:
+            texts.append(row["text"])
+            continue
+        changed.append(row["chunk_id"])
+        texts.append(pieces[min(int(row["seq"]), len(pieces) - 1)])
+    return texts, changed
