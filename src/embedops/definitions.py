@@ -6,14 +6,21 @@ import os
 
 import dagster as dg
 
+from embedops.assets.checks import MONITORING_CHECKS
 from embedops.assets.chunks import document_chunks
 from embedops.assets.documents import source_documents
 from embedops.assets.embeddings import chunk_embeddings
+from embedops.assets.evaluation import golden_set_evaluation
 from embedops.assets.index import vector_index
 from embedops.core.settings import Settings
+from embedops.pipelines.backfill import space_backfill_sensor
 from embedops.pipelines.jobs import embed_space_job, source_documents_job
+from embedops.pipelines.migration import cutover_job, cutover_sensor, dual_write_sensor, golden_set_evaluation_job
+from embedops.pipelines.monitoring import monitoring_checks_job, nightly_reconciliation_schedule, pager_sensor
 from embedops.pipelines.sensors import declared_spaces_sensor, tenant_folders_sensor
 from embedops.resources import EmbedderResource, VectorStoreResource, WorkspaceResource
+from embedops.resources.monitoring import MonitoringResource
+from embedops.resources.pager import PagerResource
 
 
 def vector_store_resource(settings: Settings) -> VectorStoreResource:
@@ -23,21 +30,35 @@ def vector_store_resource(settings: Settings) -> VectorStoreResource:
             kind="weaviate",
             weaviate_url=dg.EnvVar("EMBEDOPS_WEAVIATE_URL"),
             weaviate_grpc_port=int(os.environ.get("EMBEDOPS_WEAVIATE_GRPC_PORT", "50051")),
-            weaviate_api_key=dg.EnvVar("EMBEDOPS_WEAVIATE_API_KEY"),
+            # an anonymous server needs no key; a key, when set, only ever travels as an EnvVar
+            weaviate_api_key=dg.EnvVar("EMBEDOPS_WEAVIATE_API_KEY") if os.environ.get("EMBEDOPS_WEAVIATE_API_KEY") else None,
         )
     return VectorStoreResource(kind="lancedb", lance_dir=str(settings.lance_dir))
+
+
+def pager_resource() -> PagerResource:
+    """PagerDuty Events API v2 at EMBEDOPS_PAGER_URL, routing key from EMBEDOPS_PAGER_ROUTING_KEY; off without a URL."""
+    url = os.environ.get("EMBEDOPS_PAGER_URL", "")
+    if not url:
+        return PagerResource()
+    return PagerResource(url=url, routing_key=dg.EnvVar("EMBEDOPS_PAGER_ROUTING_KEY"))
 
 
 def build_defs(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     return dg.Definitions(
-        assets=[source_documents, document_chunks, chunk_embeddings, vector_index],
-        jobs=[source_documents_job, embed_space_job],
-        sensors=[tenant_folders_sensor, declared_spaces_sensor],
+        assets=[source_documents, document_chunks, chunk_embeddings, vector_index, golden_set_evaluation],
+        asset_checks=MONITORING_CHECKS,
+        jobs=[monitoring_checks_job, source_documents_job, embed_space_job, cutover_job, golden_set_evaluation_job],
+        schedules=[nightly_reconciliation_schedule],
+        sensors=[tenant_folders_sensor, declared_spaces_sensor, dual_write_sensor, cutover_sensor,
+                 space_backfill_sensor, pager_sensor],
         resources={
             "workspace": WorkspaceResource.from_settings(settings),
             "embedder": EmbedderResource(),
             "vector_store": vector_store_resource(settings),
+            "monitoring": MonitoringResource(home=str(settings.home)),
+            "pager": pager_resource(),
         },
     )
 

