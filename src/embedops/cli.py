@@ -40,8 +40,10 @@ class Context:
         os.environ.setdefault("DAGSTER_HOME", str(self.settings.dagster_home))
         dagster_home = Path(os.environ["DAGSTER_HOME"])
         dagster_home.mkdir(parents=True, exist_ok=True)
-        # an empty dagster.yaml means Dagster's embedded SQLite storage in DAGSTER_HOME
-        (dagster_home / "dagster.yaml").touch(exist_ok=True)
+        # no storage block: Dagster's embedded SQLite storage in DAGSTER_HOME
+        instance_yaml = dagster_home / "dagster.yaml"
+        if not instance_yaml.exists():
+            instance_yaml.write_text("telemetry:\n  enabled: false\n")
         from embedops.definitions import build_defs
 
         self.defs = build_defs(self.settings)
@@ -76,7 +78,7 @@ def ingest(tenant: str, source: Path | None, space_name: str | None, as_json: bo
 
     ctx = Context()
     config = ctx.workspace.spaces()
-    spaces = [config.get(space_name)] if space_name else list(config.spaces)
+    spaces = [config.get(space_name)] if space_name else _active_spaces(ctx)
     summaries = run_ingest(ctx.defs, ctx.instance(), tenant, spaces, source=source)
     if as_json:
         out = [s.to_json() for s in summaries]
@@ -92,6 +94,14 @@ def ingest(tenant: str, source: Path | None, space_name: str | None, as_json: bo
             click.echo(f"  quarantined {q['path']}: {q['reason']}")
 
 
+def _active_spaces(ctx: Context) -> list[Any]:
+    """Every declared space that is not retired: an ingest writes to all of them (dual write)."""
+    from embedops.core.cutover import active_spaces, open_manifest
+
+    config = ctx.workspace.spaces()
+    return active_spaces(config, open_manifest(ctx.settings.home, config, ctx.store()))
+
+
 def _hit_json(hit: Any) -> dict[str, Any]:
     return {"chunk_id": hit.chunk_id, "doc_id": hit.doc_id, "score": round(hit.score, 6), "text": hit.text,
             "provenance": hit.provenance}
@@ -103,14 +113,21 @@ def _hit_json(hit: Any) -> dict[str, Any]:
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--exact", is_flag=True, help="Brute-force cosine over the same vectors (the baseline).")
 @click.option("--space", "space_name", help="Search this space instead of the alias's.")
+@click.option("--fuse", is_flag=True, help="Serving space and candidate(s) searched apart, fused by rank (RRF).")
+@click.option("--adapter", "use_adapter", is_flag=True, help="New-model query mapped into the serving index.")
 @click.option("--json", "as_json", is_flag=True)
 @_friendly
-def search(query: str, tenant: str, k: int, exact: bool, space_name: str | None, as_json: bool) -> None:
+def search(query: str, tenant: str, k: int, exact: bool, space_name: str | None, fuse: bool, use_adapter: bool,
+           as_json: bool) -> None:
     """Top-k chunks of a tenant for QUERY, with score and provenance."""
     from embedops.core.embedder import SpaceEmbedder
     from embedops.core.search import search_tenant, serving_space
 
     ctx = Context()
+    if fuse or use_adapter:
+        from embedops.commands.evaluation import migration_search
+
+        return migration_search(ctx, query, tenant, k, space_name, fuse, as_json)
     store = ctx.store()
     space = serving_space(store, ctx.workspace.spaces(), space_name)
     hits = search_tenant(store, space, SpaceEmbedder(space), tenant, query, k=k, exact=exact)
@@ -181,6 +198,18 @@ def demo() -> None:
             click.echo(f"         {' '.join(hit.text.split())[:120]}")
     click.echo(f"\nRuns are in Dagster: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -m embedops.definitions")
 
+
+from embedops.commands import evaluation as _evaluation_commands  # noqa: E402
+from embedops.commands import migration as _migration_commands  # noqa: E402
+
+for _command in _migration_commands.COMMANDS + _evaluation_commands.COMMANDS:
+    main.add_command(_command)
+
+from embedops.commands.check import check  # noqa: E402
+from embedops.commands.repair import repair  # noqa: E402
+
+main.add_command(check)
+main.add_command(repair)
 
 if __name__ == "__main__":
     main()

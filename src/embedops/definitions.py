@@ -31,7 +31,9 @@ def vector_store_resource(settings: Settings) -> VectorStoreResource:
             weaviate_url=dg.EnvVar("EMBEDOPS_WEAVIATE_URL"),
             weaviate_grpc_port=int(os.environ.get("EMBEDOPS_WEAVIATE_GRPC_PORT", "50051")),
             # an anonymous server needs no key; a key, when set, only ever travels as an EnvVar
-            weaviate_api_key=dg.EnvVar("EMBEDOPS_WEAVIATE_API_KEY") if os.environ.get("EMBEDOPS_WEAVIATE_API_KEY") else None,
+            weaviate_api_key=(
+                dg.EnvVar("EMBEDOPS_WEAVIATE_API_KEY") if os.environ.get("EMBEDOPS_WEAVIATE_API_KEY") else None
+            ),
         )
     return VectorStoreResource(kind="lancedb", lance_dir=str(settings.lance_dir))
 

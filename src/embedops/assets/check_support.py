@@ -3,7 +3,9 @@ AssetCheckResult, and the cheap invariants that vector_index evaluates on itself
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +13,22 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 
+from embedops.core.fingerprints import sha256_bytes
 from embedops.core.monitoring import ERROR, Outcome
 from embedops.core.monitoring.drift import centroid_and_norm, vector_matrix
-from embedops.core.monitoring.reconcile import one_space, provenance
+from embedops.core.monitoring.freshness import documents, freshness, pending_changes
+from embedops.core.monitoring.reconcile import list_source, one_space, provenance
 from embedops.core.monitoring.state import MonitoringState
 from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.stores.base import VectorStore, index_schema
 from embedops.core.tenants import validate_tenant
 from embedops.errors import NotMaterializedError
 from embedops.pipelines.partitions import tenant_space_partitions
+
+# partitioned asset checks are a Dagster preview feature; they are what shows results per partition
+warnings.filterwarnings(
+    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
+)
 
 INDEX_KEY = dg.AssetKey("vector_index")
 INVARIANT_CHECKS = {
@@ -92,3 +101,26 @@ def keep_distribution_baseline(home: Path, tenant: str, space: SpaceSpec, rows: 
         return state.keep_baseline(tenant, space.space_id, np.asarray(centroid), norm, rows.num_rows)
     finally:
         state.close()
+
+
+def _checksum(path: Path) -> str | None:
+    try:
+        return sha256_bytes(path.read_bytes())
+    except OSError:
+        return None
+
+
+def freshness_outcome(
+    workspace: Any, store: VectorStore, monitoring: Any, tenant: str, space: SpaceSpec, limit: int
+) -> Outcome:
+    """The freshness check's outcome (also what `embedops repair --stale` re-embeds)."""
+    root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
+    live = list_source(root)
+    rows = index_rows(store, tenant, space)
+    table = workspace.tables().read("source_documents", (tenant,))
+    changed = pending_changes(live, table, rows, lambda doc_id: _checksum(root / doc_id))
+    state = monitoring.state()
+    base = state.baseline(tenant, space.space_id)
+    state.close()
+    return freshness(documents(rows, live, changed), monitoring.config().freshness, space.model.identity,
+                     datetime.now(UTC), base.created_at if base else None, limit)

@@ -5,17 +5,11 @@ Each check is partitioned like its asset, so the UI shows its result per tenant 
 lives in core/monitoring; these wrappers load the inputs and record the outcome.
 """
 
-from __future__ import annotations
-
-from datetime import UTC, datetime
-from pathlib import Path
-
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embedops.assets.check_support import index_rows, tenant_space, to_result
-from embedops.core.fingerprints import sha256_bytes
+from embedops.assets.check_support import freshness_outcome, index_rows, tenant_space, to_result
 from embedops.core.monitoring import ERROR, Outcome
 from embedops.core.monitoring.drift import (
     centroid_and_norm,
@@ -26,7 +20,6 @@ from embedops.core.monitoring.drift import (
     trend_table,
     vector_matrix,
 )
-from embedops.core.monitoring.freshness import documents, freshness
 from embedops.core.monitoring.quality import chunks_quality, documents_quality
 from embedops.core.monitoring.reconcile import list_source, reconcile
 from embedops.core.monitoring.sentinel import TodayEmbedder, rederive, sentinel_texts
@@ -63,16 +56,16 @@ def reconciliation(
     return to_result(outcome)
 
 
-def _checksum(path: Path) -> str | None:
-    try:
-        return sha256_bytes(path.read_bytes())
-    except OSError:
-        return None
-
-
-def _trend(monitoring: MonitoringResource, tenant: str, space_id: str, metrics: dict[str, str]) -> str:
+def _record(
+    monitoring: MonitoringResource, tenant: str, space_id: str, values: dict[str, float], labels: dict[str, str]
+) -> str:
+    """Append this evaluation's numbers to the history; the Markdown trend of the last evaluations."""
     state, n = monitoring.state(), monitoring.config().trend_length
-    return trend_table({label: state.history(tenant, space_id, metric, n) for metric, label in metrics.items()})
+    try:
+        state.record(tenant, space_id, values)
+        return trend_table({label: state.history(tenant, space_id, metric, n) for metric, label in labels.items()})
+    finally:
+        state.close()
 
 
 @dg.asset_check(asset=INDEX, name="sentinel_drift", partitions_def=tenant_space_partitions)
@@ -97,10 +90,9 @@ def sentinel_drift_check(
     outcome = sentinel_drift([r["chunk_id"] for r in records], vector_matrix(picked), today.encode(texts),
                              config.sentinel, changed, config.list_limit)
     outcome.check = "sentinel_drift"
-    if records:
-        monitoring.state().record(tenant, space.space_id, {"sentinel_mean_distance": outcome.metadata["mean_distance"]})
-    outcome.markdown["drift_trend"] = _trend(monitoring, tenant, space.space_id,
-                                             {"sentinel_mean_distance": "sentinel mean cosine distance"})
+    values = {"sentinel_mean_distance": outcome.metadata["mean_distance"]} if records else {}
+    outcome.markdown["drift_trend"] = _record(monitoring, tenant, space.space_id, values,
+                                              {"sentinel_mean_distance": "sentinel mean cosine distance"})
     return to_result(outcome)
 
 
@@ -122,15 +114,15 @@ def nn_stability(
         texts = dict(zip(rows.column("chunk_id").to_pylist(), rows.column("text").to_pylist(), strict=True))
         queries = [texts[c] for c in fixed_sample(list(texts), config.queries_per_tenant, salt="nn")]
     previous = kept[1] if kept and kept[0] == queries else None
-    vectors = embedder.for_space(space).encode(queries) if queries else []
+    vectors = list(embedder.for_space(space).encode(queries)) if queries else []
     current = [[h.chunk_id for h in store.search(tenant, space.space_id, v, config.k, space.space_id)]
                for v in vectors]
     outcome = neighbour_stability(queries, previous, current, config)
     state.keep_neighbours(tenant, space.space_id, queries, current)
-    if previous is not None:
-        state.record(tenant, space.space_id, {"nn_mean_overlap": outcome.metadata["mean_overlap"]})
-    outcome.markdown["drift_trend"] = _trend(monitoring, tenant, space.space_id,
-                                             {"nn_mean_overlap": f"mean top-{config.k} overlap"})
+    state.close()
+    values = {"nn_mean_overlap": outcome.metadata["mean_overlap"]} if previous is not None else {}
+    outcome.markdown["drift_trend"] = _record(monitoring, tenant, space.space_id, values,
+                                              {"nn_mean_overlap": f"mean top-{config.k} overlap"})
     return to_result(outcome)
 
 
@@ -143,17 +135,19 @@ def distribution_shift_check(
     tenant, space = tenant_space(context, workspace.spaces())
     centroid, norm = centroid_and_norm(vector_matrix(index_rows(vector_store.open(), tenant, space, True)))
     state = monitoring.state()
-    base = state.baseline(tenant, space.space_id)
-    if base is None:
-        if centroid.size:
-            state.keep_baseline(tenant, space.space_id, centroid, norm, 0)
-        return to_result(Outcome("distribution_shift", True, description="no baseline yet: kept this one"))
+    try:
+        base = state.baseline(tenant, space.space_id)
+        if base is None:  # materialized before monitoring existed: this evaluation becomes the baseline
+            if centroid.size:
+                state.keep_baseline(tenant, space.space_id, centroid, norm, 0)
+            return to_result(Outcome("distribution_shift", True, description="no baseline yet: kept this one"))
+    finally:
+        state.close()
     outcome = distribution_shift(centroid, norm, base.centroid, base.mean_norm, monitoring.config().distribution)
     outcome.metadata["baseline_from"] = base.created_at.isoformat()
-    state.record(tenant, space.space_id, {"centroid_distance": outcome.metadata["centroid_distance"],
-                                          "norm_change": outcome.metadata["norm_change"]})
-    outcome.markdown["drift_trend"] = _trend(monitoring, tenant, space.space_id,
-                                             {"centroid_distance": "centroid distance", "norm_change": "norm change"})
+    values = {k: outcome.metadata[k] for k in ("centroid_distance", "norm_change")}
+    outcome.markdown["drift_trend"] = _record(monitoring, tenant, space.space_id, values,
+                                              {"centroid_distance": "centroid distance", "norm_change": "norm change"})
     return to_result(outcome)
 
 
@@ -164,27 +158,8 @@ def freshness_check(
 ) -> dg.AssetCheckResult:
     """Lag from source change to vectors (p50, p99) against the SLO; documents stale under their policy."""
     tenant, space = tenant_space(context, workspace.spaces())
-    root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
-    live = list_source(root)
-    table = workspace.tables().read("source_documents", (tenant,))
-    recorded = {} if table is None else {
-        r["doc_id"]: (r["modified_at"], r["checksum"]) for r in table.select(["doc_id", "modified_at", "checksum"]).to_pylist()
-    }
-    rows = index_rows(vector_store.open(), tenant, space)
-    checksums: dict[str, set[str]] = {}
-    for doc_id, checksum in zip(rows.column("doc_id").to_pylist(), rows.column("source_checksum").to_pylist(), strict=True):
-        checksums.setdefault(doc_id, set()).add(checksum)
-    changed = set()
-    for doc_id, mtime in live.items():
-        known = recorded.get(doc_id)
-        current = known[1] if known and known[0] == mtime else _checksum(root / doc_id)
-        if doc_id in checksums and checksums[doc_id] != {current}:
-            changed.add(doc_id)
-    base = monitoring.state().baseline(tenant, space.space_id)
     config = monitoring.config()
-    outcome = freshness(documents(rows, live, changed), config.freshness, space.model.identity,
-                        datetime.now(UTC), base.created_at if base else None, config.list_limit)
-    return to_result(outcome)
+    return to_result(freshness_outcome(workspace, vector_store.open(), monitoring, tenant, space, config.list_limit))
 
 
 @dg.asset_check(asset="source_documents", partitions_def=tenant_partitions)

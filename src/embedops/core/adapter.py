@@ -27,7 +27,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def fit_map(x_new: np.ndarray, y_old: np.ndarray, method: str | None = None, ridge: float = 0.1) -> tuple[np.ndarray, str]:
+def fit_map(
+    x_new: np.ndarray, y_old: np.ndarray, method: str | None = None, ridge: float = 0.1
+) -> tuple[np.ndarray, str]:
     """The map W (d_new x d_old) with x_new @ W ~ y_old, and the method used.
 
     ``ridge`` is relative to the mean eigenvalue of X^T X, so it means the same at any scale.
@@ -77,7 +79,7 @@ class Adapter:
 
     def latency_us(self, repeats: int = 2000) -> float:
         """Added time per query, in microseconds: mapping one query vector, best of three runs."""
-        query = _unit(np.random.default_rng(0).standard_normal(self.matrix.shape[0]).astype(np.float32))
+        query = _unit(np.asarray(np.random.default_rng(0).standard_normal(self.matrix.shape[0]), dtype=np.float32))
         best = float("inf")
         for _ in range(3):
             started = time.perf_counter()
@@ -87,9 +89,17 @@ class Adapter:
         return best * 1e6
 
     def meta(self) -> dict[str, Any]:
-        return {"source": self.source, "source_id": self.source_id, "target": self.target,
-                "target_id": self.target_id, "method": self.method, "samples": self.samples,
-                "fitted_at": self.fitted_at, "shape": list(self.matrix.shape), "report": self.report}
+        return {
+            "source": self.source,
+            "source_id": self.source_id,
+            "target": self.target,
+            "target_id": self.target_id,
+            "method": self.method,
+            "samples": self.samples,
+            "fitted_at": self.fitted_at,
+            "shape": list(self.matrix.shape),
+            "report": self.report,
+        }
 
     def save(self, path: str | Path) -> Path:
         file = Path(path)
@@ -107,9 +117,17 @@ class Adapter:
         with np.load(file) as data:
             meta = json.loads(str(data["meta"]))
             matrix = np.asarray(data["matrix"], dtype=np.float32)
-        return cls(source=meta["source"], source_id=meta["source_id"], target=meta["target"],
-                   target_id=meta["target_id"], method=meta["method"], matrix=matrix, samples=meta["samples"],
-                   fitted_at=meta["fitted_at"], report=meta.get("report", {}))
+        return cls(
+            source=meta["source"],
+            source_id=meta["source_id"],
+            target=meta["target"],
+            target_id=meta["target_id"],
+            method=meta["method"],
+            matrix=matrix,
+            samples=meta["samples"],
+            fitted_at=meta["fitted_at"],
+            report=meta.get("report", {}),
+        )
 
 
 def adapter_path(home: str | Path, source: str, target: str) -> Path:
@@ -117,8 +135,9 @@ def adapter_path(home: str | Path, source: str, target: str) -> Path:
     return Path(home) / "adapters" / f"{source}__to__{target}.npz"
 
 
-def fit_adapter(source: tuple[str, str], target: tuple[str, str], x_new: np.ndarray, y_old: np.ndarray,
-                method: str | None = None) -> Adapter:
+def fit_adapter(
+    source: tuple[str, str], target: tuple[str, str], x_new: np.ndarray, y_old: np.ndarray, method: str | None = None
+) -> Adapter:
     """Fit an Adapter from paired vectors; ``source``/``target`` are (name, space_id)."""
     matrix, used = fit_map(x_new, y_old, method)
     return Adapter(source[0], source[1], target[0], target[1], used, matrix, int(x_new.shape[0]))

@@ -59,8 +59,16 @@ def _space_name(config: SpacesConfig, space_id: str | None) -> str | None:
         return space_id
 
 
-def check_gate(config: SpacesConfig, migration: MigrationConfig, candidate: SpaceSpec, alias: str,
-               store: VectorStore, tables: TableStore, manifest: Manifest, tenants: Iterable[str]) -> GateResult:
+def check_gate(
+    config: SpacesConfig,
+    migration: MigrationConfig,
+    candidate: SpaceSpec,
+    alias: str,
+    store: VectorStore,
+    tables: TableStore,
+    manifest: Manifest,
+    tenants: Iterable[str],
+) -> GateResult:
     """Gather the gate's inputs (tenant states, latest evaluations) and decide."""
     serving_id = store.get_alias(alias)
     serving = None
@@ -82,8 +90,17 @@ def check_gate(config: SpacesConfig, migration: MigrationConfig, candidate: Spac
     return result
 
 
-def cutover(store: VectorStore, manifest: Manifest, config: SpacesConfig, home: Path, alias: str,
-            space: SpaceSpec, verdict: GateResult, who: str, force: bool = False) -> Swap:
+def cutover(
+    store: VectorStore,
+    manifest: Manifest,
+    config: SpacesConfig,
+    home: Path,
+    alias: str,
+    space: SpaceSpec,
+    verdict: GateResult,
+    who: str,
+    force: bool = False,
+) -> Swap:
     """Point ``alias`` at ``space`` when the gate passed (or ``force``), recording the move."""
     with alias_lock(home, alias):
         current = store.get_alias(alias)
@@ -100,8 +117,18 @@ def cutover(store: VectorStore, manifest: Manifest, config: SpacesConfig, home: 
         return _move(store, manifest, config, alias, current, space, who, action, verdict.to_json(), force)
 
 
-def _move(store: VectorStore, manifest: Manifest, config: SpacesConfig, alias: str, current: str | None,
-          space: SpaceSpec, who: str, action: str, gate_json: dict[str, Any], forced: bool) -> Swap:
+def _move(
+    store: VectorStore,
+    manifest: Manifest,
+    config: SpacesConfig,
+    alias: str,
+    current: str | None,
+    space: SpaceSpec,
+    who: str,
+    action: str,
+    gate_json: dict[str, Any],
+    forced: bool,
+) -> Swap:
     source = (_space_name(config, current) or "", current) if current else None
     swap_id = manifest.begin_swap(alias, action, source, (space.name, space.space_id), who, gate_json, forced)  # type: ignore[arg-type]
     try:
@@ -128,12 +155,15 @@ def rollback(store: VectorStore, manifest: Manifest, config: SpacesConfig, home:
         try:
             target = config.by_id(last.from_space_id)
         except UnknownSpaceError as exc:
-            raise AliasError(f"previous space {last.from_space!r} of alias {alias!r} is no longer declared in "
-                             "the space config; declare it again to roll back to it") from exc
+            raise AliasError(
+                f"previous space {last.from_space!r} of alias {alias!r} is no longer declared in "
+                "the space config; declare it again to roll back to it"
+            ) from exc
         if manifest.state(target.name) == "retired":
             raise AliasError(f"previous space {target.name!r} of alias {alias!r} is retired; cannot roll back")
-        swap = _move(store, manifest, config, alias, current, target, who, "rollback",
-                     {"rolled_back_swap": last.id}, False)
+        swap = _move(
+            store, manifest, config, alias, current, target, who, "rollback", {"rolled_back_swap": last.id}, False
+        )
         manifest.hold(last.to_space)
         return swap
 
@@ -146,8 +176,15 @@ class Retirement:
     tenants_emptied: list[str]
 
 
-def retire(store: VectorStore, manifest: Manifest, config: SpacesConfig, home: Path, space: SpaceSpec,
-           policy: str, aliases: Iterable[str]) -> Retirement:
+def retire(
+    store: VectorStore,
+    manifest: Manifest,
+    config: SpacesConfig,
+    home: Path,
+    space: SpaceSpec,
+    policy: str,
+    aliases: Iterable[str],
+) -> Retirement:
     """Retire a space no alias points at; under drop-on-retire its vectors leave the store."""
     names = sorted(set(aliases) | {config.alias} | {s.alias for s in manifest.history()})
     with alias_lock(home, config.alias):

@@ -8,17 +8,20 @@ from every customer tenant. A document's rank is the rank of its best chunk.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from embedops.core.adapter import Adapter, fit_adapter
 from embedops.core.cache import EmbeddingCache
 from embedops.core.embedder import Embedder
-from embedops.core.fingerprints import cache_key
+from embedops.core.fingerprints import cache_key, sha256_text
 from embedops.core.golden import GOLDEN_TENANT, GoldenSet
 from embedops.core.ingest import embed_chunks, plan_chunks
+from embedops.core.manifest import Manifest
 from embedops.core.metrics import evaluate_run, mean_overlap
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import VectorStore
@@ -52,9 +55,14 @@ class Evaluation:
             **{k: round(v, 4) for k, v in self.ann.items()},
             **{f"exact_{k}": round(v, 4) for k, v in self.exact.items()},
             f"ann_exact_overlap@{K}": round(self.overlap, 4),
-            "queries": self.queries, "documents": self.documents, "chunks": self.chunks,
-            "ann_ms_per_query": round(self.ann_ms_per_query, 3), "seconds": round(self.seconds, 2),
-            "space_id": self.space_id, "fingerprint": self.fingerprint, "golden_name": self.golden,
+            "queries": self.queries,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "ann_ms_per_query": round(self.ann_ms_per_query, 3),
+            "seconds": round(self.seconds, 2),
+            "space_id": self.space_id,
+            "fingerprint": self.fingerprint,
+            "golden_name": self.golden,
             **self.extra,
         }
 
@@ -74,8 +82,14 @@ def cached_encode(texts: list[str], embedder: Embedder, cache: EmbeddingCache) -
     return np.stack([np.asarray(found[k][0], dtype=np.float32) for k in keys])
 
 
-def index_golden(golden: GoldenSet, space: SpaceSpec, embedder: Embedder, cache: EmbeddingCache,
-                 store: VectorStore, tables: TableStore | None = None) -> pa.Table:
+def index_golden(
+    golden: GoldenSet,
+    space: SpaceSpec,
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    store: VectorStore,
+    tables: TableStore | None = None,
+) -> pa.Table:
     """Chunk, embed and sync the golden corpus into the space's GOLDEN_TENANT namespace; its rows."""
     partition = (space.name,)
     previous = tables.read("golden_chunks", partition) if tables is not None else None
@@ -126,8 +140,15 @@ def evaluate_space(
     return score_index(golden, space, store, rows, query_ids, vectors, started)
 
 
-def score_index(golden: GoldenSet, space: SpaceSpec, store: VectorStore, rows: pa.Table, query_ids: list[str],
-                vectors: np.ndarray, started: float | None = None) -> Evaluation:
+def score_index(
+    golden: GoldenSet,
+    space: SpaceSpec,
+    store: VectorStore,
+    rows: pa.Table,
+    query_ids: list[str],
+    vectors: np.ndarray,
+    started: float | None = None,
+) -> Evaluation:
     """Score query vectors (already in ``space``) against the space's golden index, ANN and exact."""
     started = time.monotonic() if started is None else started
     depth = min(CHUNK_DEPTH, rows.num_rows)
@@ -143,9 +164,97 @@ def score_index(golden: GoldenSet, space: SpaceSpec, store: VectorStore, rows: p
     exact_chunks = {q: c[:K] for q, c in zip(query_ids, exact_c, strict=True)}
     exact_docs = {q: _doc_ranking(d) for q, d in zip(query_ids, exact_d, strict=True)}
     return Evaluation(
-        space=space.name, space_id=space.space_id, golden=golden.name, fingerprint=golden.fingerprint,
-        queries=len(query_ids), documents=len(golden.corpus), chunks=rows.num_rows,
-        ann=evaluate_run(ann_docs, golden.qrels, K), exact=evaluate_run(exact_docs, golden.qrels, K),
-        overlap=mean_overlap(ann_chunks, exact_chunks, K), ann_ms_per_query=ann_ms,
+        space=space.name,
+        space_id=space.space_id,
+        golden=golden.name,
+        fingerprint=golden.fingerprint,
+        queries=len(query_ids),
+        documents=len(golden.corpus),
+        chunks=rows.num_rows,
+        ann=evaluate_run(ann_docs, golden.qrels, K),
+        exact=evaluate_run(exact_docs, golden.qrels, K),
+        overlap=mean_overlap(ann_chunks, exact_chunks, K),
+        ann_ms_per_query=ann_ms,
         seconds=time.monotonic() - started,
     )
+
+
+def evaluate_with_serving(
+    golden: GoldenSet,
+    space: SpaceSpec,
+    serving: SpaceSpec | None,
+    embedder_for: Callable[[SpaceSpec], Embedder],
+    cache: EmbeddingCache,
+    store: VectorStore,
+    tables: TableStore,
+    manifest: Manifest,
+) -> tuple[Evaluation, dict[str, Any] | None]:
+    """Evaluate ``space`` and record it; the serving space's numbers on the same golden set beside it
+    (from the manifest when already measured, else measured and recorded now)."""
+    result = evaluate_space(golden, space, embedder_for(space), cache, store, tables)
+    manifest.record_evaluation(space.name, space.space_id, golden.fingerprint, golden.name, result.numbers())
+    if serving is None or serving.space_id == space.space_id:
+        return result, None
+    known = manifest.latest_evaluation(serving.space_id, golden.fingerprint)
+    if known is None:
+        other = evaluate_space(golden, serving, embedder_for(serving), cache, store, tables)
+        manifest.record_evaluation(serving.name, serving.space_id, golden.fingerprint, golden.name, other.numbers())
+        known = manifest.latest_evaluation(serving.space_id, golden.fingerprint)
+    return result, known
+
+
+def adapter_sample(tenant_chunks: list[str], golden: GoldenSet, golden_rows: pa.Table, size: int) -> list[str]:
+    """Chunk texts to fit an adapter on: the tenants' own chunks first, then golden-corpus chunks of
+    documents no golden query is judged relevant to (so the map never sees the answers)."""
+    relevant = {d for judged in golden.qrels.values() for d, r in judged.items() if r > 0}
+    extra = [
+        t
+        for t, d in zip(golden_rows.column("text").to_pylist(), golden_rows.column("doc_id").to_pylist(), strict=True)
+        if d not in relevant
+    ]
+    texts = list(dict.fromkeys(tenant_chunks + sorted(extra, key=sha256_text)))
+    return texts[:size]
+
+
+def fit_and_evaluate_adapter(
+    golden: GoldenSet,
+    new: SpaceSpec,
+    old: SpaceSpec,
+    embedder_for: Callable[[SpaceSpec], Embedder],
+    cache: EmbeddingCache,
+    store: VectorStore,
+    tables: TableStore,
+    tenant_chunks: list[str],
+    sample: int = 2000,
+    method: str | None = None,
+) -> Adapter:
+    """Fit the new -> old adapter on paired chunk embeddings and measure it on the golden set: recall
+    of new-model queries mapped into the old index, as a fraction of the new space's own recall."""
+    new_embedder, old_embedder = embedder_for(new), embedder_for(old)
+    old_eval = evaluate_space(golden, old, old_embedder, cache, store, tables)
+    new_eval = evaluate_space(golden, new, new_embedder, cache, store, tables)
+    old_rows = store.export(GOLDEN_TENANT, old.space_id, with_vectors=True)
+    texts = adapter_sample(tenant_chunks, golden, old_rows, sample)
+    adapter = fit_adapter(
+        (new.name, new.space_id),
+        (old.name, old.space_id),
+        cached_encode(texts, new_embedder, cache),
+        cached_encode(texts, old_embedder, cache),
+        method,
+    )
+    query_ids = sorted(golden.queries)
+    queries = cached_encode([golden.queries[q] for q in query_ids], new_embedder, cache)
+    bridged = score_index(golden, old, store, old_rows, query_ids, adapter.apply(queries))
+    recall = "recall@10"
+    adapter.report = {
+        "golden": golden.name,
+        "fingerprint": golden.fingerprint,
+        "samples": len(texts),
+        "adapter_recall@10": round(bridged.ann[recall], 4),
+        "adapter_ndcg@10": round(bridged.ann["ndcg@10"], 4),
+        "new_recall@10": round(new_eval.ann[recall], 4),
+        "old_recall@10": round(old_eval.ann[recall], 4),
+        "recovered_fraction": round(bridged.ann[recall] / new_eval.ann[recall], 4) if new_eval.ann[recall] else None,
+        "added_latency_us": round(adapter.latency_us(), 2),
+    }
+    return adapter

@@ -52,19 +52,35 @@ class GoldenSet:
         rows = []
         for doc_id in sorted(self.corpus):
             text = self.document_text(doc_id)
-            rows.append({"tenant": GOLDEN_TENANT, "doc_id": doc_id, "suffix": ".md", "size": len(text),
-                         "modified_at": None, "checksum": sha256_text(text), "text": text})
+            rows.append(
+                {
+                    "tenant": GOLDEN_TENANT,
+                    "doc_id": doc_id,
+                    "suffix": ".md",
+                    "size": len(text),
+                    "modified_at": None,
+                    "checksum": sha256_text(text),
+                    "text": text,
+                }
+            )
         return pa.Table.from_pylist(rows, schema=DOCUMENTS_SCHEMA)
 
     def summary(self) -> dict[str, int | str]:
-        return {"name": self.name, "documents": len(self.corpus), "queries": len(self.queries),
-                "judgments": sum(len(j) for j in self.qrels.values()), "fingerprint": self.fingerprint}
+        return {
+            "name": self.name,
+            "documents": len(self.corpus),
+            "queries": len(self.queries),
+            "judgments": sum(len(j) for j in self.qrels.values()),
+            "fingerprint": self.fingerprint,
+        }
 
 
 def _jsonl(path: Path) -> list[dict]:
     if not path.is_file():
-        raise ConfigError(f"golden set file {path} does not exist; a BEIR folder holds corpus.jsonl, "
-                          "queries.jsonl and qrels/<split>.tsv")
+        raise ConfigError(
+            f"golden set file {path} does not exist; a BEIR folder holds corpus.jsonl, "
+            "queries.jsonl and qrels/<split>.tsv"
+        )
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
@@ -73,8 +89,10 @@ def load_beir(folder: str | Path, split: str | None = None) -> GoldenSet:
     """Load a BEIR folder; ``split`` picks qrels/<split>.tsv (default: test, else the only file)."""
     root = Path(folder).expanduser()
     if not root.is_dir():
-        raise ConfigError(f"golden set folder {root} does not exist; pass --golden DIR or set "
-                          "'migration: golden:' in the space config")
+        raise ConfigError(
+            f"golden set folder {root} does not exist; pass --golden DIR or set "
+            "'migration: golden:' in the space config"
+        )
     qrels_files = sorted((root / "qrels").glob("*.tsv"))
     if split is not None:
         chosen = root / "qrels" / f"{split}.tsv"
@@ -83,12 +101,15 @@ def load_beir(folder: str | Path, split: str | None = None) -> GoldenSet:
     elif len(qrels_files) == 1:
         chosen = qrels_files[0]
     else:
-        raise ConfigError(f"golden set {root}: cannot tell which qrels split to use among "
-                          f"{[p.stem for p in qrels_files] or 'none'}; pass a split")
+        raise ConfigError(
+            f"golden set {root}: cannot tell which qrels split to use among "
+            f"{[p.stem for p in qrels_files] or 'none'}; pass a split"
+        )
     if not chosen.is_file():
         raise ConfigError(f"golden set {root} has no qrels file {chosen}")
-    corpus = {str(d["_id"]): (str(d.get("title") or ""), str(d.get("text") or ""))
-              for d in _jsonl(root / "corpus.jsonl")}
+    corpus = {
+        str(d["_id"]): (str(d.get("title") or ""), str(d.get("text") or "")) for d in _jsonl(root / "corpus.jsonl")
+    }
     all_queries = {str(q["_id"]): str(q["text"]) for q in _jsonl(root / "queries.jsonl")}
     qrels: dict[str, dict[str, int]] = {}
     with chosen.open(encoding="utf-8") as fh:
@@ -107,8 +128,7 @@ def slice_golden(
 ) -> GoldenSet:
     """A deterministic slice: the first ``queries`` judged queries (by id), every document relevant
     to them, and ``distractors`` other documents picked by a stable hash; texts cut to ``max_chars``."""
-    chosen = sorted((q for q, j in golden.qrels.items() if any(r > 0 for r in j.values())),
-                    key=_id_order)[:queries]
+    chosen = sorted((q for q, j in golden.qrels.items() if any(r > 0 for r in j.values())), key=_id_order)[:queries]
     qrels = {q: dict(golden.qrels[q]) for q in chosen}
     relevant = {d for judged in qrels.values() for d in judged}
     others = sorted((d for d in golden.corpus if d not in relevant), key=lambda d: sha256_text(d))

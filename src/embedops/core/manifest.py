@@ -85,7 +85,9 @@ class Manifest:
             for name, space_id in declared.items():
                 state = "serving" if space_id in serving_ids else "building"
                 if name not in known:
-                    self._conn.execute("INSERT INTO spaces VALUES (?, ?, ?, 1, ?, ?)", (name, space_id, state, now, now))
+                    self._conn.execute(
+                        "INSERT INTO spaces VALUES (?, ?, ?, 1, ?, ?)", (name, space_id, state, now, now)
+                    )
                 elif known[name][0] != space_id and known[name][1] != "retired":
                     self._conn.execute(
                         "UPDATE spaces SET space_id=?, state=?, auto_cutover=1, updated_at=? WHERE name=?",
@@ -121,8 +123,9 @@ class Manifest:
 
     # -- evaluations ----------------------------------------------------------------------------
 
-    def record_evaluation(self, space: str, space_id: str, fingerprint: str, golden: str,
-                          numbers: dict[str, Any]) -> None:
+    def record_evaluation(
+        self, space: str, space_id: str, fingerprint: str, golden: str, numbers: dict[str, Any]
+    ) -> None:
         with self._conn:
             self._conn.execute(
                 "INSERT INTO evaluations (space, space_id, fingerprint, golden, at, numbers) VALUES (?, ?, ?, ?, ?, ?)",
@@ -142,15 +145,33 @@ class Manifest:
 
     # -- alias history --------------------------------------------------------------------------
 
-    def begin_swap(self, alias: str, action: str, from_space: tuple[str, str] | None, to_space: tuple[str, str],
-                   who: str, gate: dict[str, Any], forced: bool = False) -> int:
+    def begin_swap(
+        self,
+        alias: str,
+        action: str,
+        from_space: tuple[str, str] | None,
+        to_space: tuple[str, str],
+        who: str,
+        gate: dict[str, Any],
+        forced: bool = False,
+    ) -> int:
         """Record an alias move before it happens (status pending); ``finish_swap`` after."""
         with self._conn:
             cur = self._conn.execute(
                 "INSERT INTO alias_history (alias, action, from_space, from_space_id, to_space, to_space_id, who, at,"
                 " forced, gate, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-                (alias, action, from_space[0] if from_space else None, from_space[1] if from_space else None,
-                 to_space[0], to_space[1], who, _now(), int(forced), json.dumps(gate, sort_keys=True, default=str)),
+                (
+                    alias,
+                    action,
+                    from_space[0] if from_space else None,
+                    from_space[1] if from_space else None,
+                    to_space[0],
+                    to_space[1],
+                    who,
+                    _now(),
+                    int(forced),
+                    json.dumps(gate, sort_keys=True, default=str),
+                ),
             )
         return int(cur.lastrowid or 0)
 
@@ -172,9 +193,23 @@ class Manifest:
     def history(self, alias: str | None = None) -> list[Swap]:
         query = "SELECT * FROM alias_history" + (" WHERE alias=?" if alias else "") + " ORDER BY id"
         rows = self._conn.execute(query, (alias,) if alias else ())
-        return [Swap(id=r[0], alias=r[1], action=r[2], from_space=r[3], from_space_id=r[4], to_space=r[5],
-                     to_space_id=r[6], who=r[7], at=r[8], forced=bool(r[9]), gate=json.loads(r[10]), status=r[11])
-                for r in rows]
+        return [
+            Swap(
+                id=r[0],
+                alias=r[1],
+                action=r[2],
+                from_space=r[3],
+                from_space_id=r[4],
+                to_space=r[5],
+                to_space_id=r[6],
+                who=r[7],
+                at=r[8],
+                forced=bool(r[9]),
+                gate=json.loads(r[10]),
+                status=r[11],
+            )
+            for r in rows
+        ]
 
     def previous(self, alias: str, current_space_id: str) -> Swap | None:
         """The move that put the alias on its current space (a pending move counts if it landed)."""

@@ -120,8 +120,14 @@ class TenantStatus:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        return {"tenant": self.tenant, "materialized": self.materialized, "documents": self.documents,
-                "chunks": self.chunks, "index_rows": self.index_rows, "problems": self.problems}
+        return {
+            "tenant": self.tenant,
+            "materialized": self.materialized,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "index_rows": self.index_rows,
+            "problems": self.problems,
+        }
 
 
 def tenant_status(tables: TableStore, store: VectorStore, tenant: str, space: SpaceSpec) -> TenantStatus:
@@ -135,7 +141,9 @@ def tenant_status(tables: TableStore, store: VectorStore, tenant: str, space: Sp
         return status
     status.documents = docs.num_rows
     if chunks is None or vectors is None:
-        status.problems.append(f"not materialized in space {space.name!r} (no {'chunks' if chunks is None else 'vectors'})")
+        status.problems.append(
+            f"not materialized in space {space.name!r} (no {'chunks' if chunks is None else 'vectors'})"
+        )
         return status
     status.chunks = chunks.num_rows
     sources = dict(zip(docs.column("doc_id").to_pylist(), docs.column("checksum").to_pylist(), strict=True))
@@ -154,7 +162,9 @@ def tenant_status(tables: TableStore, store: VectorStore, tenant: str, space: Sp
         status.problems.append("chunks were made with another recipe of this space")
     try:
         status.index_rows = store.count(tenant, space.space_id)
-        indexed = set(store.export(tenant, space.space_id).column("chunk_id").to_pylist()) if vectors.num_rows else set()
+        indexed = (
+            set(store.export(tenant, space.space_id).column("chunk_id").to_pylist()) if vectors.num_rows else set()
+        )
     except NotMaterializedError:
         indexed = set()
     expected = set(vectors.column("chunk_id").to_pylist())
@@ -192,21 +202,28 @@ def gate(
     """Every tenant materialized and reconciled, and candidate recall@10 >= serving - tolerance."""
     reasons = [f"tenant {s.tenant!r}: {p}" for s in statuses for p in s.problems]
     numbers: dict[str, Any] = {
-        "candidate": candidate.name, "serving": serving.name if serving else None, "tolerance": tolerance,
-        "tenants": len(statuses), "tenants_materialized": sum(s.materialized for s in statuses),
+        "candidate": candidate.name,
+        "serving": serving.name if serving else None,
+        "tolerance": tolerance,
+        "tenants": len(statuses),
+        "tenants_materialized": sum(s.materialized for s in statuses),
     }
     if serving is not None and serving.space_id == candidate.space_id:
         reasons.append(f"space {candidate.name!r} already serves the alias")
     if candidate_eval is None:
-        reasons.append(f"space {candidate.name!r} has no golden-set evaluation; materialize golden_set_evaluation "
-                       f"for it or run `embedops evaluate --space {candidate.name}`")
+        reasons.append(
+            f"space {candidate.name!r} has no golden-set evaluation; materialize golden_set_evaluation "
+            f"for it or run `embedops evaluate --space {candidate.name}`"
+        )
     else:
         numbers.update({f"candidate_{k}": candidate_eval[k] for k in ("recall@10", "ndcg@10", "mrr@10")})
         numbers["golden"] = candidate_eval.get("fingerprint")
     if serving is not None and candidate_eval is not None:
         if serving_eval is None:
-            reasons.append(f"serving space {serving.name!r} has no evaluation on the same golden set "
-                           f"({candidate_eval.get('fingerprint')}); evaluate it too")
+            reasons.append(
+                f"serving space {serving.name!r} has no evaluation on the same golden set "
+                f"({candidate_eval.get('fingerprint')}); evaluate it too"
+            )
         else:
             numbers.update({f"serving_{k}": serving_eval[k] for k in ("recall@10", "ndcg@10", "mrr@10")})
             want = float(serving_eval[GATE_METRIC]) - tolerance

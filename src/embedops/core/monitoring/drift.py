@@ -115,6 +115,12 @@ def overlap(previous: Sequence[Sequence[str]], current: Sequence[Sequence[str]],
     return scores
 
 
+def _short(text: str, length: int = 60) -> str:
+    """A query as one short line, for lists of ids."""
+    line = " ".join(text.split())
+    return line if len(line) <= length else line[: length - 3] + "..."
+
+
 def neighbour_stability(
     queries: Sequence[str],
     previous: Sequence[Sequence[str]] | None,
@@ -133,12 +139,12 @@ def neighbour_stability(
         "nn_stability", level,
         f"mean top-{config.k} overlap {mean:.3f} over {len(queries)} queries (warn below {config.warn_below}, "
         f"error below {config.error_below})",
-        ids=[q for q, _ in unstable][:50],
+        ids=[_short(q) for q, _ in unstable][:50],
         metadata={
             "queries": len(queries),
             "mean_overlap": round(mean, 4),
             "min_overlap": round(min(scores), 4) if scores else 1.0,
-            "unstable_queries": [{"query": q[:120], "overlap": round(s, 3)} for q, s in unstable[:20]],
+            "unstable_queries": [{"query": _short(q, 120), "overlap": round(s, 3)} for q, s in unstable[:20]],
         },
     )
 

@@ -8,6 +8,7 @@ from its modification time until now. Staleness policies are chosen per path pat
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -85,6 +86,38 @@ def documents(index: pa.Table, live: dict[str, datetime], changed: set[str]) -> 
         doc.embedded_first, doc.embedded_last = min(doc.embedded_first, at), max(doc.embedded_last, at)
         doc.models.add(model)
     return sorted(docs.values(), key=lambda d: d.doc_id)
+
+
+def pending_changes(
+    live: dict[str, datetime],
+    materialized: pa.Table | None,
+    index: pa.Table,
+    checksum_of: Callable[[str], str | None],
+) -> set[str]:
+    """Documents whose source content now differs from the checksum their vectors were made from.
+
+    A file whose modification time still equals the materialized one keeps its checksum; any other
+    is hashed again through ``checksum_of``.
+    """
+    recorded: dict[str, tuple[datetime, str]] = {}
+    if materialized is not None:
+        for row in materialized.select(["doc_id", "modified_at", "checksum"]).to_pylist():
+            recorded[row["doc_id"]] = (row["modified_at"], row["checksum"])
+    indexed: dict[str, set[str]] = {}
+    if index.num_rows:
+        for doc_id, checksum in zip(
+            index.column("doc_id").to_pylist(), index.column("source_checksum").to_pylist(), strict=True
+        ):
+            indexed.setdefault(doc_id, set()).add(checksum)
+    changed = set()
+    for doc_id, mtime in live.items():
+        if doc_id not in indexed:
+            continue
+        known = recorded.get(doc_id)
+        current = known[1] if known and known[0] == mtime else checksum_of(doc_id)
+        if indexed[doc_id] != {current}:
+            changed.add(doc_id)
+    return changed
 
 
 def lag_seconds(doc: DocFreshness, now: datetime, floor: datetime | None) -> float:

@@ -99,6 +99,13 @@ class MonitoringState:
                  datetime.now(UTC).isoformat()),
             )
 
+    def forget_neighbour_results(self, tenant: str, space_id: str) -> None:
+        """Keep the fixed queries but drop the previous top-k: the next evaluation records them afresh."""
+        with self._conn:
+            self._conn.execute(
+                "UPDATE neighbours SET results = NULL WHERE tenant=? AND space_id=?", (tenant, space_id)
+            )
+
     def record(self, tenant: str, space_id: str, values: dict[str, float]) -> None:
         """Append one evaluation's numbers to the drift history."""
         now = datetime.now(UTC).isoformat()

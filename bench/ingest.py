@@ -1,0 +1,107 @@
+"""P1 cold ingest against the model's own encode(), and P2 the unchanged re-run (all-MiniLM-L6-v2).
+
+Order within one run, to spread the machine's noise over both sides: model encode() (A), embedops cold
+ingest, encode() in slices of one batch as the pipeline calls it (C), model encode() again (B). The model
+is loaded and warmed before any timing. The ratio is measured against the mean of A and B.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.context import Context
+from bench.data import read_folder, scifact_docs, write_corpus
+from bench.peers import embedops_split
+from bench.tools import EmbedopsTool, warm_up
+
+BATCH = 32
+
+
+def _timed(fn) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def run(ctx: Context) -> tuple[dict, dict, EmbedopsTool, dict[str, str]]:
+    """P1 and P2 results, plus the deployment and documents P3 goes on with."""
+    from embedops.core.embedder import load_model
+
+    n = ctx.sizes["p1_docs"]
+    docs = scifact_docs(ctx.data, n)
+    folder = write_corpus(ctx.tmp / "p1" / "src", docs)
+    ctx.log(f"P1: {n} SciFact documents, all-MiniLM-L6-v2, batch {BATCH}")
+    warm_up("embedops", "minilm", ctx.tmp, docs, lambda src: EmbedopsTool(src.parent, src, "minilm"))
+    tool = EmbedopsTool(ctx.tmp / "p1", folder, "minilm")
+    split = embedops_split(tool.embedder)
+    texts = [c for doc_id, text in read_folder(folder) for c in split(Path(doc_id).suffix, text)]
+    model = load_model(tool.space.model)._model
+    model.encode(texts[:BATCH], batch_size=BATCH)  # warm-up
+
+    def direct() -> None:
+        model.encode(texts, batch_size=BATCH)
+
+    def sliced() -> None:
+        for start in range(0, len(texts), BATCH):
+            model.encode(texts[start : start + BATCH], batch_size=BATCH)
+
+    direct_a = _timed(direct)
+    cold = tool.sync()
+    sliced_s = _timed(sliced)
+    direct_b = _timed(direct)
+    table = tool.defs.resources["workspace"].tables().read("document_chunks", (tool.tenant, tool.space.name))
+    same_texts = sorted(table.column("text").to_pylist()) == sorted(texts)
+    direct_s = (direct_a + direct_b) / 2
+    chunks = len(texts)
+    p1 = {
+        "documents": n,
+        "chunks": chunks,
+        "same_chunk_texts": same_texts,
+        "model_calls": cold.calls,
+        "ingest_seconds": round(cold.seconds, 3),
+        "encode_seconds_a": round(direct_a, 3),
+        "encode_seconds_b": round(direct_b, 3),
+        "encode_sliced_seconds": round(sliced_s, 3),
+        "ingest_chunks_per_s": round(chunks / cold.seconds, 2),
+        "encode_chunks_per_s": round(chunks / direct_s, 2),
+        "ratio": round(direct_s / cold.seconds, 3),
+        "ratio_vs_sliced_encode": round(sliced_s / cold.seconds, 3),
+        "overhead_ms_per_chunk": round((cold.seconds - direct_s) / chunks * 1000, 2),
+        "ingest_detail": cold.detail,
+    }
+    ctx.log(f"P1: ratio {p1['ratio']} ({p1['ingest_chunks_per_s']} vs {p1['encode_chunks_per_s']} chunks/s)")
+    rerun = tool.sync()
+    p2 = {
+        "documents": n,
+        "model_calls": rerun.calls,
+        "rerun_seconds": round(rerun.seconds, 3),
+        "cold_seconds": round(cold.seconds, 3),
+        "fraction": round(rerun.seconds / cold.seconds, 4),
+        "detail": rerun.detail,
+    }
+    if ctx.sizes.get("cli"):
+        p2["cli"] = cli_rerun(ctx, tool, folder)
+    ctx.log(f"P2: {rerun.calls} model calls, {p2['fraction']:.1%} of the cold ingest")
+    return p1, p2, tool, docs
+
+
+def cli_rerun(ctx: Context, tool: EmbedopsTool, folder: Path) -> dict:
+    """`embedops ingest --json` on the unchanged folder, as a new process: start-up and model load included."""
+    env = dict(os.environ, EMBEDOPS_HOME=str(tool.settings.home), DAGSTER_HOME=str(ctx.tmp / "p1" / "dagster"),
+               HF_HUB_OFFLINE="1")
+    env.pop("EMBEDOPS_SPACES", None)
+    # the console script, as a user runs it (`python -m embedops.cli` trips a circular import of embedops.commands)
+    cmd = [str(Path(sys.executable).with_name("embedops")), "ingest", "--tenant", tool.tenant, "--source", str(folder),
+           "--json"]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    summary = json.loads(proc.stdout)
+    return {"wall_seconds": round(seconds, 2), "model_calls": summary["model_calls"]}

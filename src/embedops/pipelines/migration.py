@@ -1,0 +1,196 @@
+"""Migration automation: the cutover job, the candidate sensor that launches it, and dual writes.
+
+- ``cutover_job`` repoints an alias through the gate (config: alias, space, force).
+- ``cutover_sensor`` watches candidate spaces and launches the job when the gate passes; when it
+  does not, the tick's skip reason says why, space by space.
+- ``dual_write_sensor`` sends every new source_documents materialization of a tenant to
+  embed_space_job in every active (not retired) space, so a candidate does not fall behind.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from embedops.core.cutover import active_spaces, check_gate, cutover, open_manifest
+from embedops.core.migration import GateRefusedError, GateResult, MigrationConfig, known_tenants
+from embedops.core.spaces import SpacesConfig, SpaceSpec
+from embedops.pipelines.jobs import embed_space_job
+from embedops.pipelines.partitions import tenant_space_key
+from embedops.resources import VectorStoreResource, WorkspaceResource
+
+SOURCE_DOCUMENTS = dg.AssetKey("source_documents")
+WHO_TAG = "embedops/who"
+
+
+def migration_config(workspace: WorkspaceResource) -> MigrationConfig:
+    return MigrationConfig.load(workspace.settings.spaces_file)
+
+
+def customer_tenants(workspace: WorkspaceResource, instance: dg.DagsterInstance | None = None) -> list[str]:
+    """Every customer tenant: registered, read, or a tenant partition in Dagster."""
+    extra = instance.get_dynamic_partitions("tenants") if instance is not None else []
+    return known_tenants(workspace.registry().tenants(), workspace.tables(), extra)
+
+
+def gate_for(
+    workspace: WorkspaceResource,
+    vector_store: VectorStoreResource,
+    space: SpaceSpec,
+    alias: str,
+    instance: dg.DagsterInstance | None = None,
+) -> GateResult:
+    """The cutover gate for ``space`` on ``alias``, from the workspace's current state."""
+    config = workspace.spaces()
+    store = vector_store.open()
+    manifest = open_manifest(workspace.settings.home, config, store)
+    return check_gate(
+        config,
+        migration_config(workspace),
+        space,
+        alias,
+        store,
+        workspace.tables(),
+        manifest,
+        customer_tenants(workspace, instance),
+    )
+
+
+class CutoverConfig(dg.Config):
+    """Which alias to move, to which space, and whether to override a refusing gate (recorded)."""
+
+    alias: str = "docs"
+    space: str
+    force: bool = False
+
+
+@dg.op(tags={"kind": "embedops"})
+def cutover_alias(
+    context: dg.OpExecutionContext,
+    config: CutoverConfig,
+    workspace: WorkspaceResource,
+    vector_store: VectorStoreResource,
+) -> dg.Output[dict]:
+    """Repoint the alias at the space in one atomic step, if the gate passes (or force), and record it."""
+    spaces = workspace.spaces()
+    space = spaces.get(config.space)
+    verdict = gate_for(workspace, vector_store, space, config.alias, context.instance)
+    tags = context.run.tags if context.run else {}
+    who = tags.get(WHO_TAG) or tags.get("dagster/user") or f"dagster run {context.run_id}"
+    if config.force and not verdict.passed:
+        context.log.warning(f"FORCED cutover of {config.alias!r} to {space.name!r} by {who}: {verdict.explain()}")
+    store = vector_store.open()
+    manifest = open_manifest(workspace.settings.home, spaces, store)
+    try:
+        swap = cutover(
+            store, manifest, spaces, workspace.settings.home, config.alias, space, verdict, who, config.force
+        )
+    except GateRefusedError as exc:
+        raise dg.Failure(description=str(exc), metadata={"gate": dg.MetadataValue.json(verdict.to_json())}) from exc
+    context.log.info(f"alias {config.alias!r}: {swap.from_space} -> {swap.to_space} ({swap.action}, by {who})")
+    return dg.Output(
+        swap.to_json(),
+        metadata={
+            "alias": config.alias,
+            "from": swap.from_space or "",
+            "to": swap.to_space,
+            "action": swap.action,
+            "who": who,
+            "forced": swap.forced,
+            "gate": dg.MetadataValue.json(verdict.to_json()),
+        },
+    )
+
+
+@dg.job(description="Repoint an alias at a space through the cutover gate (config: alias, space, force).")
+def cutover_job() -> None:
+    cutover_alias()
+
+
+def _candidates(config: SpacesConfig, manifest: Any, serving_id: str | None) -> list[SpaceSpec]:
+    rows = manifest.spaces()
+    return [
+        s
+        for s in config.spaces
+        if s.space_id != serving_id
+        and rows.get(s.name, {}).get("state") in ("building", "validated")
+        and rows.get(s.name, {}).get("auto_cutover", True)
+    ]
+
+
+@dg.sensor(job=cutover_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def cutover_sensor(
+    context: dg.SensorEvaluationContext, workspace: WorkspaceResource, vector_store: VectorStoreResource
+) -> dg.SensorResult:
+    """Launch cutover_job for a candidate space once every tenant is materialized, reconciliation
+    passes and its golden-set recall@10 is within tolerance of the serving space's."""
+    config = workspace.spaces()
+    store = vector_store.open()
+    manifest = open_manifest(workspace.settings.home, config, store)
+    serving_id = store.get_alias(config.alias)
+    candidates = _candidates(config, manifest, serving_id)
+    if not candidates:
+        return dg.SensorResult(skip_reason=f"no candidate space for alias {config.alias!r}")
+    passed: list[tuple[float, SpaceSpec, GateResult]] = []
+    refusals = []
+    for space in candidates:
+        verdict = gate_for(workspace, vector_store, space, config.alias, context.instance)
+        if verdict.passed:
+            manifest.set_state(space.name, "validated")
+            passed.append((float(verdict.numbers.get("candidate_recall@10", 0.0)), space, verdict))
+        else:
+            refusals.append(f"{space.name}: {'; '.join(verdict.reasons)}")
+    if not passed:
+        return dg.SensorResult(skip_reason="gate refused every candidate. " + " | ".join(refusals))
+    _, space, verdict = max(passed, key=lambda p: (p[0], p[1].name))
+    run_key = f"cutover:{config.alias}:{space.space_id}:{verdict.numbers.get('golden')}:{serving_id}"
+    context.log.info(f"gate passed for {space.name!r}: {json.dumps(verdict.to_json(), default=str)}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=run_key,
+                run_config={"ops": {"cutover_alias": {"config": {"alias": config.alias, "space": space.name}}}},
+                tags={WHO_TAG: "cutover_sensor"},
+            )
+        ]
+    )
+
+
+@dg.sensor(job=embed_space_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def dual_write_sensor(
+    context: dg.SensorEvaluationContext, workspace: WorkspaceResource, vector_store: VectorStoreResource
+) -> dg.SensorResult:
+    """A tenant's new source documents go to every active space: serving, building and validated."""
+    latest = context.instance.fetch_materializations(SOURCE_DOCUMENTS, limit=1)
+    newest = latest.records[0].storage_id if latest.records else 0
+    if context.cursor is None:  # first tick: start from now, do not replay history
+        return dg.SensorResult(cursor=str(newest), skip_reason="started; watching new source_documents")
+    after = int(context.cursor)
+    found = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=SOURCE_DOCUMENTS, after_storage_id=after), limit=200, ascending=True
+    )
+    config = workspace.spaces()
+    spaces = active_spaces(config, open_manifest(Path(workspace.settings.home), config, vector_store.open()))
+    requests, cursor = [], after
+    for record in found.records:
+        cursor = max(cursor, record.storage_id)
+        tenant = record.partition_key
+        if tenant is None:
+            continue
+        for space in spaces:
+            requests.append(
+                dg.RunRequest(
+                    partition_key=tenant_space_key(tenant, space.name),
+                    run_key=f"dual-write:{record.storage_id}:{space.space_id}",
+                    tags={"embedops/trigger": "dual-write", "embedops/space": space.name},
+                )
+            )
+    return dg.SensorResult(run_requests=requests, cursor=str(cursor))
+
+
+golden_set_evaluation_job = dg.define_asset_job(
+    "golden_set_evaluation_job",
+    selection=["golden_set_evaluation"],
+    description="Measure a space on the golden set (recall@10, nDCG@10, MRR@10; ANN and exact).",
+)

@@ -1,0 +1,101 @@
+"""Fixtures for model migrations with two real models: MiniLM and the static (model2vec) model.
+
+The golden set is a slice of BEIR SciFact (40 judged queries, their relevant abstracts and 100
+distractors, each cut to 400 characters). Embedding it with MiniLM takes ~20 s on this machine, so
+it is done once per session into an embedding cache that every migration project starts from:
+the cache is keyed on (model identity, exact text), so this only saves model calls.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from embedops.core.cache import EmbeddingCache
+from embedops.core.embedder import SpaceEmbedder
+from embedops.core.evaluation import index_golden
+from embedops.core.golden import load_beir, slice_golden, write_beir
+from embedops.core.spaces import DEFAULT_MODEL
+from embedops.core.stores.lance import LanceStore
+from embedops.core.tables import TableStore
+from tests.conftest import SHARED_DATA, Project, make_project
+
+MINILM = {"name": "minilm", "dimension": 384, "model": {"name": DEFAULT_MODEL.name, "package": DEFAULT_MODEL.package}}
+STATIC = {
+    "name": "static",
+    "dimension": 64,
+    "model": {"name": "tokenlearn-static", "backend": "model2vec", "package": "static_model"},
+}
+SPACES = {"minilm": MINILM, "static": STATIC}
+
+ACME = {
+    "billing.md": "# Billing\n\nAcme bills monthly in arrears. A failed card payment is retried after three days.",
+    "keys.md": "# API keys\n\nAPI keys are created per workspace and can be rotated at any time without downtime.",
+}
+GLOBEX = {
+    "shipping.md": "# Shipping\n\nGlobex ships parcels from two warehouses; express orders leave the same day.",
+    "returns.txt": "Returns\n\nUnused items can be returned within thirty days for a full refund.",
+    "storage.md": "# Storage\n\nPallets are stored in racks and counted every night by the warehouse robots.",
+}
+
+
+@pytest.fixture(scope="session")
+def golden_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = SHARED_DATA / "scifact"
+    if not (source / "corpus.jsonl").is_file():
+        pytest.skip(f"SciFact golden set not found at {source} (set EMBEDOPS_SHARED_DATA)")
+    return write_beir(slice_golden(load_beir(source), 40, 100, 400), tmp_path_factory.mktemp("golden") / "scifact")
+
+
+@pytest.fixture(scope="session")
+def warm_cache(tmp_path_factory: pytest.TempPathFactory, golden_dir: Path, minilm: SpaceEmbedder) -> Path:
+    """An embedding cache holding both models' vectors of the golden slice (chunks and queries)."""
+    from embedops.core.evaluation import cached_encode
+    from embedops.core.spaces import parse_config
+
+    root = tmp_path_factory.mktemp("warm")
+    cache = EmbeddingCache(root / "embeddings.sqlite")
+    golden = load_beir(golden_dir)
+    for space in parse_config({"spaces": [MINILM, STATIC]}).spaces:
+        embedder = SpaceEmbedder(space)
+        index_golden(golden, space, embedder, cache, LanceStore(root / "lance"), TableStore(root / "tables"))
+        cached_encode(list(golden.queries.values()), embedder, cache)
+    cache.close()
+    return root / "embeddings.sqlite"
+
+
+MakeMigration = Callable[..., Project]
+
+
+@pytest.fixture
+def make_migration(tmp_path: Path, golden_dir: Path, warm_cache: Path) -> MakeMigration:
+    """A project declaring ``serving`` (serving) and ``candidate``, both tenants ingested into serving."""
+
+    def make(serving: str, candidate: str, weights: dict[str, float] | None = None, ingest: bool = True) -> Project:
+        spaces_file = tmp_path / "spaces.yaml"
+        spaces_file.write_text(
+            yaml.safe_dump(
+                {
+                    "alias": "docs",
+                    "serving": serving,
+                    "spaces": [SPACES[serving], SPACES[candidate]],
+                    "migration": {"golden": str(golden_dir), "tolerance": 0.01, "tenant_weights": weights or {}},
+                }
+            )
+        )
+        project = make_project(tmp_path, spaces_file)
+        cache_file = project.settings.cache_path
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(warm_cache, cache_file)
+        project.write("acme", ACME)
+        project.write("globex", GLOBEX)
+        if ingest:
+            for tenant in ("acme", "globex"):
+                project.ingest(tenant, serving)
+        return project
+
+    return make

@@ -1,0 +1,153 @@
+"""A full model migration through real Dagster runs, two real models, a two-tenant corpus.
+
+static (64-d model2vec) -> MiniLM passes the gate; MiniLM -> static is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from embedops.core.cutover import open_manifest, retire, rollback
+from embedops.core.migration import tenant_status
+from embedops.errors import ConfigError
+from embedops.pipelines.backfill import PRIORITY_TAG, run_backfill, space_backfill_sensor
+from embedops.pipelines.migration import cutover_sensor, dual_write_sensor
+from tests.conftest import Project
+from tests.migration.conftest import MakeMigration
+
+
+def _sensor(project: Project, sensor: Any, cursor: str | None = None) -> dg.SensorResult:
+    resources = {"workspace": project.workspace, "vector_store": project.defs.resources["vector_store"]}
+    return sensor(dg.build_sensor_context(instance=project.instance, cursor=cursor, resources=resources))
+
+
+def _evaluate(project: Project, space: str) -> dict[str, Any]:
+    result = project.defs.resolve_job_def("golden_set_evaluation_job").execute_in_process(
+        instance=project.instance, partition_key=space
+    )
+    event = result.asset_materializations_for_node("golden_set_evaluation")[0]
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def _skip(result: dg.SensorResult) -> str:
+    reason = result.skip_reason
+    return "" if reason is None else str(getattr(reason, "skip_message", reason))
+
+
+def _run(project: Project, job: str, request: dg.RunRequest | None = None, **kwargs: Any) -> dg.ExecuteInProcessResult:
+    if request is not None:
+        kwargs.update(run_config=request.run_config, tags=request.tags, partition_key=request.partition_key)
+    return project.defs.resolve_job_def(job).execute_in_process(instance=project.instance, **kwargs)
+
+
+def test_migration_to_a_better_space_backfills_hot_first_dual_writes_and_cuts_over(
+    make_migration: MakeMigration,
+) -> None:
+    project = make_migration("static", "minilm", weights={"acme": 5})
+    store, spaces = project.store, project.spaces
+    static, minilm = spaces.get("static"), spaces.get("minilm")
+    assert store.get_alias("docs") == static.space_id
+    registry = project.workspace.registry()
+    for _ in range(3):
+        registry.log_search("globex", "static")  # globex is hotter than acme despite acme's weight
+
+    # 1. backfill: hottest tenant first, priorities visible on the runs (the sensor, for the daemon's queue, too)
+    queued = _sensor(project, space_backfill_sensor).run_requests
+    assert [(r.partition_key.keys_by_dimension["tenant"], r.tags[PRIORITY_TAG]) for r in queued] == [
+        ("globex", "2"),
+        ("acme", "1"),
+    ]
+    report = run_backfill(project.defs, project.instance, minilm)
+    assert [(s.tenant, s.priority, s.action) for s in report.steps] == [
+        ("globex", 2, "materialized"),
+        ("acme", 1, "materialized"),
+    ]
+    runs = project.instance.get_runs(dg.RunsFilter(tags={"embedops/backfill": "minilm"}), ascending=True)
+    assert [(r.tags["dagster/partition/tenant"], r.tags[PRIORITY_TAG]) for r in runs] == [
+        ("globex", "2"),
+        ("acme", "1"),
+    ]
+    assert all(tenant_status(project.workspace.tables(), store, t, minilm).materialized for t in ("acme", "globex"))
+    assert "materialized for every tenant" in _skip(_sensor(project, space_backfill_sensor))
+
+    # 2. dual write: a source change reaches the serving space and the candidate
+    cursor = _sensor(project, dual_write_sensor).cursor
+    project.write("acme", {"billing.md": ACME_BILLING_V2})
+    _run(project, "source_documents_job", partition_key="acme")
+    stale = tenant_status(project.workspace.tables(), store, "acme", minilm)
+    assert not stale.materialized and "changed or added" in stale.problems[0]
+    requests = _sensor(project, dual_write_sensor, cursor).run_requests
+    assert sorted(r.partition_key.keys_by_dimension["space"] for r in requests) == ["minilm", "static"]
+    for request in requests:
+        _run(project, "embed_space_job", request)
+    for space in (static, minilm):
+        assert tenant_status(project.workspace.tables(), store, "acme", space).materialized
+        assert any("ten days" in r["text"] for r in store.export("acme", space.space_id).to_pylist())
+
+    # 3. golden-set evaluation, then the sensor launches the cutover
+    numbers = _evaluate(project, "minilm")
+    assert numbers["recall@10"] >= numbers["serving_recall@10"] - 0.01 and numbers["gate_passed"] is True
+    assert numbers["ann_exact_overlap@10"] == pytest.approx(1.0, abs=0.05)
+    for key in ("ndcg@10", "mrr@10", "exact_recall@10", "serving_ndcg@10", "queries", "golden_fingerprint"):
+        assert key in numbers
+    tick = _sensor(project, cutover_sensor)
+    assert len(tick.run_requests) == 1
+    assert _run(project, "cutover_job", tick.run_requests[0]).success
+    assert store.get_alias("docs") == minilm.space_id
+    manifest = open_manifest(project.settings.home, spaces, store)
+    swap = manifest.history("docs")[-1]
+    assert (swap.action, swap.who, swap.from_space, swap.to_space, swap.forced) == (
+        "cutover",
+        "cutover_sensor",
+        "static",
+        "minilm",
+        False,
+    )
+    assert swap.gate["candidate_recall@10"] == numbers["recall@10"] and swap.gate["passed"] is True
+    assert (manifest.state("minilm"), manifest.state("static")) == ("serving", "validated")
+
+    # 4. rollback: one step back; the sensor does not promote the rolled-back space again
+    back = rollback(store, manifest, spaces, project.settings.home, "docs", "oncall")
+    assert (back.to_space, store.get_alias("docs"), back.who) == ("static", static.space_id, "oncall")
+    assert "no candidate" in _skip(_sensor(project, cutover_sensor))
+    with pytest.raises(Exception, match="served by alias 'docs'"):
+        retire(store, manifest, spaces, project.settings.home, static, "drop-on-retire", [])
+    done = retire(store, manifest, spaces, project.settings.home, minilm, "drop-on-retire", [])
+    assert set(done.tenants_emptied) >= {"acme", "globex"} and store.count("acme", minilm.space_id) == 0
+    assert manifest.state("minilm") == "retired"
+    with pytest.raises(ConfigError, match="retired"):
+        run_backfill(project.defs, project.instance, minilm)
+    assert [r.partition_key.keys_by_dimension["space"] for r in _dual_write_after_change(project)] == ["static"]
+
+
+ACME_BILLING_V2 = "# Billing\n\nAcme bills monthly in arrears. A failed card payment is retried after ten days."
+
+
+def _dual_write_after_change(project: Project) -> list[dg.RunRequest]:
+    cursor = _sensor(project, dual_write_sensor).cursor
+    project.write("acme", {"keys.md": "# API keys\n\nKeys rotate every ninety days."})
+    _run(project, "source_documents_job", partition_key="acme")
+    return list(_sensor(project, dual_write_sensor, cursor).run_requests)
+
+
+def test_gate_refuses_a_worse_space_and_says_why(make_migration: MakeMigration) -> None:
+    project = make_migration("minilm", "static")
+    store, spaces = project.store, project.spaces
+    run_backfill(project.defs, project.instance, spaces.get("static"))
+    numbers = _evaluate(project, "static")
+    assert numbers["recall@10"] < numbers["serving_recall@10"] - 0.01
+    assert numbers["gate_passed"] is False and "below serving 'minilm'" in numbers["gate_reasons"][0]
+    tick = _sensor(project, cutover_sensor)
+    assert tick.run_requests == [] and "below serving 'minilm'" in _skip(tick)
+    refused = _run(
+        project,
+        "cutover_job",
+        run_config={"ops": {"cutover_alias": {"config": {"space": "static"}}}},
+        raise_on_error=False,
+    )
+    assert not refused.success and store.get_alias("docs") == spaces.get("minilm").space_id
+    manifest = open_manifest(project.settings.home, spaces, store)
+    assert manifest.history() == [] and manifest.state("static") == "building"

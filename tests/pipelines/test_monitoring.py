@@ -1,0 +1,203 @@
+"""The nightly schedule and the pager sensor, against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from embedops.core.embedder import SpaceEmbedder
+from embedops.definitions import pager_resource
+from embedops.pipelines.check_runs import run_checks
+from embedops.pipelines.monitoring import nightly_reconciliation_schedule, pager_sensor
+from embedops.resources.pager import PagerResource
+from tests.assets.test_pipeline import DOCS
+from tests.conftest import Project, make_project
+
+ROUTING_KEY = "R0UT1NGKEY-test-0123456789"
+
+
+@dataclass
+class FakePagerDuty:
+    """What the pager endpoint saw; ``fail`` makes the next N requests answer HTTP 500."""
+
+    url: str = ""
+    attempts: list[dict] = field(default_factory=list)
+    accepted: list[dict] = field(default_factory=list)
+    fail: int = 0
+
+    def actions(self) -> list[str]:
+        return [e["event_action"] for e in self.accepted]
+
+
+@pytest.fixture
+def pagerduty() -> Iterator[FakePagerDuty]:
+    seen = FakePagerDuty()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.attempts.append(body)
+            if seen.fail > 0:
+                seen.fail -= 1
+                self.send_response(500)
+                self.end_headers()
+                return
+            seen.accepted.append(body)
+            reply = json.dumps({"status": "success", "dedup_key": body.get("dedup_key")}).encode()
+            self.send_response(202)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    seen.url = f"http://127.0.0.1:{server.server_port}/v2/enqueue"
+    try:
+        yield seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def tick(project: Project, pager: PagerResource, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
+    context = dg.build_sensor_context(
+        instance=project.instance, cursor=cursor, repository_def=project.defs.get_repository_def(),
+        resources={"pager": pager, "monitoring": project.defs.resources["monitoring"]},
+    )
+    return pager_sensor(context)
+
+
+@pytest.fixture
+def ingested(project: Project) -> Project:
+    project.write("acme", DOCS)
+    project.ingest("acme")
+    return project
+
+
+def _reconcile(project: Project) -> bool:
+    return run_checks(project.defs, project.instance, names=["reconciliation"])[0].passed
+
+
+def test_one_trigger_and_one_resolve_for_a_failing_then_fixed_check(
+    ingested: Project, pagerduty: FakePagerDuty
+) -> None:
+    pager = PagerResource(url=pagerduty.url, routing_key=ROUTING_KEY)
+    first = tick(ingested, pager, None)
+    assert pagerduty.attempts == [] and isinstance(first, dg.SensorResult)
+
+    (ingested.source("acme") / "notes" / "fog.txt").unlink()  # orphan: reconciliation fails at ERROR
+    assert not _reconcile(ingested)
+    failing = tick(ingested, pager, first.cursor)
+    assert pagerduty.actions() == ["trigger"]
+    trigger = pagerduty.accepted[0]
+    assert trigger["routing_key"] == ROUTING_KEY
+    space = ingested.spaces.serving_space.name
+    assert trigger["dedup_key"] == f"embedops/vector_index/reconciliation/{space}|acme"
+    assert set(trigger["payload"]) == {"summary", "source", "severity", "custom_details"}
+    assert trigger["payload"]["severity"] == "error"
+    assert "notes/fog.txt" in trigger["payload"]["custom_details"]["failing_ids"]
+    assert int(failing.cursor) > int(first.cursor)
+
+    again = tick(ingested, pager, failing.cursor)  # nothing new: no page
+    assert not _reconcile(ingested)  # still failing: still one page
+    later = tick(ingested, pager, again.cursor)
+    assert pagerduty.actions() == ["trigger"]
+
+    ingested.ingest("acme")  # the fix: the deleted document leaves the index
+    assert _reconcile(ingested)
+    tick(ingested, pager, later.cursor)
+    assert pagerduty.actions() == ["trigger", "resolve"]
+    assert pagerduty.accepted[1]["dedup_key"] == trigger["dedup_key"]
+    assert pagerduty.accepted[1]["routing_key"] == ROUTING_KEY
+    # the routing key travels to the pager only: it is not kept in EMBEDOPS_HOME
+    stored = b"".join(p.read_bytes() for p in (ingested.settings.home / "monitoring").glob("pager.sqlite*"))
+    assert ROUTING_KEY.encode() not in stored
+
+
+def test_a_failed_delivery_is_retried_on_the_next_tick(ingested: Project, pagerduty: FakePagerDuty) -> None:
+    pager = PagerResource(url=pagerduty.url, routing_key=ROUTING_KEY)
+    (ingested.source("acme") / "intro.md").unlink()
+    assert not _reconcile(ingested)
+    pagerduty.fail = 1
+    first = tick(ingested, pager, None)
+    assert len(pagerduty.attempts) == 1 and pagerduty.accepted == []
+    second = tick(ingested, pager, first.cursor)  # no new evaluation, but the queued event goes out
+    assert pagerduty.actions() == ["trigger"] and len(pagerduty.attempts) == 2
+    tick(ingested, pager, second.cursor)
+    assert pagerduty.actions() == ["trigger"]
+
+
+def test_an_unreachable_pager_keeps_the_event(ingested: Project, pagerduty: FakePagerDuty) -> None:
+    (ingested.source("acme") / "intro.md").unlink()
+    assert not _reconcile(ingested)
+    dead = PagerResource(url="http://127.0.0.1:9/v2/enqueue", routing_key=ROUTING_KEY, timeout_s=2)
+    cursor = tick(ingested, dead, None).cursor
+    tick(ingested, PagerResource(url=pagerduty.url, routing_key=ROUTING_KEY), cursor)
+    assert pagerduty.actions() == ["trigger"]
+
+
+def test_without_a_pager_url_the_sensor_skips(ingested: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EMBEDOPS_PAGER_URL", raising=False)
+    result = tick(ingested, pager_resource(), None)
+    assert isinstance(result, dg.SkipReason) and "EMBEDOPS_PAGER_URL" in (result.skip_message or "")
+
+
+def test_the_pager_url_and_routing_key_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMBEDOPS_PAGER_URL", "http://127.0.0.1:1/v2/enqueue")
+    monkeypatch.setenv("EMBEDOPS_PAGER_ROUTING_KEY", ROUTING_KEY)
+    resource = pager_resource()
+    assert resource.url == "http://127.0.0.1:1/v2/enqueue"
+    assert resource.process_config_and_initialize().routing_key == ROUTING_KEY
+
+
+@pytest.fixture
+def on_disk(tmp_path: Path, minilm: SpaceEmbedder) -> Iterator[Project]:
+    """A deployment whose Dagster instance lives on disk, as a schedule sees it in production."""
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        project = make_project(tmp_path)
+        project.instance = instance
+        yield project
+
+
+def test_the_nightly_schedule_checks_every_materialized_partition(on_disk: Project) -> None:
+    ingested = on_disk
+    ingested.write("acme", DOCS)
+    ingested.ingest("acme")
+    ingested.write("globex", {"bread.md": "# Bread\n\nSourdough rises with wild yeast and lactic bacteria."})
+    ingested.ingest("globex")
+    context = dg.build_schedule_context(
+        instance=ingested.instance, repository_def=ingested.defs.get_repository_def(),
+        scheduled_execution_time=datetime(2026, 6, 1, 2, 0, tzinfo=UTC),
+    )
+    requests = nightly_reconciliation_schedule.evaluate_tick(context).run_requests
+    space = ingested.spaces.serving_space.name
+    partitions = [r.tags["dagster/partition"] for r in requests]
+    assert sorted(partitions) == sorted(["acme", "globex", f"{space}|acme", f"{space}|globex"])
+    index_request = next(r for r in requests if r.tags["dagster/partition"] == f"{space}|acme")
+    names = {k.name for k in index_request.asset_check_keys}
+    assert {"reconciliation", "sentinel_drift", "nn_stability", "distribution_shift", "freshness",
+            "one_space_per_collection", "provenance_complete", "document_chunks_quality"} <= names
+    assert index_request.run_key == f"nightly:2026-06-01:{space}|acme"
+    # the request runs as it is: the checks job, those checks, that partition
+    job = ingested.defs.resolve_job_def("monitoring_checks_job")
+    result = job.get_subset(asset_check_selection=set(index_request.asset_check_keys)).execute_in_process(
+        instance=ingested.instance, tags=index_request.tags
+    )
+    evaluations = result.get_asset_check_evaluations()
+    assert {e.check_name for e in evaluations} == names and {e.partition for e in evaluations} == {f"{space}|acme"}
+    assert all(e.passed for e in evaluations)
