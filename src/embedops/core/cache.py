@@ -6,14 +6,21 @@ unchanged, or the same text in another document or tenant, costs no model call.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from embedops.core.sqlite import open_db
+
 _BATCH = 500
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS vectors (
+    key TEXT PRIMARY KEY, model TEXT NOT NULL, dim INTEGER NOT NULL,
+    vector BLOB NOT NULL, created_at TEXT NOT NULL
+);
+"""
 
 
 class EmbeddingCache:
@@ -21,15 +28,7 @@ class EmbeddingCache:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS vectors ("
-            " key TEXT PRIMARY KEY, model TEXT NOT NULL, dim INTEGER NOT NULL,"
-            " vector BLOB NOT NULL, created_at TEXT NOT NULL)"
-        )
-        self._conn.commit()
+        self._conn = open_db(self.path, _SCHEMA)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, tuple[np.ndarray, datetime]]:
         """Vectors and the time they were computed, for the keys that are cached."""

@@ -13,11 +13,12 @@ and the gate's numbers, which is what a rollback reads. States:
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from embedops.core.sqlite import open_db
 
 STATES = ("building", "validated", "serving", "retired")
 
@@ -66,10 +67,7 @@ class Manifest:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_db(self.path, _SCHEMA, autocommit=True)
 
     # -- spaces ---------------------------------------------------------------------------------
 

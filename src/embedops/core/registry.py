@@ -6,11 +6,11 @@ exist; the registry says where each tenant's documents come from.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from embedops.core.golden import GOLDEN_TENANT
+from embedops.core.sqlite import open_db
 from embedops.core.tenants import validate_tenant
 from embedops.errors import InvalidTenantError, UnknownTenantError
 
@@ -24,10 +24,7 @@ CREATE INDEX IF NOT EXISTS searches_by_tenant ON searches (tenant, at);
 class Registry:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_db(self.path, _SCHEMA)
 
     def add_tenant(self, name: str, source_dir: Path) -> None:
         validate_tenant(name)

@@ -9,13 +9,13 @@ on the next sensor tick and never lost. The routing key is added at send time an
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from embedops.core.monitoring.state import state_dir
+from embedops.core.sqlite import open_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -93,10 +93,7 @@ class PagerOutbox:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_db(self.path, _SCHEMA)
 
     @classmethod
     def at(cls, home: Path) -> PagerOutbox:

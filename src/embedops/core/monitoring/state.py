@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from embedops.core.sqlite import open_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS baselines (
@@ -48,10 +49,7 @@ class MonitoringState:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_db(self.path, _SCHEMA)
 
     @classmethod
     def at(cls, home: Path) -> MonitoringState:

@@ -1,0 +1,18 @@
+"""Opening the SQLite files embedops keeps in EMBEDOPS_HOME, all the same way."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+
+def open_db(path: Path, schema: str, autocommit: bool = False) -> sqlite3.Connection:
+    """Connect (creating the folder), switch to WAL so processes can share the file, apply ``schema``.
+
+    ``autocommit`` leaves transactions to explicit BEGIN/COMMIT statements.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None if autocommit else "")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(schema)
+    return conn
