@@ -54,7 +54,7 @@ def run(argv: list[str] | None = None) -> dict:
     """Run the selected families and write the report; returns the results."""
     args = parse(argv)
     families = selected(args.only)
-    from bench import edits, ingest, memory, report, search, system
+    from bench import edits, findings, ingest, memory, report, search, system
     from bench.context import Context
     from bench.data import data_root
     from bench.peers import available
@@ -70,6 +70,7 @@ def run(argv: list[str] | None = None) -> dict:
                      "errors": {}}
 
     def attempt(name: str, fn):  # type: ignore[no-untyped-def]
+        results["meta"].setdefault("load_by_family", {})[name] = system.load_average()
         try:
             return fn()
         except Exception as exc:  # one family failing still leaves a report of the others
@@ -106,7 +107,7 @@ def run(argv: list[str] | None = None) -> dict:
     finally:
         results["meta"]["duration_s"] = round(time.perf_counter() - started, 1)
         results["meta"]["load_end"] = system.load_average()
-        results["findings"] = report.findings(results)
+        results["findings"] = findings.findings(results)
         json_path, md_path = report.write(results, args.out)
         ctx.log(f"report: {md_path} and {json_path}")
         if args.publish:
@@ -155,10 +156,10 @@ def render(path: Path, publish: bool) -> None:
     """Write report.md again from a report.json (after a change to the report's layout)."""
     import json
 
-    from bench import report
+    from bench import findings, report
 
     results = json.loads(path.read_text(encoding="utf-8"))
-    results["findings"] = report.findings(results)
+    results["findings"] = findings.findings(results)
     _, md_path = report.write(results, path.parent)
     if publish:
         shutil.copyfile(md_path, REPO / "docs" / "benchmarks.md")

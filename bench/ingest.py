@@ -1,8 +1,9 @@
 """P1 cold ingest against the model's own encode(), and P2 the unchanged re-run (all-MiniLM-L6-v2).
 
-Order within one run, to spread the machine's noise over both sides: model encode() (A), embedops cold
-ingest, encode() in slices of one batch as the pipeline calls it (C), model encode() again (B). The model
-is loaded and warmed before any timing. The ratio is measured against the mean of A and B.
+Two rounds, each: the model's encode() on the whole list of chunk texts, a cold ingest of the same documents
+into a fresh deployment, encode() called once per batch of 32 (as the pipeline calls it). The model is loaded
+and warm before any timing; the ratio is best encode() over best ingest, so that a burst of load from other
+work on the machine hits neither side alone.
 """
 
 from __future__ import annotations
@@ -43,35 +44,47 @@ def run(ctx: Context) -> tuple[dict, dict, EmbedopsTool, dict[str, str]]:
     model = load_model(tool.space.model)._model
     model.encode(texts[:BATCH], batch_size=BATCH)  # warm-up
 
-    def direct() -> None:
+    def encode_all() -> None:
         model.encode(texts, batch_size=BATCH)
 
-    def sliced() -> None:
+    def encode_sliced() -> None:
         for start in range(0, len(texts), BATCH):
             model.encode(texts[start : start + BATCH], batch_size=BATCH)
 
-    direct_a = _timed(direct)
-    cold = tool.sync()
-    sliced_s = _timed(sliced)
-    direct_b = _timed(direct)
+    # two rounds, each: encode() of the whole list, a cold ingest into a fresh deployment, encode() per batch;
+    # the first deployment goes on to P2 and P3
+    direct, ingests, sliced_runs = [], [], []
+    cold = None
+    for round_ in range(2):
+        direct.append(_timed(encode_all))
+        target = tool if round_ == 0 else EmbedopsTool(
+            ctx.tmp / "p1b", write_corpus(ctx.tmp / "p1b" / "src", docs), "minilm")
+        step = target.sync()
+        cold = cold or step
+        ingests.append(step.seconds)
+        sliced_runs.append(_timed(encode_sliced))
+    assert cold is not None
     table = tool.defs.resources["workspace"].tables().read("document_chunks", (tool.tenant, tool.space.name))
     same_texts = sorted(table.column("text").to_pylist()) == sorted(texts)
-    direct_s = (direct_a + direct_b) / 2
+    best_direct, best_ingest, best_sliced = min(direct), min(ingests), min(sliced_runs)
     chunks = len(texts)
     p1 = {
         "documents": n,
         "chunks": chunks,
         "same_chunk_texts": same_texts,
         "model_calls": cold.calls,
-        "ingest_seconds": round(cold.seconds, 3),
-        "encode_seconds_a": round(direct_a, 3),
-        "encode_seconds_b": round(direct_b, 3),
-        "encode_sliced_seconds": round(sliced_s, 3),
-        "ingest_chunks_per_s": round(chunks / cold.seconds, 2),
-        "encode_chunks_per_s": round(chunks / direct_s, 2),
-        "ratio": round(direct_s / cold.seconds, 3),
-        "ratio_vs_sliced_encode": round(sliced_s / cold.seconds, 3),
-        "overhead_ms_per_chunk": round((cold.seconds - direct_s) / chunks * 1000, 2),
+        "ingest_seconds": round(best_ingest, 3),
+        "ingest_seconds_runs": [round(x, 3) for x in ingests],
+        "encode_seconds_runs": [round(x, 3) for x in direct],
+        "encode_sliced_seconds_runs": [round(x, 3) for x in sliced_runs],
+        "encode_seconds": round(best_direct, 3),
+        "encode_sliced_seconds": round(best_sliced, 3),
+        "ingest_chunks_per_s": round(chunks / best_ingest, 2),
+        "encode_chunks_per_s": round(chunks / best_direct, 2),
+        "ratio": round(best_direct / best_ingest, 3),
+        "ratio_of_means": round(sum(direct) / sum(ingests), 3),
+        "ratio_vs_sliced_encode": round(best_sliced / best_ingest, 3),
+        "overhead_ms_per_chunk": round((best_ingest - best_direct) / chunks * 1000, 2),
         "ingest_detail": cold.detail,
     }
     ctx.log(f"P1: ratio {p1['ratio']} ({p1['ingest_chunks_per_s']} vs {p1['encode_chunks_per_s']} chunks/s)")
@@ -81,7 +94,7 @@ def run(ctx: Context) -> tuple[dict, dict, EmbedopsTool, dict[str, str]]:
         "model_calls": rerun.calls,
         "rerun_seconds": round(rerun.seconds, 3),
         "cold_seconds": round(cold.seconds, 3),
-        "fraction": round(rerun.seconds / cold.seconds, 4),
+        "fraction": round(rerun.seconds / cold.seconds, 4),  # against this deployment's own cold ingest
         "detail": rerun.detail,
     }
     if ctx.sizes.get("cli"):

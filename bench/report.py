@@ -156,15 +156,22 @@ def _p1(results: dict) -> list[str]:
         f"{p1['documents']} SciFact abstracts -> {p1['chunks']} chunks (the same texts on both sides: "
         f"{'yes' if p1['same_chunk_texts'] else 'NO'}), all-MiniLM-L6-v2, batch size 32, model loaded and warm.",
         "",
-        "| | seconds | chunks/s |", "| --- | --- | --- |",
-        f"| model encode(), whole list (run A) | {p1['encode_seconds_a']} | |",
-        f"| model encode(), whole list (run B) | {p1['encode_seconds_b']} | {p1['encode_chunks_per_s']} (mean) |",
-        f"| model encode(), one call per batch of 32 | {p1['encode_sliced_seconds']} | |",
-        f"| embedops ingest (run_ingest through Dagster) | {p1['ingest_seconds']} | {p1['ingest_chunks_per_s']} |",
+        "| | seconds (best of 2; both runs) | chunks/s |", "| --- | --- | --- |",
+        f"| model encode(), whole list | {p1['encode_seconds']} ({_runs(p1, 'encode_seconds_runs')}) | "
+        f"{p1['encode_chunks_per_s']} |",
+        f"| model encode(), one call per batch of 32 | {p1['encode_sliced_seconds']} "
+        f"({_runs(p1, 'encode_sliced_seconds_runs')}) | {round(p1['chunks'] / p1['encode_sliced_seconds'], 2)} |",
+        f"| embedops ingest (run_ingest through Dagster, fresh deployment) | {p1['ingest_seconds']} "
+        f"({_runs(p1, 'ingest_seconds_runs')}) | {p1['ingest_chunks_per_s']} |",
         "",
-        f"Ratio {p1['ratio']} (goal >= 0.9); against the model called one batch at a time, as the pipeline calls "
+        f"Ratio {p1['ratio']} (goal >= 0.9; ratio of the means {p1.get('ratio_of_means', 'n/a')}); "
+        "against the model called one batch at a time, as the pipeline calls "
         f"it: {p1['ratio_vs_sliced_encode']}. Pipeline overhead: {p1['overhead_ms_per_chunk']} ms per chunk.", "",
     ]
+
+
+def _runs(p1: dict, key: str) -> str:
+    return ", ".join(str(x) for x in p1.get(key, []))
 
 
 def _p2(results: dict) -> list[str]:
@@ -350,7 +357,8 @@ def _machine(meta: dict) -> list[str]:
              f"- {m.get('nproc')} CPUs ({m.get('cpu_model')}), {m.get('ram_gib')} GiB RAM, {m.get('os')}, "
              f"Python {m.get('python')}, torch threads {m.get('torch_threads')}",
              f"- load average at start {meta.get('load_start')}, at end {meta.get('load_end')} "
-             "(other engineers' test runs share the machine)",
+             "(other engineers' test runs share the machine); at the start of each family: "
+             + ", ".join(f"{k} {v[0] if v else '?'}" for k, v in meta.get("load_by_family", {}).items()),
              "- " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())]
     if meta.get("sizes"):
         lines.append("- slices: " + ", ".join(f"{k}={v}" for k, v in meta["sizes"].items()))
@@ -358,71 +366,3 @@ def _machine(meta: dict) -> list[str]:
         lines.append(f"- command: `{meta['command']}`")
     return lines + [""]
 
-
-def findings(results: dict) -> list[str]:
-    """Plain statements of where embedops is behind, computed from the figures."""
-    out = []
-    p1 = results.get("p1")
-    if p1 and "ratio" in p1 and p1["ratio"] < 0.9:
-        out.append(
-            f"P1: the cold ingest runs at {p1['ratio']:.2f}x the model's own encode() (goal 0.9): "
-            f"{p1['overhead_ms_per_chunk']} ms of pipeline per chunk. Calling encode() one batch of 32 at a time, as "
-            f"embed_chunks does, alone gives {p1['encode_seconds_a'] / p1['encode_sliced_seconds']:.2f}x of the "
-            "whole-list call (sentence-transformers sorts a whole list by length before batching, which pads less).")
-    p2 = results.get("p2")
-    if p2 and "fraction" in p2 and p2["fraction"] > 0.05:
-        out.append(f"P2: an unchanged re-run of {p2['documents']} documents still takes {_s(p2['rerun_seconds'])} "
-                   f"({_pct(p2['fraction'])} of the cold ingest): two Dagster runs, and every table read, rewritten "
-                   "and checked in full even when nothing changed.")
-    proj = projected_p2(results)
-    if proj and proj["projected_fraction"] > 0.05:
-        out.append(f"P2 at {proj['documents']} documents: the re-run takes {_s(proj['rerun_seconds'])}, "
-                   f"{_pct(proj['projected_fraction'])} of a (projected) MiniLM cold ingest.")
-    for key in ("main", "revisions"):
-        r = (results.get("p3") or {}).get(key)
-        if not r or "embedops" not in r["tools"]:
-            continue
-        e = r["tools"]["embedops"]
-        for peer in PEERS:
-            t = r["tools"].get(peer)
-            if not t:
-                continue
-            if t["edits"]["seconds"] < e["edits"]["seconds"]:
-                out.append(f"P3 ({r['label']}): {peer} applies the edits in {_s(t['edits']['seconds'])} against "
-                           f"embedops' {_s(e['edits']['seconds'])} ({t['edits']['calls']} vs {e['edits']['calls']} "
-                           "texts to the model): embedops' cost is its fixed per-run work, not the model; the peer "
-                           "keeps everything in memory and persists nothing.")
-            if t["edits"]["calls"] < e["edits"]["calls"]:
-                out.append(f"P3 ({r['label']}): {peer} sent fewer texts to the model than embedops "
-                           f"({t['edits']['calls']} vs {e['edits']['calls']}).")
-            if t["rerun"]["seconds"] < e["rerun"]["seconds"]:
-                out.append(f"P2/P3 ({r['label']}): {peer}'s unchanged re-run takes {_s(t['rerun']['seconds'])}, "
-                           f"embedops' {_s(e['rerun']['seconds'])}.")
-    lookups = [(r["label"], r["tools"]["embedops"]["rerun"]) for r in results.get("scaling", [])
-               if r["tools"].get("embedops", {}).get("rerun", {}).get("identity_lookup_seconds")]
-    if lookups:
-        label, step = lookups[0]
-        out.append(f"Every run of a space whose model package is imported under another name than its distribution "
-                   f"(static_model, shipped by tokenlearn-static-model) calls importlib.metadata."
-                   f"packages_distributions() {step['identity_lookups']} times through ModelSpec.identity, which is "
-                   f"recomputed for each freshly loaded space config: {step['identity_lookup_seconds']:.2f} s of the "
-                   f"{step['seconds']:.2f} s unchanged re-run of {label}. The default MiniLM space does not pay it.")
-    for r in results.get("scaling", []):
-        e = r["tools"].get("embedops")
-        if e and e["rerun"]["seconds"] / e["cold"]["seconds"] > 0.05:
-            rerun, edit = e["rerun"]["seconds"] / e["cold"]["seconds"], e["edits"]["seconds"] / e["cold"]["seconds"]
-            out.append(f"Scaling ({r['label']}): the unchanged re-run is {_pct(rerun)} of the static-model cold "
-                       f"ingest and the edits {_pct(edit)}: the time of a run grows with the corpus even when the "
-                       "change does not.")
-    p4 = results.get("p4")
-    for e in (p4 or {}).get("sizes", []):
-        ann = [(name, e[key]) for key, name in (("ivf_hnsw_sq", "IVF_HNSW_SQ"), ("ivf_pq", "IVF_PQ")) if key in e]
-        if ann:
-            out.append(f"P4 ({e['vectors']:,} vectors): embedops builds no vector index, so every query scans the "
-                       f"table (p50 {e['flat']['p50_ms']} ms, exact); with an index built on the same table: "
-                       + "; ".join(f"{name} p50 {m['p50_ms']} ms at recall@10 {m['recall_at_10']}" for name, m in ann)
-                       + ".")
-    p6 = results.get("p6")
-    if p6 and p6.get("streams") is False:
-        out.append("P6: " + p6["verdict"])
-    return out

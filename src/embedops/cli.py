@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -44,6 +45,11 @@ class Context:
         instance_yaml = dagster_home / "dagster.yaml"
         if not instance_yaml.exists():
             instance_yaml.write_text("telemetry:\n  enabled: false\n")
+        import dagster as dg
+
+        # Dagster marks some of the APIs used here as beta or preview; a user of the CLI cannot act on that
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
         from embedops.definitions import build_defs
 
         self.defs = build_defs(self.settings)

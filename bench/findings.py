@@ -1,0 +1,74 @@
+"""Plain statements of where embedops is behind, computed from the figures of a run."""
+
+from __future__ import annotations
+
+from bench.report import PEERS, _pct, _s, projected_p2
+
+
+def findings(results: dict) -> list[str]:
+    """One sentence per shortfall, with its numbers."""
+    out = []
+    p1 = results.get("p1")
+    if p1 and "ratio" in p1 and p1["ratio"] < 0.9:
+        out.append(
+            f"P1: the cold ingest runs at {p1['ratio']:.2f}x the model's own encode() (goal 0.9): "
+            f"{p1['overhead_ms_per_chunk']} ms of pipeline per chunk. Calling encode() one batch of 32 at a time, as "
+            f"embed_chunks does, alone gives {p1['encode_seconds'] / p1['encode_sliced_seconds']:.2f}x of the "
+            "whole-list call (sentence-transformers sorts a whole list by length before batching, which pads less).")
+    p2 = results.get("p2")
+    if p2 and "fraction" in p2 and p2["fraction"] > 0.05:
+        out.append(f"P2: an unchanged re-run of {p2['documents']} documents still takes {_s(p2['rerun_seconds'])} "
+                   f"({_pct(p2['fraction'])} of the cold ingest): two Dagster runs, and every table read, rewritten "
+                   "and checked in full even when nothing changed.")
+    proj = projected_p2(results)
+    if proj and proj["projected_fraction"] > 0.05:
+        out.append(f"P2 at {proj['documents']} documents: the re-run takes {_s(proj['rerun_seconds'])}, "
+                   f"{_pct(proj['projected_fraction'])} of a (projected) MiniLM cold ingest.")
+    for key in ("main", "revisions"):
+        r = (results.get("p3") or {}).get(key)
+        if not r or "embedops" not in r["tools"]:
+            continue
+        e = r["tools"]["embedops"]
+        for peer in PEERS:
+            t = r["tools"].get(peer)
+            if not t:
+                continue
+            if t["edits"]["seconds"] < e["edits"]["seconds"]:
+                out.append(f"P3 ({r['label']}): {peer} applies the edits in {_s(t['edits']['seconds'])} against "
+                           f"embedops' {_s(e['edits']['seconds'])} ({t['edits']['calls']} vs {e['edits']['calls']} "
+                           "texts to the model): embedops' cost is its fixed per-run work, not the model; the peer "
+                           "keeps everything in memory and persists nothing.")
+            if t["edits"]["calls"] < e["edits"]["calls"]:
+                out.append(f"P3 ({r['label']}): {peer} sent fewer texts to the model than embedops "
+                           f"({t['edits']['calls']} vs {e['edits']['calls']}).")
+            if t["rerun"]["seconds"] < e["rerun"]["seconds"]:
+                out.append(f"P2/P3 ({r['label']}): {peer}'s unchanged re-run takes {_s(t['rerun']['seconds'])}, "
+                           f"embedops' {_s(e['rerun']['seconds'])}.")
+    lookups = [(r["label"], r["tools"]["embedops"]["rerun"]) for r in results.get("scaling", [])
+               if r["tools"].get("embedops", {}).get("rerun", {}).get("identity_lookup_seconds")]
+    if lookups:
+        label, step = lookups[0]
+        out.append(f"Every run of a space whose model package is imported under another name than its distribution "
+                   f"(static_model, shipped by tokenlearn-static-model) calls importlib.metadata."
+                   f"packages_distributions() {step['identity_lookups']} times through ModelSpec.identity, which is "
+                   f"recomputed for each freshly loaded space config: {step['identity_lookup_seconds']:.2f} s of the "
+                   f"{step['seconds']:.2f} s unchanged re-run of {label}. The default MiniLM space does not pay it.")
+    for r in results.get("scaling", []):
+        e = r["tools"].get("embedops")
+        if e and e["rerun"]["seconds"] / e["cold"]["seconds"] > 0.05:
+            rerun, edit = e["rerun"]["seconds"] / e["cold"]["seconds"], e["edits"]["seconds"] / e["cold"]["seconds"]
+            out.append(f"Scaling ({r['label']}): the unchanged re-run is {_pct(rerun)} of the static-model cold "
+                       f"ingest and the edits {_pct(edit)}: the time of a run grows with the corpus even when the "
+                       "change does not.")
+    p4 = results.get("p4")
+    for e in (p4 or {}).get("sizes", []):
+        ann = [(name, e[key]) for key, name in (("ivf_hnsw_sq", "IVF_HNSW_SQ"), ("ivf_pq", "IVF_PQ")) if key in e]
+        if ann:
+            out.append(f"P4 ({e['vectors']:,} vectors): embedops builds no vector index, so every query scans the "
+                       f"table (p50 {e['flat']['p50_ms']} ms, exact); with an index built on the same table: "
+                       + "; ".join(f"{name} p50 {m['p50_ms']} ms at recall@10 {m['recall_at_10']}" for name, m in ann)
+                       + ".")
+    p6 = results.get("p6")
+    if p6 and p6.get("streams") is False:
+        out.append("P6: " + p6["verdict"])
+    return out
