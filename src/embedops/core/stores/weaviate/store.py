@@ -15,115 +15,48 @@ at ``Chunks_<space_id>``; repointing is one ``PUT /v1/aliases/Docs``, atomic on 
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import urlsplit
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import weaviate
-from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.config import Configure, VectorDistances
 from weaviate.classes.data import DataObject
-from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.classes.tenants import Tenant
 from weaviate.collections import Collection
-from weaviate.connect import ConnectionParams
-from weaviate.exceptions import (
-    UnexpectedStatusCodeError,
-    WeaviateBaseError,
-    WeaviateConnectionError,
-    WeaviateGRPCUnavailableError,
-    WeaviateInsertManyAllFailedError,
-    WeaviateRetryError,
-    WeaviateStartUpError,
-    WeaviateTimeoutError,
-)
+from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateBaseError, WeaviateInsertManyAllFailedError
 
-from embedops.core.stores.base import INDEX_SCHEMA_FIELDS, Hit, SyncResult, index_schema
+from embedops.core.stores.base import Hit, SyncResult, index_schema
+from embedops.core.stores.weaviate.connection import WeaviateConnection
+from embedops.core.stores.weaviate.schema import (
+    CHANGE_COLUMNS,
+    COLLECTION_PREFIX,
+    PAYLOAD_COLUMNS,
+    PROPERTIES,
+    VECTOR_NAME,
+    CollectionSpace,
+    alias_name,
+    change_key,
+    chunk_uuid,
+    collection_name,
+    from_properties,
+    recorded_space,
+    space_description,
+    to_properties,
+    vector_dimension,
+)
 from embedops.core.tenants import validate_tenant
-from embedops.errors import (
-    ConfigError,
-    EmbedopsError,
-    NotMaterializedError,
-    SpaceMismatchError,
-    VectorStoreError,
-)
+from embedops.errors import NotMaterializedError, SpaceMismatchError, VectorStoreError
 
-MIN_SERVER_VERSION = (1, 32)
-COLLECTION_PREFIX = "Chunks_"
-VECTOR_NAME = "default"
 UPSERT_BATCH = 200
 DELETE_BATCH = 1000
 _ITERATOR_PAGE = 1000
-_CHUNK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://embedops/chunk")
-# A matched object is rewritten only when one of these differs; otherwise sync leaves it alone.
-_CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq")
-_PAYLOAD_COLUMNS = tuple(name for name, _ in INDEX_SCHEMA_FIELDS)
-_SPACE_ID = re.compile(r"^[0-9A-Za-z_]{1,200}$")
-_ALIAS = re.compile(r"^[A-Za-z][0-9A-Za-z_]{0,200}$")
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
-
-# Identifiers use "field" tokenization so a filter on them matches the whole value, not its words.
-_PROPERTIES = [
-    Property(name="text", data_type=DataType.TEXT, tokenization=Tokenization.WORD)
-    if name == "text"
-    else Property(name=name, data_type=DataType.TEXT, tokenization=Tokenization.FIELD)
-    for name, dtype in INDEX_SCHEMA_FIELDS
-    if pa.types.is_string(dtype)
-] + [
-    Property(name="seq", data_type=DataType.INT),
-    Property(name="embedded_at", data_type=DataType.DATE),
-]
 
 
-def chunk_uuid(chunk_id: str) -> uuid.UUID:
-    """The Weaviate object UUID of a chunk: deterministic, so a re-run overwrites, never duplicates."""
-    return uuid.uuid5(_CHUNK_NAMESPACE, chunk_id)
-
-
-def collection_name(space_id: str) -> str:
-    """The Weaviate collection holding the vectors of one space."""
-    if not isinstance(space_id, str) or not _SPACE_ID.fullmatch(space_id):
-        raise ConfigError(
-            f"space id {space_id!r} cannot name a Weaviate collection: use letters, digits and '_' "
-            "(space ids are short hex hashes such as 'a1b2c3d4e5f6')"
-        )
-    return COLLECTION_PREFIX + space_id
-
-
-def alias_name(alias: str) -> str:
-    """The Weaviate alias for an embedops alias: ``docs`` -> ``Docs``.
-
-    Weaviate alias names follow collection-name rules (a letter, then letters, digits or '_') and
-    Weaviate upper-cases their first letter, so ``docs`` and ``Docs`` are the same alias.
-    """
-    if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
-        raise ConfigError(
-            f"alias {alias!r} cannot name a Weaviate alias: use a letter followed by letters, digits "
-            "or '_' (for example 'docs'); Weaviate stores it capitalised ('docs' -> 'Docs')"
-        )
-    return alias[0].upper() + alias[1:]
-
-
-@dataclass(frozen=True)
-class _Space:
-    """A verified collection: its name and the space identity its description records."""
-
-    collection: str
-    space_id: str
-    space_name: str
-    dimension: int
-
-
-class WeaviateStore:
+class WeaviateStore(WeaviateConnection):
     """VectorStore on a Weaviate server (>= 1.32, for collection aliases).
 
     Give it a connected ``weaviate.WeaviateClient`` (the store does not close it), or connection
@@ -145,97 +78,20 @@ class WeaviateStore:
         api_key: str | None = None,
         timeout_s: float = 30.0,
     ) -> None:
-        self._api_key = api_key
-        self._spaces: dict[str, _Space] = {}
+        # What this store has verified on the server: collections by space id, (collection, tenant) pairs.
+        self._spaces: dict[str, CollectionSpace] = {}
         self._known_tenants: set[tuple[str, str]] = set()
-        if client is not None:
-            self._owns_client = False
-            connection = getattr(client, "_connection", None)
-            self.url = str(getattr(connection, "url", "the Weaviate server"))
-            params = getattr(connection, "_connection_params", None)
-            address = getattr(params, "_grpc_address", None)
-            self.grpc_address = f"{address[0]}:{address[1]}" if address else "its gRPC port"
-            self._client = client
-            if not client.is_connected():
-                with self._errors("connect"):
-                    client.connect()
-        else:
-            self._owns_client = True
-            scheme = "https" if http_secure else "http"
-            self.url = f"{scheme}://{http_host}:{http_port}"
-            self.grpc_address = f"{grpc_host or http_host}:{grpc_port}"
-            self._client = weaviate.WeaviateClient(
-                connection_params=ConnectionParams.from_params(
-                    http_host=http_host,
-                    http_port=http_port,
-                    http_secure=http_secure,
-                    grpc_host=grpc_host or http_host,
-                    grpc_port=grpc_port,
-                    grpc_secure=grpc_secure,
-                ),
-                auth_client_secret=Auth.api_key(api_key) if api_key else None,
-                additional_config=AdditionalConfig(
-                    timeout=Timeout(init=min(timeout_s, 10.0), query=timeout_s, insert=timeout_s)
-                ),
-                # The client's own init checks also query PyPI for a newer client; the checks that
-                # matter (REST reachable, key accepted, gRPC serving) are done below instead.
-                skip_init_checks=True,
-            )
-            try:
-                with self._errors("connect"):
-                    self._client.connect()
-            except EmbedopsError:
-                self._client.close()
-                raise
-        try:
-            self._check_server()
-        except EmbedopsError:
-            self.close()
-            raise
-
-    @classmethod
-    def connect(
-        cls,
-        url: str,
-        grpc_port: int = 50051,
-        api_key: str | None = None,
-        *,
-        grpc_host: str | None = None,
-        grpc_secure: bool | None = None,
-        timeout_s: float = 30.0,
-    ) -> WeaviateStore:
-        """Connect to the Weaviate at ``url`` (REST) and ``grpc_port`` on the same host (gRPC)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"Weaviate URL {url!r} is not an http(s) URL; give one such as http://localhost:8080")
-        secure = parts.scheme == "https"
-        try:
-            port = parts.port or (443 if secure else 80)
-        except ValueError as exc:
-            raise ConfigError(f"Weaviate URL {url!r} has an invalid port: {exc}") from exc
-        return cls(
-            http_host=parts.hostname,
-            http_port=port,
-            http_secure=secure,
-            grpc_host=grpc_host or parts.hostname,
+        super().__init__(
+            client,
+            http_host=http_host,
+            http_port=http_port,
+            http_secure=http_secure,
+            grpc_host=grpc_host,
             grpc_port=grpc_port,
-            grpc_secure=secure if grpc_secure is None else grpc_secure,
+            grpc_secure=grpc_secure,
             api_key=api_key,
             timeout_s=timeout_s,
         )
-
-    def close(self) -> None:
-        """Disconnect, when the store opened the connection itself."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"WeaviateStore(url={self.url!r})"
@@ -259,7 +115,7 @@ class WeaviateStore:
         self._ensure_tenant(space, tenant)
         existing = self._existing(space, tenant)
         wanted = {chunk_uuid(c): i for i, c in enumerate(rows.column("chunk_id").to_pylist())}
-        changed = [i for key, i in wanted.items() if key not in existing or existing[key][1:] != _change_key(rows, i)]
+        changed = [i for key, i in wanted.items() if key not in existing or existing[key][1:] != change_key(rows, i)]
         removed = {key: existing[key][0] for key in existing if key not in wanted}
         upserted = self._write(space, tenant, rows.take(changed)) if changed else 0
         deleted = self._delete(space, tenant, removed)
@@ -313,11 +169,11 @@ class WeaviateStore:
                 limit=k,
                 target_vector=VECTOR_NAME,
                 return_metadata=MetadataQuery(distance=True),
-                return_properties=list(_PAYLOAD_COLUMNS),
+                return_properties=list(PAYLOAD_COLUMNS),
             )
         hits = []
         for obj in found.objects:
-            props = _normalise(dict(obj.properties))
+            props = from_properties(dict(obj.properties))
             text = props.pop("text")
             distance = obj.metadata.distance if obj.metadata.distance is not None else 1.0
             hits.append(
@@ -335,15 +191,15 @@ class WeaviateStore:
         """Every object of the tenant as index rows, ordered by (doc_id, seq)."""
         tenant = validate_tenant(tenant)
         space = self._readable(tenant, space_id)
-        columns: dict[str, list[Any]] = {name: [] for name in (*_PAYLOAD_COLUMNS, "vector")}
+        columns: dict[str, list[Any]] = {name: [] for name in (*PAYLOAD_COLUMNS, "vector")}
         with self._errors(f"export tenant {tenant!r} of {space.collection}"):
             for obj in self._tenant_collection(space, tenant).iterator(
                 include_vector=with_vectors,
-                return_properties=list(_PAYLOAD_COLUMNS),
+                return_properties=list(PAYLOAD_COLUMNS),
                 cache_size=_ITERATOR_PAGE,
             ):
-                props = _normalise(dict(obj.properties))
-                for name in _PAYLOAD_COLUMNS:
+                props = from_properties(dict(obj.properties))
+                for name in PAYLOAD_COLUMNS:
                     columns[name].append(props.get(name))
                 if with_vectors:
                     columns["vector"].append(np.asarray(obj.vector[VECTOR_NAME], dtype=np.float32))
@@ -406,66 +262,9 @@ class WeaviateStore:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _check_server(self) -> None:
-        """Refuse a server that cannot serve embedops: gRPC down, or too old for aliases."""
-        ping = getattr(self._client._connection, "_ping_grpc", None)  # the client's own health check
-        if ping is not None:
-            with self._errors("check its gRPC port"):
-                ping("sync")
-        with self._errors("read its version"):
-            version = str(self._client.get_meta().get("version", ""))
-        match = _VERSION.match(version)
-        if match is None or (int(match[1]), int(match[2])) < MIN_SERVER_VERSION:
-            raise VectorStoreError(
-                f"Weaviate at {self.url} is version {version or 'unknown'}, but embedops needs collection "
-                f"aliases (Weaviate >= {'.'.join(map(str, MIN_SERVER_VERSION))}): upgrade to >= 1.32"
-            )
-
-    @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """Turn a weaviate-client error into a VectorStoreError that names the server and the fix."""
-        try:
-            yield
-        except EmbedopsError:
-            raise
-        except WeaviateBaseError as exc:
-            raise self._translate(exc, action) from None
-
-    def _translate(self, exc: WeaviateBaseError, action: str) -> VectorStoreError:
-        message = self._scrub(exc.message or str(exc))
-        lowered = message.lower()
-        status = getattr(exc, "status_code", None) if isinstance(exc, UnexpectedStatusCodeError) else None
-        if status == 401 or "invalid api key" in lowered or "unauthenticated" in lowered:
-            if self._api_key:
-                return VectorStoreError(
-                    f"Weaviate at {self.url} refused the API key (401 Unauthorized) when trying to {action}; "
-                    "check that the configured key is one the server accepts"
-                )
-            return VectorStoreError(
-                f"Weaviate at {self.url} requires an API key (401 Unauthorized) when trying to {action}, "
-                "and none was configured; pass api_key"
-            )
-        unreachable = (
-            WeaviateConnectionError,
-            WeaviateStartUpError,
-            WeaviateGRPCUnavailableError,
-            WeaviateTimeoutError,
-            WeaviateRetryError,
-        )
-        if isinstance(exc, unreachable):
-            return VectorStoreError(
-                f"cannot reach Weaviate at {self.url} (gRPC {self.grpc_address}) to {action}: check that "
-                f"the server is running, that the URL and both ports are right and that no firewall or "
-                f"proxy blocks them ({message})"
-            )
-        return VectorStoreError(f"Weaviate at {self.url} failed to {action}: {message}")
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
-
     def _check_rows(self, rows: pa.Table, tenant: str, space_id: str, space_name: str) -> None:
         collection_name(space_id)
-        missing = set(_PAYLOAD_COLUMNS + ("vector",)) - set(rows.column_names)
+        missing = set(PAYLOAD_COLUMNS + ("vector",)) - set(rows.column_names)
         if missing:
             raise VectorStoreError(f"rows for {tenant!r} lack the index columns {sorted(missing)}")
         if rows.num_rows == 0:
@@ -486,8 +285,8 @@ class WeaviateStore:
             dupes = sorted({c for c in ids if ids.count(c) > 1})[:10]
             raise VectorStoreError(f"rows for tenant {tenant!r} repeat chunk ids {dupes}")
 
-    def _space_for_write(self, space_id: str, space_name: str, rows: pa.Table) -> _Space | None:
-        dimension = _dimension(rows)
+    def _space_for_write(self, space_id: str, space_name: str, rows: pa.Table) -> CollectionSpace | None:
+        dimension = vector_dimension(rows)
         space = self._open(space_id)
         if space is None:
             if dimension is None:
@@ -500,7 +299,7 @@ class WeaviateStore:
             )
         return space
 
-    def _open(self, space_id: str) -> _Space | None:
+    def _open(self, space_id: str) -> CollectionSpace | None:
         """The verified collection of ``space_id``, or None when Weaviate has none."""
         name = collection_name(space_id)
         if space_id in self._spaces:
@@ -509,7 +308,7 @@ class WeaviateStore:
             if not self._client.collections.exists(name):
                 return None
             config = self._client.collections.use(name).config.get()
-        space = _recorded_space(name, config.description)
+        space = recorded_space(name, config.description)
         if space.space_id != space_id:
             raise SpaceMismatchError(
                 f"Weaviate collection {name} records space {space.space_name!r} ({space.space_id}), "
@@ -523,15 +322,14 @@ class WeaviateStore:
         self._spaces[space_id] = space
         return space
 
-    def _create(self, space_id: str, space_name: str, dimension: int) -> _Space:
+    def _create(self, space_id: str, space_name: str, dimension: int) -> CollectionSpace:
         name = collection_name(space_id)
-        record = {"embedops": 1, "space_id": space_id, "space_name": space_name, "dimension": dimension}
         try:
             with self._errors(f"create collection {name}"):
                 self._client.collections.create(
                     name=name,
-                    description=json.dumps(record, sort_keys=True),
-                    properties=_PROPERTIES,
+                    description=space_description(space_id, space_name, dimension),
+                    properties=PROPERTIES,
                     multi_tenancy_config=Configure.multi_tenancy(
                         enabled=True, auto_tenant_creation=False, auto_tenant_activation=False
                     ),
@@ -545,11 +343,11 @@ class WeaviateStore:
             if space is None:
                 raise
             return space
-        space = _Space(name, space_id, space_name, dimension)
+        space = CollectionSpace(name, space_id, space_name, dimension)
         self._spaces[space_id] = space
         return space
 
-    def _has_tenant(self, space: _Space, tenant: str) -> bool:
+    def _has_tenant(self, space: CollectionSpace, tenant: str) -> bool:
         if (space.collection, tenant) in self._known_tenants:
             return True
         with self._errors(f"look up tenant {tenant!r} of {space.collection}"):
@@ -558,7 +356,7 @@ class WeaviateStore:
             self._known_tenants.add((space.collection, tenant))
         return found
 
-    def _ensure_tenant(self, space: _Space, tenant: str) -> None:
+    def _ensure_tenant(self, space: CollectionSpace, tenant: str) -> None:
         """Create the Weaviate tenant on the concrete collection (never via an alias) if missing."""
         if self._has_tenant(space, tenant):
             return
@@ -571,7 +369,7 @@ class WeaviateStore:
                 raise
         self._known_tenants.add((space.collection, tenant))
 
-    def _readable(self, tenant: str, space_id: str) -> _Space:
+    def _readable(self, tenant: str, space_id: str) -> CollectionSpace:
         space = self._open(space_id)
         if space is None or not self._has_tenant(space, tenant):
             raise NotMaterializedError(
@@ -580,15 +378,15 @@ class WeaviateStore:
             )
         return space
 
-    def _tenant_collection(self, space: _Space, tenant: str) -> Collection[Any, Any]:
+    def _tenant_collection(self, space: CollectionSpace, tenant: str) -> Collection[Any, Any]:
         return self._client.collections.use(space.collection).with_tenant(tenant)
 
-    def _count(self, space: _Space, tenant: str) -> int:
+    def _count(self, space: CollectionSpace, tenant: str) -> int:
         with self._errors(f"count tenant {tenant!r} of {space.collection}"):
             result = self._tenant_collection(space, tenant).aggregate.over_all(total_count=True)
         return int(result.total_count or 0)
 
-    def _existing(self, space: _Space, tenant: str) -> dict[uuid.UUID, tuple[Any, ...]]:
+    def _existing(self, space: CollectionSpace, tenant: str) -> dict[uuid.UUID, tuple[Any, ...]]:
         """Object UUID -> (chunk_id, *the columns whose change means a rewrite) for every object.
 
         Keyed by UUID, so an object another writer left without a chunk id is still found (and removed).
@@ -596,16 +394,16 @@ class WeaviateStore:
         found: dict[uuid.UUID, tuple[Any, ...]] = {}
         with self._errors(f"read the objects of tenant {tenant!r} in {space.collection}"):
             for obj in self._tenant_collection(space, tenant).iterator(
-                return_properties=["chunk_id", *_CHANGE_COLUMNS], cache_size=_ITERATOR_PAGE
+                return_properties=["chunk_id", *CHANGE_COLUMNS], cache_size=_ITERATOR_PAGE
             ):
                 props = obj.properties
-                found[uuid.UUID(str(obj.uuid))] = tuple(props.get(c) for c in ("chunk_id", *_CHANGE_COLUMNS))
+                found[uuid.UUID(str(obj.uuid))] = tuple(props.get(c) for c in ("chunk_id", *CHANGE_COLUMNS))
         return found
 
-    def _write(self, space: _Space, tenant: str, rows: pa.Table) -> int:
+    def _write(self, space: CollectionSpace, tenant: str, rows: pa.Table) -> int:
         """Upsert ``rows`` in batches; any object Weaviate refuses fails the call, by chunk id."""
         collection = self._tenant_collection(space, tenant)
-        records = rows.select(list(_PAYLOAD_COLUMNS)).to_pylist()
+        records = rows.select(list(PAYLOAD_COLUMNS)).to_pylist()
         vectors = rows.column("vector").to_pylist()
         failures: list[tuple[str, str]] = []
         written = 0
@@ -613,7 +411,7 @@ class WeaviateStore:
             batch = records[start : start + UPSERT_BATCH]
             objects = [
                 DataObject(
-                    properties=_to_properties(record),
+                    properties=to_properties(record),
                     uuid=chunk_uuid(record["chunk_id"]),
                     vector={VECTOR_NAME: [float(x) for x in vectors[start + i]]},
                 )
@@ -645,7 +443,7 @@ class WeaviateStore:
             )
         return written
 
-    def _delete(self, space: _Space, tenant: str, by_uuid: dict[uuid.UUID, Any]) -> int:
+    def _delete(self, space: CollectionSpace, tenant: str, by_uuid: dict[uuid.UUID, Any]) -> int:
         """Delete objects by UUID (values name them in errors: their chunk ids); returns how many went."""
         if not by_uuid:
             return 0
@@ -668,46 +466,3 @@ class WeaviateStore:
                     f"in {space.collection}: {'; '.join(failed[:10])}; sync again to retry"
                 )
         return deleted
-
-
-def _recorded_space(name: str, description: str | None) -> _Space:
-    try:
-        record = json.loads(description or "")
-        return _Space(name, str(record["space_id"]), str(record["space_name"]), int(record["dimension"]))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise SpaceMismatchError(
-            f"Weaviate collection {name} does not record an embedops space in its description "
-            f"({description!r}); it was not created by embedops: drop it or use another server"
-        ) from exc
-
-
-def _dimension(rows: pa.Table) -> int | None:
-    vector_type = rows.schema.field("vector").type
-    if pa.types.is_fixed_size_list(vector_type):
-        return int(vector_type.list_size)
-    if rows.num_rows:
-        first = rows.column("vector")[0].as_py()
-        return len(first) if first is not None else None
-    return None
-
-
-def _change_key(rows: pa.Table, i: int) -> tuple[Any, ...]:
-    return tuple(rows.column(c)[i].as_py() for c in _CHANGE_COLUMNS)
-
-
-def _to_properties(record: dict[str, Any]) -> dict[str, Any]:
-    props = dict(record)
-    embedded_at = props["embedded_at"]
-    if isinstance(embedded_at, datetime) and embedded_at.tzinfo is None:
-        props["embedded_at"] = embedded_at.replace(tzinfo=UTC)
-    return props
-
-
-def _normalise(props: dict[str, Any]) -> dict[str, Any]:
-    """Weaviate's property values as index-row values (UTC datetimes, plain ints)."""
-    embedded_at = props.get("embedded_at")
-    if isinstance(embedded_at, datetime):
-        props["embedded_at"] = embedded_at.astimezone(UTC)
-    if props.get("seq") is not None:
-        props["seq"] = int(props["seq"])
-    return props
