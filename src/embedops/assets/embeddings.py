@@ -26,7 +26,7 @@ def chunk_embeddings(
     chunks = tables.read("document_chunks", (tenant, space.name))
     if chunks is None:
         raise NotMaterializedError(f"document_chunks for {tenant}/{space.name} is not materialized yet")
-    result = embed_chunks(chunks, space, embedder.for_space(space), workspace.cache(), embedder.batch_size)
+    result = embed_chunks(chunks, space, embedder.for_space(space), workspace.cache())
     path = tables.write("chunk_embeddings", (tenant, space.name), result.rows, context.run_id)
     tables.write("embedding_quarantine", (tenant, space.name), quarantine_table(result.quarantined), context.run_id)
     return dg.MaterializeResult(

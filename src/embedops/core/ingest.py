@@ -153,10 +153,12 @@ def embed_chunks(
     space: SpaceSpec,
     encoder: Embedder,
     cache: EmbeddingCache,
-    batch_size: int = 64,
+    group_size: int = 1024,
 ) -> EmbeddingResult:
     """Index rows for the chunks: cached vectors where the cache has them, the model for the rest.
 
+    Missing texts go to the model ``group_size`` at a time (the model batches them itself, sorted by
+    length, which pads less than fixed slices), and each group's vectors are cached as it finishes.
     Texts the model fails on are quarantined with their document; the rest goes on.
     """
     records = chunks.to_pylist()
@@ -165,10 +167,9 @@ def embed_chunks(
     missing = {k: r["text"] for k, r in zip(keys, records, strict=True) if k not in cached}
     failed: dict[str, str] = {}
     todo = list(missing.items())
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
+    for start in range(0, len(todo), group_size):
         done = []
-        for key, vector, error in _encode_batch(encoder, batch):
+        for key, vector, error in _encode_group(encoder, todo[start : start + group_size]):
             if vector is None:
                 failed[key] = error or "no vector"
             else:
@@ -196,28 +197,23 @@ def embed_chunks(
     )
 
 
-def _encode_batch(
-    encoder: Embedder, batch: list[tuple[str, str]]
+def _encode_group(
+    encoder: Embedder, group: list[tuple[str, str]]
 ) -> list[tuple[str, np.ndarray | None, str | None]]:
-    """Encode a batch; when it fails, encode text by text so only the bad ones fail."""
+    """Encode (key, text) pairs in one call; when it fails, halve the group so only the bad texts fail."""
     try:
-        vectors = encoder.encode([t for _, t in batch])
-        _check_vectors(vectors, encoder.dimension)
-        return [(k, v, None) for (k, _), v in zip(batch, vectors, strict=True)]
-    except Exception:
-        if len(batch) == 1:
-            key, text = batch[0]
-            try:
-                vector = encoder.encode([text])
-                _check_vectors(vector, encoder.dimension)
-                return [(key, vector[0], None)]
-            except Exception as exc:
-                return [(key, None, f"{type(exc).__name__}: {exc}")]
-        return [item for one in batch for item in _encode_batch(encoder, [one])]
+        vectors = encoder.encode([t for _, t in group])
+        _check_vectors(vectors, encoder.dimension, len(group))
+        return [(k, v, None) for (k, _), v in zip(group, vectors, strict=True)]
+    except Exception as exc:
+        if len(group) == 1:
+            return [(group[0][0], None, f"{type(exc).__name__}: {exc}")]
+        half = len(group) // 2
+        return _encode_group(encoder, group[:half]) + _encode_group(encoder, group[half:])
 
 
-def _check_vectors(vectors: np.ndarray, dimension: int) -> None:
-    if vectors.ndim != 2 or vectors.shape[1] != dimension or not np.isfinite(vectors).all():
+def _check_vectors(vectors: np.ndarray, dimension: int, count: int) -> None:
+    if vectors.shape != (count, dimension) or not np.isfinite(vectors).all():
         raise ValueError(f"model returned vectors of shape {vectors.shape} or non-finite values")
 
 
