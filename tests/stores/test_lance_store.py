@@ -34,3 +34,28 @@ def test_a_table_written_by_another_space_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(SpaceMismatchError, match="bbbbbbbbbbbb"):
         store.count("acme", "bbbbbbbbbbbb")
+
+
+def test_a_large_table_gets_an_ann_index_that_keeps_up_with_syncs(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path, ann_min_rows=500)
+    ids = [f"{i}-a" for i in range(600)]
+    rows = make_rows("acme", ids)
+    store.sync("acme", *SPACE, rows)
+    table = store._open("acme", SPACE[0])
+    assert table is not None and [i.index_type for i in table.list_indices()] == ["IvfHnswSq"]
+    target = rows.column("vector")[123].as_py()
+    assert store.search("acme", SPACE[0], target, 1, SPACE[0])[0].chunk_id == "123-a"
+
+    store.sync(
+        "acme", *SPACE, make_rows("acme", [*ids[1:], "new-a"], texts=[f"text of {i}" for i in [*ids[1:], "new-a"]])
+    )
+    stats = table.index_stats(table.list_indices()[0].name)
+    assert stats is not None and stats.num_unindexed_rows == 0
+    assert store.count("acme", SPACE[0]) == 600 and "0-a" not in store.export("acme", SPACE[0])["chunk_id"].to_pylist()
+
+
+def test_a_small_table_is_searched_exactly_without_an_index(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path)
+    store.sync("acme", *SPACE, make_rows("acme", ["1-a", "2-a"]))
+    table = store._open("acme", SPACE[0])
+    assert table is not None and table.list_indices() == []

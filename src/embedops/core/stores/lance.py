@@ -23,11 +23,15 @@ from pathlib import Path
 import lancedb
 import numpy as np
 import pyarrow as pa
+from lancedb.index import HnswSq
 
 from embedops.core.stores.base import Hit, SyncResult, index_schema
 from embedops.errors import NotMaterializedError, SpaceMismatchError, VectorStoreError
 
 _META_KEY = b"embedops.space"
+# Tables this large get an approximate (HNSW) index; measured at 100k rows: 7 ms per query at
+# recall@10 0.96 against 169 ms for a full scan (docs/benchmarks.md).
+ANN_MIN_ROWS = 10_000
 # A matched row is rewritten only when one of these differs; otherwise the sync leaves it alone.
 _CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq")
 
@@ -35,8 +39,9 @@ _CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq")
 class LanceStore:
     """VectorStore on a LanceDB folder."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, ann_min_rows: int = ANN_MIN_ROWS) -> None:
         self.root = Path(root)
+        self.ann_min_rows = ann_min_rows
         self.root.mkdir(parents=True, exist_ok=True)
         self._db = lancedb.connect(str(self.root), read_consistency_interval=timedelta(0))
         self._aliases = self.root / "aliases.json"
@@ -82,7 +87,9 @@ class LanceStore:
         table = self._open(tenant, space_id)
         if table is None:
             table = self._create(tenant, space_id, space_name, rows)
-            return SyncResult(upserted=rows.num_rows, deleted=0, rows=rows.num_rows, version=table.version)
+            version = table.version
+            self._maintain_index(table, changed=True)
+            return SyncResult(upserted=rows.num_rows, deleted=0, rows=rows.num_rows, version=version)
         self._check_dimension(table, rows)
         if rows.num_rows == 0:
             before = table.count_rows()
@@ -98,9 +105,21 @@ class LanceStore:
             .execute(rows.select(table.schema.names).cast(table.schema))
         )
         upserted = result.num_inserted_rows + result.num_updated_rows
-        return SyncResult(
-            upserted=upserted, deleted=result.num_deleted_rows, rows=table.count_rows(), version=table.version
-        )
+        version = table.version
+        self._maintain_index(table, changed=bool(upserted or result.num_deleted_rows))
+        return SyncResult(upserted=upserted, deleted=result.num_deleted_rows, rows=table.count_rows(), version=version)
+
+    def _maintain_index(self, table: lancedb.table.Table, changed: bool) -> None:
+        """Give a table of ``ann_min_rows`` or more an HNSW index; fold later changes into it.
+
+        Below the threshold a search scans the table (exact, and fast enough). Index builds and
+        optimizations are commits of their own after the data commit: they change no row.
+        """
+        indexed = any("vector" in index.columns for index in table.list_indices())
+        if indexed and changed:
+            table.optimize()
+        elif not indexed and table.count_rows() >= self.ann_min_rows:
+            table.create_index("vector", config=HnswSq(distance_type="cosine"))
 
     def _check_dimension(self, table: lancedb.table.Table, rows: pa.Table) -> None:
         want = table.schema.field("vector").type.list_size
