@@ -2,8 +2,9 @@
 
 Two rounds, each: the model's encode() on the whole list of chunk texts, a cold ingest of the same documents
 into a fresh deployment, encode() called once per batch of 32 (as the pipeline calls it). The model is loaded
-and warm before any timing; the ratio is best encode() over best ingest, so that a burst of load from other
-work on the machine hits neither side alone.
+and warm before any timing. Two ratios: wall time (best encode() over best ingest) and this process's CPU time
+(all threads; far less sensitive to other work on a shared machine, blind to I/O waits). The goal is judged on
+the lower of the two.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from bench.tools import EmbedopsTool, warm_up
 BATCH = 32
 
 
-def _timed(fn) -> float:  # type: ignore[no-untyped-def]
-    started = time.perf_counter()
+def _timed(fn) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Wall seconds and this process's CPU seconds (all its threads) of one call."""
+    started, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def run(ctx: Context) -> tuple[dict, dict, EmbedopsTool, dict[str, str]]:
@@ -54,15 +56,21 @@ def run(ctx: Context) -> tuple[dict, dict, EmbedopsTool, dict[str, str]]:
     # two rounds, each: encode() of the whole list, a cold ingest into a fresh deployment, encode() per batch;
     # the first deployment goes on to P2 and P3
     direct, ingests, sliced_runs = [], [], []
+    direct_cpu, ingest_cpu, sliced_cpu = [], [], []
     cold = None
     for round_ in range(2):
-        direct.append(_timed(encode_all))
+        wall, cpu = _timed(encode_all)
+        direct.append(wall)
+        direct_cpu.append(cpu)
         target = tool if round_ == 0 else EmbedopsTool(
             ctx.tmp / "p1b", write_corpus(ctx.tmp / "p1b" / "src", docs), "minilm")
         step = target.sync()
         cold = cold or step
         ingests.append(step.seconds)
-        sliced_runs.append(_timed(encode_sliced))
+        ingest_cpu.append(step.detail["cpu_seconds"])
+        wall, cpu = _timed(encode_sliced)
+        sliced_runs.append(wall)
+        sliced_cpu.append(cpu)
     assert cold is not None
     table = tool.defs.resources["workspace"].tables().read("document_chunks", (tool.tenant, tool.space.name))
     same_texts = sorted(table.column("text").to_pylist()) == sorted(texts)
@@ -81,12 +89,18 @@ def run(ctx: Context) -> tuple[dict, dict, EmbedopsTool, dict[str, str]]:
         "encode_sliced_seconds": round(best_sliced, 3),
         "ingest_chunks_per_s": round(chunks / best_ingest, 2),
         "encode_chunks_per_s": round(chunks / best_direct, 2),
-        "ratio": round(best_direct / best_ingest, 3),
+        "ratio_wall": round(best_direct / best_ingest, 3),
+        "ratio_cpu": round(min(direct_cpu) / min(ingest_cpu), 3),
+        "encode_cpu_seconds_runs": [round(x, 3) for x in direct_cpu],
+        "encode_sliced_cpu_seconds_runs": [round(x, 3) for x in sliced_cpu],
+        "ingest_cpu_seconds_runs": [round(x, 3) for x in ingest_cpu],
+        "ratio_vs_sliced_encode_cpu": round(min(sliced_cpu) / min(ingest_cpu), 3),
         "ratio_of_means": round(sum(direct) / sum(ingests), 3),
         "ratio_vs_sliced_encode": round(best_sliced / best_ingest, 3),
         "overhead_ms_per_chunk": round((best_ingest - best_direct) / chunks * 1000, 2),
         "ingest_detail": cold.detail,
     }
+    p1["ratio"] = min(p1["ratio_wall"], p1["ratio_cpu"])  # the goal is judged on the less flattering of the two
     ctx.log(f"P1: ratio {p1['ratio']} ({p1['ingest_chunks_per_s']} vs {p1['encode_chunks_per_s']} chunks/s)")
     rerun = tool.sync()
     p2 = {

@@ -72,7 +72,8 @@ def goal_rows(results: dict) -> list[dict]:
     if p1 and "ratio" in p1:
         rows.append({"goal": "P1", "target": ">= 0.9", "measured": f"{p1['ratio']:.2f}",
                      "met": p1["ratio"] >= 0.9,
-                     "note": f"{p1['ingest_chunks_per_s']} vs {p1['encode_chunks_per_s']} chunks/s, "
+                     "note": f"wall {p1.get('ratio_wall', p1['ratio'])} ({p1['ingest_chunks_per_s']} vs "
+                             f"{p1['encode_chunks_per_s']} chunks/s), CPU time {p1.get('ratio_cpu', 'n/a')}; "
                              f"{p1['chunks']} chunks of {p1['documents']} SciFact abstracts, all-MiniLM-L6-v2"})
     p2 = results.get("p2")
     if p2 and "fraction" in p2:
@@ -151,6 +152,26 @@ def _p1(results: dict) -> list[str]:
     p1 = results.get("p1")
     if not p1 or "ratio" not in p1:
         return []
+    return _p1_table(p1) + _p1_cross_check(results)
+
+
+def _p1_cross_check(results: dict) -> list[str]:
+    """The P1 ratio predicted from the pipeline's own cost per chunk, measured with the static model."""
+    p1 = results["p1"]
+    big = max((r for r in results.get("scaling", []) if "model_only" in r["tools"].get("embedops", {})),
+              key=lambda r: r["documents"], default=None)
+    if not big:
+        return []
+    e = big["tools"]["embedops"]
+    overhead = (e["cold"]["seconds"] - e["model_only"]["seconds"]) / e["model_only"]["texts"]
+    per_chunk = 1 / p1["encode_chunks_per_s"]
+    return [f"Cross-check: with the static model, where the model costs almost nothing, the pipeline's own work on "
+            f"{big['label']} comes to {overhead * 1000:.2f} ms per chunk (cold ingest minus the model's encode()); "
+            f"against MiniLM's {per_chunk * 1000:.0f} ms per chunk here that predicts a ratio of "
+            f"{per_chunk / (per_chunk + overhead):.2f} at scale (fixed per-run costs aside).", ""]
+
+
+def _p1_table(p1: dict) -> list[str]:
     return [
         "## P1 cold ingest against the model", "",
         f"{p1['documents']} SciFact abstracts -> {p1['chunks']} chunks (the same texts on both sides: "
@@ -164,9 +185,14 @@ def _p1(results: dict) -> list[str]:
         f"| embedops ingest (run_ingest through Dagster, fresh deployment) | {p1['ingest_seconds']} "
         f"({_runs(p1, 'ingest_seconds_runs')}) | {p1['ingest_chunks_per_s']} |",
         "",
-        f"Ratio {p1['ratio']} (goal >= 0.9; ratio of the means {p1.get('ratio_of_means', 'n/a')}); "
-        "against the model called one batch at a time, as the pipeline calls "
-        f"it: {p1['ratio_vs_sliced_encode']}. Pipeline overhead: {p1['overhead_ms_per_chunk']} ms per chunk.", "",
+        f"CPU seconds of this process (all threads), both runs: encode() {_runs(p1, 'encode_cpu_seconds_runs')}; "
+        f"per batch {_runs(p1, 'encode_sliced_cpu_seconds_runs')}; ingest {_runs(p1, 'ingest_cpu_seconds_runs')}.",
+        "",
+        f"Ratio by wall time {p1.get('ratio_wall', p1['ratio'])} (ratio of the means "
+        f"{p1.get('ratio_of_means', 'n/a')}), by CPU time {p1.get('ratio_cpu', 'n/a')}; the goal (>= 0.9) is judged "
+        f"on the lower, {p1['ratio']}. Against the model called one batch at a time, as the pipeline calls it: "
+        f"{p1['ratio_vs_sliced_encode']} by wall time, {p1.get('ratio_vs_sliced_encode_cpu', 'n/a')} by CPU time. "
+        f"Pipeline overhead by wall time: {p1['overhead_ms_per_chunk']} ms per chunk.", "",
     ]
 
 
