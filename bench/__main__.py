@@ -66,7 +66,8 @@ def run(argv: list[str] | None = None) -> dict:
     results: dict = {"meta": {"started": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
                               "families": sorted(families), "sizes": ctx.sizes, "machine": system.machine(),
                               "load_start": system.load_average(), "versions": system.versions(),
-                              "peers": available(), "command": "python -m bench " + " ".join(argv or sys.argv[1:])},
+                              "peers": available(), "code": system.code_version(REPO),
+                              "command": "python -m bench " + " ".join(argv or sys.argv[1:])},
                      "errors": {}}
 
     def attempt(name: str, fn):  # type: ignore[no-untyped-def]

@@ -396,6 +396,8 @@ def _machine(meta: dict) -> list[str]:
              "- " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())]
     if meta.get("sizes"):
         lines.append("- slices: " + ", ".join(f"{k}={v}" for k, v in meta["sizes"].items()))
+    if meta.get("code"):
+        lines.append(f"- code measured: commit {meta['code']}")
     if meta.get("command"):
         lines.append(f"- command: `{meta['command']}`")
     return lines + [""]

@@ -79,3 +79,31 @@ def make_project(root: Path, spaces_file: Path | None = None) -> Project:
 def project(tmp_path: Path, minilm: SpaceEmbedder) -> Iterator[Project]:
     """An empty deployment on the embedded defaults (LanceDB, SQLite cache, default space)."""
     yield make_project(tmp_path)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, minilm: SpaceEmbedder):  # type: ignore[no-untyped-def]
+    """Run `embedops ARGS...` in-process against a fresh EMBEDOPS_HOME and DAGSTER_HOME under tmp_path."""
+    from click.testing import CliRunner, Result
+
+    from embedops.cli import main
+
+    env = {"EMBEDOPS_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster"),
+           "EMBEDOPS_SPACES": None, "EMBEDOPS_SOURCES": str(tmp_path / "sources"), "EMBEDOPS_MONITORING": None}
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def docs_folder(tmp_path: Path) -> Path:
+    """A folder holding the three small documents of tests/assets/test_pipeline.py."""
+    from tests.assets.test_pipeline import DOCS
+
+    folder = tmp_path / "docs"
+    for name, text in DOCS.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder

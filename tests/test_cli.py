@@ -6,31 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from embedops.cli import main
-from embedops.core.embedder import SpaceEmbedder
 from tests.assets.test_pipeline import DOCS
 
 
 @pytest.fixture
-def run(tmp_path: Path, minilm: SpaceEmbedder):  # type: ignore[no-untyped-def]
-    env = {"EMBEDOPS_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster"),
-           "EMBEDOPS_SPACES": None, "EMBEDOPS_SOURCES": str(tmp_path / "sources")}
-
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-
-    return invoke
+def run(cli):  # type: ignore[no-untyped-def]
+    return cli
 
 
 @pytest.fixture
-def source(tmp_path: Path) -> Path:
-    folder = tmp_path / "docs"
-    for name, text in DOCS.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text)
-    return folder
+def source(docs_folder: Path) -> Path:
+    return docs_folder
 
 
 def test_ingest_json_has_the_documented_fields(run, source: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

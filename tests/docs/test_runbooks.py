@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import shlex
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,18 +15,7 @@ from embedops.core.embedder import SpaceEmbedder
 from embedops.core.spaces import DEFAULT_SPACE
 from embedops.core.stores.lance import LanceStore
 from tests.assets.test_pipeline import DOCS
-
-RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"
-_STEP = re.compile(r"^\s*\$ (embedops .+?)\s+# exit (\d)\s*$")
-
-
-def steps(section: str) -> list[tuple[list[str], int]]:
-    """The commands of a `## section`, with the exit code each one promises."""
-    text = RUNBOOKS.read_text(encoding="utf-8")
-    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    found = [(shlex.split(m.group(1))[1:], int(m.group(2))) for m in map(_STEP.match, body.splitlines()) if m]
-    assert found, f"no commands in section {section!r}"
-    return found
+from tests.runbooks import RUNBOOKS, steps
 
 
 class Deployment:

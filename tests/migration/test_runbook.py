@@ -7,8 +7,6 @@ Deployment: alias `docs` serves the space `static` (model2vec) for tenants acme 
 from __future__ import annotations
 
 import json
-import re
-import shlex
 import shutil
 from pathlib import Path
 
@@ -18,17 +16,7 @@ from click.testing import CliRunner, Result
 
 from embedops.cli import main
 from tests.migration.conftest import ACME, GLOBEX, MINILM, STATIC
-
-RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"
-_STEP = re.compile(r"^\s*\$ (embedops .+?)\s+# exit (\d)\s*$")
-
-
-def steps(section: str) -> list[tuple[list[str], int]]:
-    text = RUNBOOKS.read_text(encoding="utf-8")
-    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    found = [(shlex.split(m.group(1))[1:], int(m.group(2))) for m in map(_STEP.match, body.splitlines()) if m]
-    assert found, f"no commands in section {section!r}"
-    return found
+from tests.runbooks import steps
 
 
 def test_model_migration_then_rollback_runbooks(tmp_path: Path, golden_dir: Path, warm_cache: Path) -> None:

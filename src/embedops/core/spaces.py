@@ -15,9 +15,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from embedops.core.fingerprints import canonical_hash, sha256_bytes
+from embedops.core.yamlfile import read_yaml
 from embedops.errors import ConfigError, UnknownSpaceError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -216,11 +215,4 @@ def load_config(path: str | Path | None) -> SpacesConfig:
     """Read the space config at ``path``; with no path, the built-in default space."""
     if path is None:
         return default_config()
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"space config {file} does not exist; create it or unset EMBEDOPS_SPACES")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"space config {file} is not valid YAML: {exc}") from exc
-    return parse_config(data, source=f"space config {file}")
+    return parse_config(read_yaml(path, "space config", "EMBEDOPS_SPACES"), source=f"space config {path}")

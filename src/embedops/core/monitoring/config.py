@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from embedops.core.yamlfile import read_yaml
 from embedops.errors import ConfigError
 
 POLICIES = ("never", "daily", "weekly", "on_change", "on_model_upgrade")
@@ -144,13 +143,7 @@ def load_monitoring(path: str | Path | None) -> MonitoringConfig:
     """Read the monitoring file at ``path``; with no path, the defaults."""
     if path is None:
         return MonitoringConfig()
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"monitoring config {file} does not exist; create it or unset EMBEDOPS_MONITORING")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"monitoring config {file} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "monitoring config", "EMBEDOPS_MONITORING")
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"monitoring config {file}: expected a mapping at the top level")
-    return parse_monitoring(data, source=f"monitoring config {file}")
+        raise ConfigError(f"monitoring config {path}: expected a mapping at the top level")
+    return parse_monitoring(data, source=f"monitoring config {path}")
