@@ -122,7 +122,7 @@ def cli_rerun(ctx: Context, tool: EmbedopsTool, folder: Path) -> dict:
     env = dict(os.environ, EMBEDOPS_HOME=str(tool.settings.home), DAGSTER_HOME=str(ctx.tmp / "p1" / "dagster"),
                HF_HUB_OFFLINE="1")
     env.pop("EMBEDOPS_SPACES", None)
-    # the console script, as a user runs it (`python -m embedops.cli` trips a circular import of embedops.commands)
+    # the console script, as a user runs it
     cmd = [str(Path(sys.executable).with_name("embedops")), "ingest", "--tenant", tool.tenant, "--source", str(folder),
            "--json"]
     started = time.perf_counter()

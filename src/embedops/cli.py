@@ -5,66 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import warnings
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from embedops.core.settings import Settings
-from embedops.errors import EmbedopsError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly(fn: F) -> F:
-    """Print embedops errors as one line on stderr and exit 2; no traceback for a user's mistake."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (EmbedopsError, ValueError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
-
-
-class Context:
-    """What every command needs: settings, the Definitions, and (lazily) the Dagster instance."""
-
-    def __init__(self) -> None:
-        self.settings = Settings.from_env()
-        os.environ.setdefault("DAGSTER_HOME", str(self.settings.dagster_home))
-        dagster_home = Path(os.environ["DAGSTER_HOME"])
-        dagster_home.mkdir(parents=True, exist_ok=True)
-        # no storage block: Dagster's embedded SQLite storage in DAGSTER_HOME
-        instance_yaml = dagster_home / "dagster.yaml"
-        if not instance_yaml.exists():
-            instance_yaml.write_text("telemetry:\n  enabled: false\n")
-        import dagster as dg
-
-        # Dagster marks some of the APIs used here as beta or preview; a user of the CLI cannot act on that
-        warnings.filterwarnings("ignore", category=dg.BetaWarning)
-        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-        from embedops.definitions import build_defs
-
-        self.defs = build_defs(self.settings)
-
-    def instance(self):  # type: ignore[no-untyped-def]
-        import dagster as dg
-
-        return dg.DagsterInstance.get()
-
-    @property
-    def workspace(self):  # type: ignore[no-untyped-def]
-        return self.defs.resources["workspace"]
-
-    def store(self):  # type: ignore[no-untyped-def]
-        return self.defs.resources["vector_store"].open()
+from embedops.commands.base import Context, _friendly
 
 
 @click.group()

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from embedops.cli import Context, _friendly
+from embedops.commands.base import Context, _friendly
 
 
 @click.command()

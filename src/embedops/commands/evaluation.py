@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from embedops.cli import Context, _friendly
+from embedops.commands.base import Context, _friendly
 from embedops.core.adapter import Adapter, adapter_path
 from embedops.core.cutover import open_manifest
 from embedops.core.golden import load_beir, slice_golden

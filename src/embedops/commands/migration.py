@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from embedops.cli import Context, _friendly
+from embedops.commands.base import Context, _friendly
 from embedops.core.cutover import AliasError, open_manifest, retire, rollback, who_am_i
 from embedops.core.manifest import Manifest
 from embedops.core.migration import GateRefusedError, MigrationConfig, tenant_status

@@ -10,7 +10,7 @@ import click
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embedops.cli import Context, _friendly
+from embedops.commands.base import Context, _friendly
 from embedops.core.fingerprints import cache_key
 from embedops.core.monitoring.repair import RepairPlan, find_bad_rows
 from embedops.core.spaces import SpaceSpec

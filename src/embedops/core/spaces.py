@@ -11,7 +11,7 @@ import importlib
 import importlib.metadata
 import re
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -82,22 +82,29 @@ class ModelSpec:
     def identity(self) -> str:
         """Name plus a revision: the shipping package's version, or the weights' hash for a folder."""
         if self.package is not None:
-            dist = self.package.replace("_", "-")
-            try:
-                version = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                # the import name need not match the distribution (static_model ships in
-                # tokenlearn-static-model): ask the installed metadata which one provides it
-                owners = importlib.metadata.packages_distributions().get(self.package, [])
-                dist = owners[0] if owners else dist
-                try:
-                    version = importlib.metadata.version(dist)
-                except importlib.metadata.PackageNotFoundError:
-                    version = "unknown"
-            return f"{self.name}@{dist}=={version}"
+            return f"{self.name}@{_distribution(self.package)}"
         weights = sorted(self.model_dir().glob("*.safetensors")) or sorted(self.model_dir().glob("*.bin"))
         digest = sha256_bytes(b"".join(w.read_bytes() for w in weights))[:12]
         return f"{self.name}@sha256:{digest}"
+
+
+@lru_cache(maxsize=64)
+def _distribution(package: str) -> str:
+    """``dist==version`` of the installed distribution that provides import package ``package``.
+
+    The import name need not match the distribution (static_model ships in tokenlearn-static-model),
+    so the installed metadata is asked; that scan is slow, hence the cache.
+    """
+    dist = package.replace("_", "-")
+    try:
+        return f"{dist}=={importlib.metadata.version(dist)}"
+    except importlib.metadata.PackageNotFoundError:
+        owners = importlib.metadata.packages_distributions().get(package, [])
+        dist = owners[0] if owners else dist
+    try:
+        return f"{dist}=={importlib.metadata.version(dist)}"
+    except importlib.metadata.PackageNotFoundError:
+        return f"{dist}==unknown"
 
 
 @dataclass(frozen=True)
