@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import weaviate
 from weaviate.classes.config import Configure, VectorDistances
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, MetadataQuery
@@ -65,33 +64,12 @@ class WeaviateStore(WeaviateConnection):
     key accepted, version >= 1.32.
     """
 
-    def __init__(
-        self,
-        client: weaviate.WeaviateClient | None = None,
-        *,
-        http_host: str = "localhost",
-        http_port: int = 8080,
-        http_secure: bool = False,
-        grpc_host: str | None = None,
-        grpc_port: int = 50051,
-        grpc_secure: bool = False,
-        api_key: str | None = None,
-        timeout_s: float = 30.0,
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Takes the arguments of ``WeaviateConnection``."""
         # What this store has verified on the server: collections by space id, (collection, tenant) pairs.
         self._spaces: dict[str, CollectionSpace] = {}
         self._known_tenants: set[tuple[str, str]] = set()
-        super().__init__(
-            client,
-            http_host=http_host,
-            http_port=http_port,
-            http_secure=http_secure,
-            grpc_host=grpc_host,
-            grpc_port=grpc_port,
-            grpc_secure=grpc_secure,
-            api_key=api_key,
-            timeout_s=timeout_s,
-        )
+        super().__init__(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"WeaviateStore(url={self.url!r})"
