@@ -82,7 +82,7 @@ def project(tmp_path: Path, minilm: SpaceEmbedder) -> Iterator[Project]:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, minilm: SpaceEmbedder):  # type: ignore[no-untyped-def]
+def run(tmp_path: Path, minilm: SpaceEmbedder):  # type: ignore[no-untyped-def]
     """Run `embedops ARGS...` in-process against a fresh EMBEDOPS_HOME and DAGSTER_HOME under tmp_path."""
     from click.testing import CliRunner, Result
 
@@ -98,7 +98,7 @@ def cli(tmp_path: Path, minilm: SpaceEmbedder):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def docs_folder(tmp_path: Path) -> Path:
+def source(tmp_path: Path) -> Path:
     """A folder holding the three small documents of tests/assets/test_pipeline.py."""
     from tests.assets.test_pipeline import DOCS
 

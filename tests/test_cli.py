@@ -10,16 +10,6 @@ import pytest
 from tests.assets.test_pipeline import DOCS
 
 
-@pytest.fixture
-def run(cli):  # type: ignore[no-untyped-def]
-    return cli
-
-
-@pytest.fixture
-def source(docs_folder: Path) -> Path:
-    return docs_folder
-
-
 def test_ingest_json_has_the_documented_fields(run, source: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = run("ingest", "--tenant", "acme", "--source", str(source), "--json")
     assert result.exit_code == 0, result.output

@@ -10,16 +10,6 @@ import pytest
 from embedops.core.spaces import DEFAULT_SPACE
 
 
-@pytest.fixture
-def run(cli):  # type: ignore[no-untyped-def]
-    return cli
-
-
-@pytest.fixture
-def source(docs_folder: Path) -> Path:
-    return docs_folder
-
-
 def test_check_exits_0_on_a_healthy_index_and_1_naming_tenant_space_and_ids(run, source: Path) -> None:  # type: ignore[no-untyped-def]
     assert run("ingest", "--tenant", "acme", "--source", str(source)).exit_code == 0
     healthy = run("check", "--json")
