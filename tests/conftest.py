@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pytest
@@ -17,6 +18,9 @@ from embedops.core.settings import Settings  # noqa: E402
 from embedops.core.spaces import DEFAULT_SPACE, SpacesConfig  # noqa: E402
 from embedops.definitions import build_defs  # noqa: E402
 from embedops.pipelines.runs import IngestSummary, run_ingest  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.fakes.weaviate_fake import FakeWeaviateServer
 
 SHARED_DATA = Path(os.environ.get("EMBEDOPS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -107,3 +111,29 @@ def source(tmp_path: Path) -> Path:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
     return folder
+
+
+@pytest.fixture
+def weaviate_server() -> Iterator[FakeWeaviateServer]:
+    """A FAKE Weaviate server (tests/fakes/weaviate_fake.py: none can run here), stopped after the test."""
+    from tests.fakes.weaviate_fake import FakeWeaviateServer
+
+    with FakeWeaviateServer() as server:
+        yield server
+
+
+def on_weaviate(project: Project, server: FakeWeaviateServer) -> Project:
+    """``project`` with its Definitions' ``vector_store`` resource on ``server`` instead of LanceDB."""
+    from embedops.resources import VectorStoreResource
+
+    store = VectorStoreResource(kind="weaviate", weaviate_url=server.url, weaviate_grpc_port=server.grpc_port)
+    defs = project.defs
+    project.defs = dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        schedules=defs.schedules,
+        sensors=defs.sensors,
+        resources={**(defs.resources or {}), "vector_store": store},
+    )
+    return project

@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ from embedops.core.embedder import SpaceEmbedder
 from embedops.pipelines.check_runs import run_checks
 from embedops.pipelines.partitions import tenant_space_key
 from tests.conftest import Project, make_project
+from tests.processes import free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -66,12 +66,6 @@ def run_as_server_user() -> list[str]:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
                        check=True)
     return ["runuser", "-u", "postgres", "--"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_or_fail(cmd: list[str]) -> None:

@@ -68,6 +68,15 @@ def test_gate_names_every_reason_it_refuses() -> None:
     assert "already serves" in gate(STATIC, STATIC, [], _eval(0.9), _eval(0.9), 0.01).reasons[0]
 
 
+def test_the_gate_says_when_only_the_golden_set_numbers_are_missing() -> None:
+    done = [TenantStatus("acme", "static", 3, 5, 5)]
+    missing = [TenantStatus("acme", "static", problems=["not materialized in space 'static' (no chunks)"])]
+    assert gate(STATIC, DEFAULT_SPACE, done, None, None, 0.01).ready_for_evaluation
+    assert gate(STATIC, DEFAULT_SPACE, done, _eval(0.9), None, 0.01).ready_for_evaluation  # serving unmeasured
+    assert not gate(STATIC, DEFAULT_SPACE, missing, None, None, 0.01).ready_for_evaluation  # backfill first
+    assert not gate(STATIC, DEFAULT_SPACE, done, _eval(0.5), _eval(0.9), 0.01).ready_for_evaluation  # measured
+
+
 def _hit(chunk: str, space: str) -> Hit:
     return Hit(chunk, chunk, chunk, 0.5, {"space_id": space})
 

@@ -4,14 +4,19 @@ The golden set is a slice of BEIR SciFact (40 judged queries, their relevant abs
 distractors, each cut to 400 characters). Embedding it with MiniLM takes ~20 s on this machine, so
 it is done once per session into an embedding cache that every migration project starts from:
 the cache is keyed on (model identity, exact text), so this only saves model calls.
+
+A project's vector store is LanceDB; a test parametrized over ``store_kind`` with ``STORE_KINDS``
+runs on Weaviate too (the FAKE server of tests/fakes/weaviate_fake.py, one per test).
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import dagster as dg
 import pytest
 import yaml
 
@@ -19,10 +24,11 @@ from embedops.core.cache import EmbeddingCache
 from embedops.core.embedder import SpaceEmbedder
 from embedops.core.evaluation import index_golden
 from embedops.core.golden import load_beir, slice_golden, write_beir
-from embedops.core.spaces import DEFAULT_MODEL
+from embedops.core.migration import TenantStatus, tenant_status
+from embedops.core.spaces import DEFAULT_MODEL, SpaceSpec
 from embedops.core.stores.lance import LanceStore
 from embedops.core.tables import TableStore
-from tests.conftest import SHARED_DATA, Project, make_project
+from tests.conftest import SHARED_DATA, Project, make_project, on_weaviate
 
 MINILM = {"name": "minilm", "dimension": 384, "model": {"name": DEFAULT_MODEL.name, "package": DEFAULT_MODEL.package}}
 STATIC = {
@@ -69,11 +75,39 @@ def warm_cache(tmp_path_factory: pytest.TempPathFactory, golden_dir: Path, minil
 
 
 MakeMigration = Callable[..., Project]
+STORE_KINDS = ("lancedb", "weaviate")
 
 
 @pytest.fixture
-def make_migration(tmp_path: Path, golden_dir: Path, warm_cache: Path) -> MakeMigration:
+def store_kind() -> str:
+    """The vector store of a migration project; ``@pytest.mark.parametrize("store_kind", STORE_KINDS)`` for each."""
+    return "lancedb"
+
+
+def cli_env(project: Project, dagster_home: Path) -> dict[str, str]:
+    """The environment of an `embedops` command on ``project``, its vector store included."""
+    s, store = project.settings, project.defs.resources["vector_store"]
+    env = {
+        "EMBEDOPS_HOME": str(s.home),
+        "EMBEDOPS_SOURCES": str(s.sources_root),
+        "EMBEDOPS_USER": "tester",
+        "EMBEDOPS_SPACES": str(s.spaces_file),
+        "DAGSTER_HOME": str(dagster_home),
+        "EMBEDOPS_VECTOR_STORE": store.kind,
+    }
+    if store.kind == "weaviate":
+        env["EMBEDOPS_WEAVIATE_URL"] = store.weaviate_url
+        env["EMBEDOPS_WEAVIATE_GRPC_PORT"] = str(store.weaviate_grpc_port)
+    return env
+
+
+@pytest.fixture
+def make_migration(
+    request: pytest.FixtureRequest, tmp_path: Path, golden_dir: Path, warm_cache: Path, store_kind: str
+) -> Iterator[MakeMigration]:
     """A project declaring ``serving`` (serving) and ``candidate``, both tenants ingested into serving."""
+    server = request.getfixturevalue("weaviate_server") if store_kind == "weaviate" else None
+    made: list[Project] = []  # projects on Weaviate
 
     def make(serving: str, candidate: str, weights: dict[str, float] | None = None, ingest: bool = True) -> Project:
         spaces_file = tmp_path / "spaces.yaml"
@@ -88,6 +122,8 @@ def make_migration(tmp_path: Path, golden_dir: Path, warm_cache: Path) -> MakeMi
             )
         )
         project = make_project(tmp_path, spaces_file)
+        if server is not None:
+            made.append(on_weaviate(project, server))
         cache_file = project.settings.cache_path
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(warm_cache, cache_file)
@@ -98,4 +134,40 @@ def make_migration(tmp_path: Path, golden_dir: Path, warm_cache: Path) -> MakeMi
                 project.ingest(tenant, serving)
         return project
 
-    return make
+    yield make
+    for project in made:  # the Weaviate connections the tests opened, before the server stops
+        project.store.close()
+
+
+def sensor_tick(project: Project, sensor: Any, cursor: str | None = None) -> dg.SensorResult:
+    """One evaluation of ``sensor`` on the project's instance and resources."""
+    resources = {"workspace": project.workspace, "vector_store": project.defs.resources["vector_store"]}
+    return sensor(dg.build_sensor_context(instance=project.instance, cursor=cursor, resources=resources))
+
+
+def evaluate(project: Project, space: str) -> dict[str, Any]:
+    """Materialize golden_set_evaluation for ``space``; its metadata as plain values."""
+    result = project.defs.resolve_job_def("golden_set_evaluation_job").execute_in_process(
+        instance=project.instance, partition_key=space
+    )
+    event = result.asset_materializations_for_node("golden_set_evaluation")[0]
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def skip_reason(result: dg.SensorResult) -> str:
+    reason = result.skip_reason
+    return "" if reason is None else str(getattr(reason, "skip_message", reason))
+
+
+def run_job(
+    project: Project, job: str, request: dg.RunRequest | None = None, **kwargs: Any
+) -> dg.ExecuteInProcessResult:
+    """Execute ``job`` in process, as a sensor's ``request`` asks when one is given."""
+    if request is not None:
+        kwargs.update(run_config=request.run_config, tags=request.tags, partition_key=request.partition_key)
+    return project.defs.resolve_job_def(job).execute_in_process(instance=project.instance, **kwargs)
+
+
+def status(project: Project, tenant: str, space: SpaceSpec) -> TenantStatus:
+    """The tenant's materialization and reconciliation state in ``space``."""
+    return tenant_status(project.workspace.tables(), project.store, tenant, space, project.source(tenant))

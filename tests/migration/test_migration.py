@@ -1,46 +1,22 @@
 """A full model migration through real Dagster runs, two real models, a two-tenant corpus.
 
-static (64-d model2vec) -> MiniLM passes the gate; MiniLM -> static is refused.
+static (64-d model2vec) -> MiniLM passes the gate; MiniLM -> static is refused. Each test runs on
+LanceDB and on Weaviate (the fake server), where the alias is a Weaviate collection alias.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import dagster as dg
 import pytest
 
 from embedops.core.cutover import open_manifest, retire, rollback
-from embedops.core.migration import tenant_status
 from embedops.errors import ConfigError
 from embedops.pipelines.backfill import PRIORITY_TAG, run_backfill, space_backfill_sensor
 from embedops.pipelines.migration import cutover_sensor, dual_write_sensor
 from tests.conftest import Project
-from tests.migration.conftest import MakeMigration
+from tests.migration.conftest import STORE_KINDS, MakeMigration, evaluate, run_job, sensor_tick, skip_reason, status
 
-
-def _sensor(project: Project, sensor: Any, cursor: str | None = None) -> dg.SensorResult:
-    resources = {"workspace": project.workspace, "vector_store": project.defs.resources["vector_store"]}
-    return sensor(dg.build_sensor_context(instance=project.instance, cursor=cursor, resources=resources))
-
-
-def _evaluate(project: Project, space: str) -> dict[str, Any]:
-    result = project.defs.resolve_job_def("golden_set_evaluation_job").execute_in_process(
-        instance=project.instance, partition_key=space
-    )
-    event = result.asset_materializations_for_node("golden_set_evaluation")[0]
-    return {k: v.value for k, v in event.metadata.items()}
-
-
-def _skip(result: dg.SensorResult) -> str:
-    reason = result.skip_reason
-    return "" if reason is None else str(getattr(reason, "skip_message", reason))
-
-
-def _run(project: Project, job: str, request: dg.RunRequest | None = None, **kwargs: Any) -> dg.ExecuteInProcessResult:
-    if request is not None:
-        kwargs.update(run_config=request.run_config, tags=request.tags, partition_key=request.partition_key)
-    return project.defs.resolve_job_def(job).execute_in_process(instance=project.instance, **kwargs)
+pytestmark = pytest.mark.parametrize("store_kind", STORE_KINDS)
 
 
 def test_migration_to_a_better_space_backfills_hot_first_dual_writes_and_cuts_over(
@@ -55,7 +31,7 @@ def test_migration_to_a_better_space_backfills_hot_first_dual_writes_and_cuts_ov
         registry.log_search("globex", "static")  # globex is hotter than acme despite acme's weight
 
     # 1. backfill: hottest tenant first, priorities visible on the runs (the sensor, for the daemon's queue, too)
-    queued = _sensor(project, space_backfill_sensor).run_requests
+    queued = sensor_tick(project, space_backfill_sensor).run_requests
     assert [(r.partition_key.keys_by_dimension["tenant"], r.tags[PRIORITY_TAG]) for r in queued] == [
         ("globex", "2"),
         ("acme", "1"),
@@ -70,32 +46,32 @@ def test_migration_to_a_better_space_backfills_hot_first_dual_writes_and_cuts_ov
         ("globex", "2"),
         ("acme", "1"),
     ]
-    assert all(tenant_status(project.workspace.tables(), store, t, minilm).materialized for t in ("acme", "globex"))
-    assert "materialized for every tenant" in _skip(_sensor(project, space_backfill_sensor))
+    assert all(status(project, t, minilm).materialized for t in ("acme", "globex"))
+    assert "materialized for every tenant" in skip_reason(sensor_tick(project, space_backfill_sensor))
 
     # 2. dual write: a source change reaches the serving space and the candidate
-    cursor = _sensor(project, dual_write_sensor).cursor
+    cursor = sensor_tick(project, dual_write_sensor).cursor
     project.write("acme", {"billing.md": ACME_BILLING_V2})
-    _run(project, "source_documents_job", partition_key="acme")
-    stale = tenant_status(project.workspace.tables(), store, "acme", minilm)
+    run_job(project, "source_documents_job", partition_key="acme")
+    stale = status(project, "acme", minilm)
     assert not stale.materialized and "changed or added" in stale.problems[0]
-    requests = _sensor(project, dual_write_sensor, cursor).run_requests
+    requests = sensor_tick(project, dual_write_sensor, cursor).run_requests
     assert sorted(r.partition_key.keys_by_dimension["space"] for r in requests) == ["minilm", "static"]
     for request in requests:
-        _run(project, "embed_space_job", request)
+        run_job(project, "embed_space_job", request)
     for space in (static, minilm):
-        assert tenant_status(project.workspace.tables(), store, "acme", space).materialized
+        assert status(project, "acme", space).materialized
         assert any("ten days" in r["text"] for r in store.export("acme", space.space_id).to_pylist())
 
     # 3. golden-set evaluation, then the sensor launches the cutover
-    numbers = _evaluate(project, "minilm")
+    numbers = evaluate(project, "minilm")
     assert numbers["recall@10"] >= numbers["serving_recall@10"] - 0.01 and numbers["gate_passed"] is True
     assert numbers["ann_exact_overlap@10"] == pytest.approx(1.0, abs=0.05)
     for key in ("ndcg@10", "mrr@10", "exact_recall@10", "serving_ndcg@10", "queries", "golden_fingerprint"):
         assert key in numbers
-    tick = _sensor(project, cutover_sensor)
+    tick = sensor_tick(project, cutover_sensor)
     assert len(tick.run_requests) == 1
-    assert _run(project, "cutover_job", tick.run_requests[0]).success
+    assert run_job(project, "cutover_job", tick.run_requests[0]).success
     assert store.get_alias("docs") == minilm.space_id
     manifest = open_manifest(project.settings.home, spaces, store)
     swap = manifest.history("docs")[-1]
@@ -112,7 +88,7 @@ def test_migration_to_a_better_space_backfills_hot_first_dual_writes_and_cuts_ov
     # 4. rollback: one step back; the sensor does not promote the rolled-back space again
     back = rollback(store, manifest, spaces, project.settings.home, "docs", "oncall")
     assert (back.to_space, store.get_alias("docs"), back.who) == ("static", static.space_id, "oncall")
-    assert "no candidate" in _skip(_sensor(project, cutover_sensor))
+    assert "no candidate" in skip_reason(sensor_tick(project, cutover_sensor))
     with pytest.raises(Exception, match="served by alias 'docs'"):
         retire(store, manifest, spaces, project.settings.home, static, "drop-on-retire", [])
     done = retire(store, manifest, spaces, project.settings.home, minilm, "drop-on-retire", [])
@@ -127,22 +103,22 @@ ACME_BILLING_V2 = "# Billing\n\nAcme bills monthly in arrears. A failed card pay
 
 
 def _dual_write_after_change(project: Project) -> list[dg.RunRequest]:
-    cursor = _sensor(project, dual_write_sensor).cursor
+    cursor = sensor_tick(project, dual_write_sensor).cursor
     project.write("acme", {"keys.md": "# API keys\n\nKeys rotate every ninety days."})
-    _run(project, "source_documents_job", partition_key="acme")
-    return list(_sensor(project, dual_write_sensor, cursor).run_requests)
+    run_job(project, "source_documents_job", partition_key="acme")
+    return list(sensor_tick(project, dual_write_sensor, cursor).run_requests)
 
 
 def test_gate_refuses_a_worse_space_and_says_why(make_migration: MakeMigration) -> None:
     project = make_migration("minilm", "static")
     store, spaces = project.store, project.spaces
     run_backfill(project.defs, project.instance, spaces.get("static"))
-    numbers = _evaluate(project, "static")
+    numbers = evaluate(project, "static")
     assert numbers["recall@10"] < numbers["serving_recall@10"] - 0.01
     assert numbers["gate_passed"] is False and "below serving 'minilm'" in numbers["gate_reasons"][0]
-    tick = _sensor(project, cutover_sensor)
-    assert tick.run_requests == [] and "below serving 'minilm'" in _skip(tick)
-    refused = _run(
+    tick = sensor_tick(project, cutover_sensor)
+    assert tick.run_requests == [] and "below serving 'minilm'" in skip_reason(tick)
+    refused = run_job(
         project,
         "cutover_job",
         run_config={"ops": {"cutover_alias": {"config": {"space": "static"}}}},

@@ -1,10 +1,14 @@
-"""Searching during a migration: --fuse (rank fusion, never mixed vectors) and --adapter (Drift-Adapter)."""
+"""Searching during a migration: --fuse (rank fusion, never mixed vectors) and --adapter (Drift-Adapter).
+
+The searches during a backfill run on LanceDB and on Weaviate (the fake server).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from embedops.cli import main
@@ -19,11 +23,12 @@ from embedops.core.spaces import ChunkerSpec, ModelSpec, SpaceSpec
 from embedops.core.stores.lance import LanceStore
 from embedops.core.tables import TableStore
 from embedops.pipelines.backfill import run_backfill
-from tests.migration.conftest import MakeMigration
+from tests.migration.conftest import STORE_KINDS, MakeMigration, cli_env
 
 QUERY = "when is a failed card payment retried"
 
 
+@pytest.mark.parametrize("store_kind", STORE_KINDS)
 def test_fuse_and_adapter_searches_during_a_backfill(
     make_migration: MakeMigration, golden_dir: Path, tmp_path: Path
 ) -> None:
@@ -31,12 +36,7 @@ def test_fuse_and_adapter_searches_during_a_backfill(
     store, spaces = project.store, project.spaces
     static, minilm = spaces.get("static"), spaces.get("minilm")
     run_backfill(project.defs, project.instance, minilm)
-    env = {
-        "EMBEDOPS_HOME": str(project.settings.home),
-        "EMBEDOPS_SPACES": str(project.settings.spaces_file),
-        "EMBEDOPS_SOURCES": str(project.settings.sources_root),
-        "DAGSTER_HOME": str(tmp_path / "dagster"),
-    }
+    env = cli_env(project, tmp_path / "dagster")
 
     def run(*args: str) -> dict:
         result = CliRunner().invoke(main, [*args, "--json"], env=env, catch_exceptions=False)

@@ -1,4 +1,7 @@
-"""Alias moves under load, a killed backfill, and the cutover command's gate and --force."""
+"""Alias moves under load, a killed backfill, and the cutover command's gate and --force.
+
+The alias moves and the cutover command run on LanceDB and on Weaviate (the fake server).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from embedops.cli import main
@@ -21,21 +25,10 @@ from embedops.core.golden import load_beir
 from embedops.core.migration import MigrationConfig
 from embedops.core.search import search_tenant, serving_space
 from embedops.pipelines.backfill import run_backfill
-from tests.conftest import Project
-from tests.migration.conftest import MakeMigration
+from tests.migration.conftest import STORE_KINDS, MakeMigration, cli_env
 
 
-def _env(project: Project, dagster_home: Path) -> dict[str, str]:
-    s = project.settings
-    return {
-        "EMBEDOPS_HOME": str(s.home),
-        "EMBEDOPS_SOURCES": str(s.sources_root),
-        "EMBEDOPS_USER": "tester",
-        "EMBEDOPS_SPACES": str(s.spaces_file),
-        "DAGSTER_HOME": str(dagster_home),
-    }
-
-
+@pytest.mark.parametrize("store_kind", STORE_KINDS)
 def test_cutover_and_rollback_are_atomic_under_concurrent_searches(
     make_migration: MakeMigration, golden_dir: Path
 ) -> None:
@@ -49,7 +42,8 @@ def test_cutover_and_rollback_are_atomic_under_concurrent_searches(
         result = evaluate_space(golden, space, SpaceEmbedder(space), project.workspace.cache(), store)
         manifest.record_evaluation(space.name, space.space_id, golden.fingerprint, golden.name, result.numbers())
     verdict = check_gate(
-        spaces, MigrationConfig(), minilm, "docs", store, project.workspace.tables(), manifest, ["acme", "globex"]
+        spaces, MigrationConfig(), minilm, "docs", store, project.workspace.tables(), manifest,
+        {t: project.source(t) for t in ("acme", "globex")},
     )
     assert verdict.passed, verdict.reasons
 
@@ -92,7 +86,7 @@ def test_a_killed_backfill_resumes_without_redoing_finished_tenants(
     make_migration: MakeMigration, tmp_path: Path
 ) -> None:
     project = make_migration("minilm", "static")
-    env = {**os.environ, **_env(project, tmp_path / "dagster"), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **cli_env(project, tmp_path / "dagster"), "PYTHONUNBUFFERED": "1"}
     command = [str(Path(sys.executable).parent / "embedops"), "backfill", "--space", "static"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
@@ -108,11 +102,12 @@ def test_a_killed_backfill_resumes_without_redoing_finished_tenants(
     assert steps["globex"].action == "materialized" and steps["globex"].run_id is not None
 
 
+@pytest.mark.parametrize("store_kind", STORE_KINDS)
 def test_cutover_command_refuses_a_worse_space_and_force_is_loud_and_recorded(
     make_migration: MakeMigration, tmp_path: Path
 ) -> None:
     project = make_migration("minilm", "static")
-    env = _env(project, tmp_path / "dagster")
+    env = cli_env(project, tmp_path / "dagster")
 
     def run(*args: str):  # type: ignore[no-untyped-def]
         return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
@@ -128,6 +123,7 @@ def test_cutover_command_refuses_a_worse_space_and_force_is_loud_and_recorded(
     assert retire.exit_code == 2 and "served by alias 'docs'" in retire.output
     forced = run("cutover", "--alias", "docs", "--space", "static", "--force", "--json")
     assert forced.exit_code == 0 and "WARNING: --force" in forced.stderr
+    assert project.store.get_alias("docs") == project.spaces.get("static").space_id  # moved in the project's store
     swap = json.loads(forced.stdout)
     assert (swap["action"], swap["forced"], swap["who"], swap["to_space"]) == (
         "forced-cutover",

@@ -5,29 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from embedops.core.embedder import SpaceEmbedder
 from embedops.core.search import search_tenant
-from embedops.definitions import build_defs
-from embedops.resources import VectorStoreResource
 from tests.assets.test_pipeline import DOCS
-from tests.conftest import Project, make_project
+from tests.conftest import Project, make_project, on_weaviate
 from tests.fakes.weaviate_fake import FakeWeaviateServer
 
 
 @pytest.fixture
-def weaviate_project(tmp_path: Path, minilm: SpaceEmbedder) -> Iterator[Project]:
-    with FakeWeaviateServer() as server:
-        project = make_project(tmp_path)
-        store = VectorStoreResource(kind="weaviate", weaviate_url=server.url, weaviate_grpc_port=server.grpc_port)
-        defs = build_defs(project.settings)
-        resources = {**defs.resources, "vector_store": store}
-        project.defs = dg.Definitions(
-            assets=defs.assets, asset_checks=defs.asset_checks, jobs=defs.jobs, resources=resources
-        )
-        yield project
+def weaviate_project(tmp_path: Path, minilm: SpaceEmbedder, weaviate_server: FakeWeaviateServer) -> Iterator[Project]:
+    project = on_weaviate(make_project(tmp_path), weaviate_server)
+    yield project
+    project.store.close()
 
 
 def test_ingest_edit_delete_and_search_on_weaviate(weaviate_project: Project, minilm: SpaceEmbedder) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -24,6 +23,7 @@ from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateQueryError
 from embedops.core.stores.weaviate import WeaviateStore, alias_name, chunk_uuid, collection_name
 from embedops.errors import ConfigError, NotMaterializedError, SpaceMismatchError, VectorStoreError
 from tests.fakes.weaviate_fake import FakeWeaviateServer
+from tests.processes import free_port
 from tests.stores.contract import DIM, OTHER_SPACE, SPACE, VectorStoreContract, make_rows
 
 LIVE_URL = os.environ.get("EMBEDOPS_WEAVIATE_URL")
@@ -82,12 +82,6 @@ def _writes(fake: FakeWeaviateServer) -> list[str]:
         for r in fake.requests
         if r.split()[0] in ("POST", "PUT", "DELETE") or r.startswith(("gRPC BatchObjects", "gRPC BatchDelete"))
     ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- writes -------------------------------------------------------------------------------------
@@ -277,15 +271,15 @@ def test_a_refused_api_key_is_reported_without_the_key() -> None:
 
 
 def test_an_unreachable_url_is_reported_with_what_to_check() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(VectorStoreError) as err:
-        WeaviateStore.connect(url, grpc_port=_free_port(), timeout_s=2)
+        WeaviateStore.connect(url, grpc_port=free_port(), timeout_s=2)
     assert f"cannot reach Weaviate at {url}" in str(err.value)
     assert "check that the server is running" in str(err.value)
 
 
 def test_an_unreachable_grpc_port_is_reported(fake: FakeWeaviateServer) -> None:
-    grpc_port = _free_port()
+    grpc_port = free_port()
     with pytest.raises(VectorStoreError, match=f"gRPC 127.0.0.1:{grpc_port}"):
         WeaviateStore.connect(fake.url, grpc_port=grpc_port, timeout_s=2)
 

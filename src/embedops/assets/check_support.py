@@ -20,9 +20,8 @@ from embedops.core.monitoring.freshness import documents, freshness, pending_cha
 from embedops.core.monitoring.reconcile import list_source, one_space, provenance
 from embedops.core.monitoring.state import MonitoringState
 from embedops.core.spaces import SpacesConfig, SpaceSpec
-from embedops.core.stores.base import VectorStore, index_schema
+from embedops.core.stores.base import VectorStore, index_rows
 from embedops.core.tenants import validate_tenant
-from embedops.errors import NotMaterializedError
 from embedops.pipelines.partitions import tenant_space_partitions
 
 # partitioned asset checks are a Dagster preview feature; they are what shows results per partition
@@ -48,15 +47,6 @@ def tenant_space(context: Any, spaces: SpacesConfig) -> tuple[str, SpaceSpec]:
         key = tenant_space_partitions.get_partition_key_from_str(str(key))
     dims = key.keys_by_dimension
     return validate_tenant(dims["tenant"]), spaces.get(dims["space"])
-
-
-def index_rows(store: VectorStore, tenant: str, space: SpaceSpec, with_vectors: bool = False) -> pa.Table:
-    """Every row of the tenant's collection in the space; an empty table when there is none."""
-    try:
-        return store.export(tenant, space.space_id, with_vectors=with_vectors)
-    except NotMaterializedError:
-        schema = index_schema(space.dimension)
-        return schema.empty_table() if with_vectors else schema.empty_table().drop_columns(["vector"])
 
 
 def _metadata_value(value: Any) -> Any:

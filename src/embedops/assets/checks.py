@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embedops.assets.check_support import freshness_outcome, index_rows, tenant_space, to_result
+from embedops.assets.check_support import freshness_outcome, tenant_space, to_result
 from embedops.core.monitoring import ERROR, Outcome
 from embedops.core.monitoring.drift import (
     centroid_and_norm,
@@ -21,18 +21,15 @@ from embedops.core.monitoring.drift import (
     vector_matrix,
 )
 from embedops.core.monitoring.quality import chunks_quality, documents_quality
-from embedops.core.monitoring.reconcile import list_source, reconcile
+from embedops.core.monitoring.reconcile import reconcile_tenant
 from embedops.core.monitoring.sentinel import TodayEmbedder, rederive, sentinel_texts
+from embedops.core.stores.base import index_rows
 from embedops.core.tenants import validate_tenant
 from embedops.pipelines.partitions import tenant_partitions, tenant_space_partitions
 from embedops.resources import EmbedderResource, VectorStoreResource, WorkspaceResource
 from embedops.resources.monitoring import MonitoringResource
 
 INDEX = "vector_index"
-
-
-def _ids(table: pa.Table | None) -> set[str]:
-    return set() if table is None or table.num_rows == 0 else set(table.column("doc_id").to_pylist())
 
 
 @dg.asset_check(asset=INDEX, partitions_def=tenant_space_partitions)
@@ -42,18 +39,10 @@ def reconciliation(
 ) -> dg.AssetCheckResult:
     """Source documents = documents with vectors; index rows = chunk ledger; orphans and missing by id."""
     tenant, space = tenant_space(context, workspace.spaces())
-    tables = workspace.tables()
     root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
-    quarantined = _ids(tables.read("source_quarantine", (tenant,)))
-    for name in ("chunk_quarantine", "embedding_quarantine"):
-        quarantined |= _ids(tables.read(name, (tenant, space.name)))
-    outcome = reconcile(
-        set(list_source(root)), quarantined, index_rows(vector_store.open(), tenant, space),
-        tables.read("document_chunks", (tenant, space.name)), tables.read("chunk_embeddings", (tenant, space.name)),
-        monitoring.config().list_limit,
+    return to_result(
+        reconcile_tenant(workspace.tables(), vector_store.open(), root, tenant, space, monitoring.config().list_limit)
     )
-    outcome.metadata["source_dir"] = str(root)
-    return to_result(outcome)
 
 
 def _record(

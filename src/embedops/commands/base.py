@@ -32,6 +32,18 @@ def _friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+# A new DAGSTER_HOME: no storage block (Dagster's embedded SQLite), and the hot-first run queue that
+# `dagster dev` and the daemon use for runs launched from the UI or by sensors.
+INSTANCE_YAML = """telemetry:
+  enabled: false
+run_coordinator:
+  module: embedops.pipelines.queue
+  class: HotFirstRunCoordinator
+  config:
+    max_concurrent_runs: 2
+"""
+
+
 class Context:
     """What every command needs: settings, the Definitions, and (lazily) the Dagster instance."""
 
@@ -40,10 +52,9 @@ class Context:
         os.environ.setdefault("DAGSTER_HOME", str(self.settings.dagster_home))
         dagster_home = Path(os.environ["DAGSTER_HOME"])
         dagster_home.mkdir(parents=True, exist_ok=True)
-        # no storage block: Dagster's embedded SQLite storage in DAGSTER_HOME
         instance_yaml = dagster_home / "dagster.yaml"
         if not instance_yaml.exists():
-            instance_yaml.write_text("telemetry:\n  enabled: false\n")
+            instance_yaml.write_text(INSTANCE_YAML)
         import dagster as dg
 
         # Dagster marks some of the APIs used here as beta or preview; a user of the CLI cannot act on that

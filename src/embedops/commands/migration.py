@@ -26,7 +26,7 @@ def _manifest(ctx: Context) -> Manifest:
 
 def space_entries(ctx: Context) -> dict[str, Any]:
     """Every declared space with its manifest: identity, recipe, state, aliases, per-tenant backfill."""
-    from embedops.pipelines.migration import customer_tenants
+    from embedops.pipelines.migration import tenant_sources
 
     config = ctx.workspace.spaces()
     store = ctx.store()
@@ -36,7 +36,7 @@ def space_entries(ctx: Context) -> dict[str, Any]:
     aliases = sorted({config.alias} | {s.alias for s in history})
     pointers = {a: store.get_alias(a) for a in aliases}
     rows = manifest.spaces()
-    tenants = customer_tenants(ctx.workspace, ctx.instance())
+    tenants = tenant_sources(ctx.workspace, ctx.instance())
     out = []
     for space in config.spaces:
         evaluation = manifest.latest_evaluation(space.space_id)
@@ -57,7 +57,10 @@ def space_entries(ctx: Context) -> dict[str, Any]:
                 "aliases": [a for a, sid in pointers.items() if sid == space.space_id],
                 "deletion_policy": migration.deletion_policy,
                 "evaluation": evaluation,
-                "tenants": [tenant_status(ctx.workspace.tables(), store, t, space).to_json() for t in tenants],
+                "tenants": [
+                    tenant_status(ctx.workspace.tables(), store, t, space, root).to_json()
+                    for t, root in tenants.items()
+                ],
             }
         )
     return {

@@ -24,7 +24,8 @@ def _monitoring(ctx: Context) -> Any:
 
 
 def _plan(ctx: Context, tenant: str, space: SpaceSpec, stale: bool) -> tuple[RepairPlan, pa.Table]:
-    from embedops.assets.check_support import freshness_outcome, index_rows
+    from embedops.assets.check_support import freshness_outcome
+    from embedops.core.stores.base import index_rows
 
     expected = ctx.workspace.tables().read("chunk_embeddings", (tenant, space.name))
     if expected is None:

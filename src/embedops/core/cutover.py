@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import getpass
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +67,12 @@ def check_gate(
     store: VectorStore,
     tables: TableStore,
     manifest: Manifest,
-    tenants: Iterable[str],
+    tenants: Mapping[str, Path],
 ) -> GateResult:
-    """Gather the gate's inputs (tenant states, latest evaluations) and decide."""
+    """Gather the gate's inputs (tenant states, latest evaluations) and decide.
+
+    ``tenants`` maps every customer tenant to its source folder, which reconciliation compares with.
+    """
     serving_id = store.get_alias(alias)
     serving = None
     if serving_id is not None:
@@ -77,7 +80,7 @@ def check_gate(
             serving = config.by_id(serving_id)
         except UnknownSpaceError:
             serving = None
-    statuses: list[TenantStatus] = [tenant_status(tables, store, t, candidate) for t in tenants]
+    statuses: list[TenantStatus] = [tenant_status(tables, store, t, candidate, root) for t, root in tenants.items()]
     candidate_eval = manifest.latest_evaluation(candidate.space_id)
     serving_eval = None
     if serving is not None and candidate_eval is not None:

@@ -16,11 +16,13 @@ from typing import Any
 import yaml
 
 from embedops.core.golden import GOLDEN_TENANT
+from embedops.core.monitoring import Outcome
+from embedops.core.monitoring.reconcile import quarantined_documents, reconcile_tenant
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import Hit, VectorStore
 from embedops.core.tables import TableStore
 from embedops.core.tenants import validate_tenant
-from embedops.errors import ConfigError, EmbedopsError, InvalidTenantError, NotMaterializedError
+from embedops.errors import ConfigError, EmbedopsError, InvalidTenantError
 
 DELETION_POLICIES = ("drop-on-retire", "keep")
 GATE_METRIC = "recall@10"
@@ -106,7 +108,8 @@ def known_tenants(registered: Iterable[str], tables: TableStore, extra: Iterable
 
 @dataclass
 class TenantStatus:
-    """One tenant in one space: materialized means chunks, vectors and index reflect its sources."""
+    """One tenant in one space: materialized means its chunks and vectors reflect the sources it read
+    and the reconciliation check (the same function as the asset check) passes on it."""
 
     tenant: str
     space: str
@@ -114,6 +117,7 @@ class TenantStatus:
     chunks: int = 0
     index_rows: int = 0
     problems: list[str] = field(default_factory=list)
+    reconciliation: Outcome | None = None
 
     @property
     def materialized(self) -> bool:
@@ -127,11 +131,19 @@ class TenantStatus:
             "chunks": self.chunks,
             "index_rows": self.index_rows,
             "problems": self.problems,
+            "reconciliation": None
+            if self.reconciliation is None
+            else {"passed": self.reconciliation.passed, "description": self.reconciliation.description},
         }
 
 
-def tenant_status(tables: TableStore, store: VectorStore, tenant: str, space: SpaceSpec) -> TenantStatus:
-    """Is the tenant materialized and reconciled in ``space``? Every reason it is not, by name."""
+def tenant_status(
+    tables: TableStore, store: VectorStore, tenant: str, space: SpaceSpec, source_root: Path
+) -> TenantStatus:
+    """Is the tenant materialized and reconciled in ``space``? Every reason it is not, by name.
+
+    ``source_root`` is the tenant's source folder, which the reconciliation compares the index with.
+    """
     status = TenantStatus(tenant, space.name)
     docs = tables.read("source_documents", (tenant,))
     chunks = tables.read("document_chunks", (tenant, space.name))
@@ -148,10 +160,7 @@ def tenant_status(tables: TableStore, store: VectorStore, tenant: str, space: Sp
     status.chunks = chunks.num_rows
     sources = dict(zip(docs.column("doc_id").to_pylist(), docs.column("checksum").to_pylist(), strict=True))
     chunked = dict(zip(chunks.column("doc_id").to_pylist(), chunks.column("source_checksum").to_pylist(), strict=True))
-    quarantined = set()
-    for name in ("chunk_quarantine", "embedding_quarantine"):
-        table = tables.read(name, (tenant, space.name))
-        quarantined |= set(table.column("doc_id").to_pylist()) if table is not None else set()
+    quarantined = quarantined_documents(tables, tenant, space)
     stale = sorted(d for d in sources if d not in quarantined and chunked.get(d) != sources[d])
     ghosts = sorted(set(chunked) - set(sources))
     if stale:
@@ -160,19 +169,10 @@ def tenant_status(tables: TableStore, store: VectorStore, tenant: str, space: Sp
         status.problems.append(f"{len(ghosts)} deleted document(s) still chunked: {ghosts[:5]}")
     if set(chunks.column("config_hash").to_pylist()) - {space.config_hash}:
         status.problems.append("chunks were made with another recipe of this space")
-    try:
-        status.index_rows = store.count(tenant, space.space_id)
-        indexed = (
-            set(store.export(tenant, space.space_id).column("chunk_id").to_pylist()) if vectors.num_rows else set()
-        )
-    except NotMaterializedError:
-        indexed = set()
-    expected = set(vectors.column("chunk_id").to_pylist())
-    if indexed != expected or status.index_rows != vectors.num_rows:
-        status.problems.append(
-            f"index does not reconcile: {status.index_rows} rows for {vectors.num_rows} vectors, "
-            f"{len(expected - indexed)} missing, {len(indexed - expected)} orphaned"
-        )
+    status.reconciliation = reconcile_tenant(tables, store, source_root, tenant, space, limit=5)
+    status.index_rows = int(status.reconciliation.metadata["index_rows"])
+    if not status.reconciliation.passed:
+        status.problems.append(f"reconciliation fails: {status.reconciliation.description}")
     return status
 
 
@@ -183,9 +183,15 @@ class GateResult:
     passed: bool
     reasons: list[str]
     numbers: dict[str, Any]
+    needs_evaluation: bool = False  # a golden-set evaluation of the candidate (or serving) is missing
 
     def to_json(self) -> dict[str, Any]:
         return {"passed": self.passed, "reasons": self.reasons, **self.numbers}
+
+    @property
+    def ready_for_evaluation(self) -> bool:
+        """Every tenant is materialized and reconciled; the golden-set numbers are what is missing."""
+        return self.needs_evaluation and self.numbers["tenants_materialized"] == self.numbers["tenants"]
 
     def explain(self) -> str:
         return "gate passed" if self.passed else "gate refused: " + "; ".join(self.reasons)
@@ -210,6 +216,7 @@ def gate(
     }
     if serving is not None and serving.space_id == candidate.space_id:
         reasons.append(f"space {candidate.name!r} already serves the alias")
+    needs_evaluation = candidate_eval is None or (serving is not None and serving_eval is None)
     if candidate_eval is None:
         reasons.append(
             f"space {candidate.name!r} has no golden-set evaluation; materialize golden_set_evaluation "
@@ -232,7 +239,7 @@ def gate(
                     f"{GATE_METRIC} of {candidate.name!r} is {candidate_eval[GATE_METRIC]:.4f}, below serving "
                     f"{serving.name!r} {serving_eval[GATE_METRIC]:.4f} - tolerance {tolerance} = {want:.4f}"
                 )
-    return GateResult(passed=not reasons, reasons=reasons, numbers=numbers)
+    return GateResult(passed=not reasons, reasons=reasons, numbers=numbers, needs_evaluation=needs_evaluation)
 
 
 @dataclass(frozen=True)

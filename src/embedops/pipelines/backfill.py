@@ -16,8 +16,9 @@ from typing import Any
 import dagster as dg
 
 from embedops.core.cutover import open_manifest
-from embedops.core.migration import HotTenant, hot_first, tenant_status
+from embedops.core.migration import HotTenant, TenantStatus, hot_first, tenant_status
 from embedops.core.spaces import SpaceSpec
+from embedops.core.stores.base import VectorStore
 from embedops.errors import ConfigError
 from embedops.pipelines.jobs import embed_space_job
 from embedops.pipelines.migration import customer_tenants, migration_config
@@ -26,6 +27,7 @@ from embedops.pipelines.runs import RunFailedError
 from embedops.resources import VectorStoreResource, WorkspaceResource
 
 PRIORITY_TAG = "dagster/priority"
+SEARCHES_TAG = "embedops/searches"
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -59,6 +61,16 @@ def backfill_order(workspace: WorkspaceResource, instance: dg.DagsterInstance | 
     return hot_first(tenants, workspace.registry().search_counts(), migration_config(workspace))
 
 
+def priority_tags(hot: HotTenant) -> dict[str, str]:
+    """What places a tenant's run in the run queue: its ``dagster/priority`` and recorded searches."""
+    return {PRIORITY_TAG: str(hot.priority), SEARCHES_TAG: str(hot.searches)}
+
+
+def _status(workspace: WorkspaceResource, store: VectorStore, tenant: str, space: SpaceSpec) -> TenantStatus:
+    root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
+    return tenant_status(workspace.tables(), store, tenant, space, root)
+
+
 def run_backfill(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
@@ -78,7 +90,7 @@ def run_backfill(
     report = BackfillReport(space.name, space.space_id)
     launched = 0
     for hot in order:
-        status = tenant_status(workspace.tables(), vector_store.open(), hot.tenant, space)
+        status = _status(workspace, vector_store.open(), hot.tenant, space)
         step = BackfillStep(hot.tenant, hot.searches, hot.weight, hot.priority, "skipped", chunks=status.chunks)
         if not status.materialized:
             if max_tenants is not None and launched >= max_tenants:
@@ -100,7 +112,7 @@ def _run_tenant(
     defs: dg.Definitions, instance: dg.DagsterInstance, space: SpaceSpec, hot: HotTenant, step: BackfillStep
 ) -> None:
     workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[assignment,index]
-    tags = {PRIORITY_TAG: str(hot.priority), "embedops/backfill": space.name, "embedops/searches": str(hot.searches)}
+    tags = {**priority_tags(hot), "embedops/backfill": space.name}
     if workspace.tables().read("source_documents", (hot.tenant,)) is None:
         docs = defs.resolve_job_def("source_documents_job").execute_in_process(
             instance=instance, partition_key=hot.tenant, raise_on_error=False, run_config=_QUIET, tags=tags
@@ -141,7 +153,7 @@ def space_backfill_sensor(
     requests = []
     for space in building:
         for hot in order:
-            if tenant_status(workspace.tables(), store, hot.tenant, space).materialized:
+            if _status(workspace, store, hot.tenant, space).materialized:
                 continue
             source = workspace.tables().latest_path("source_documents", (hot.tenant,))
             if source is None:  # its sources were never read: tenant_folders_sensor does that first
@@ -150,7 +162,7 @@ def space_backfill_sensor(
                 dg.RunRequest(
                     partition_key=tenant_space_key(hot.tenant, space.name),
                     run_key=f"backfill:{space.space_id}:{hot.tenant}:{source.name}",
-                    tags={PRIORITY_TAG: str(hot.priority), "embedops/backfill": space.name},
+                    tags={**priority_tags(hot), "embedops/backfill": space.name},
                 )
             )
     if not requests:

@@ -1,8 +1,9 @@
 """Migration automation: the cutover job, the candidate sensor that launches it, and dual writes.
 
 - ``cutover_job`` repoints an alias through the gate (config: alias, space, force).
-- ``cutover_sensor`` watches candidate spaces and launches the job when the gate passes; when it
-  does not, the tick's skip reason says why, space by space.
+- ``cutover_sensor`` watches candidate spaces and launches the job when the gate passes; a candidate
+  whose tenants are all ready but which has no golden-set numbers yet gets golden_set_evaluation_job
+  first; otherwise the tick's skip reason says why, space by space.
 - ``dual_write_sensor`` sends every new source_documents materialization of a tenant to
   embed_space_job in every active (not retired) space, so a candidate does not fall behind.
 """
@@ -34,6 +35,13 @@ def customer_tenants(workspace: WorkspaceResource, instance: dg.DagsterInstance 
     return known_tenants(workspace.registry().tenants(), workspace.tables(), extra)
 
 
+def tenant_sources(workspace: WorkspaceResource, instance: dg.DagsterInstance | None = None) -> dict[str, Path]:
+    """Every customer tenant and its source folder (registered, else under EMBEDOPS_SOURCES)."""
+    registry = workspace.registry()
+    root = workspace.settings.sources_root
+    return {t: registry.source_dir(t, root) for t in customer_tenants(workspace, instance)}
+
+
 def gate_for(
     workspace: WorkspaceResource,
     vector_store: VectorStoreResource,
@@ -53,7 +61,7 @@ def gate_for(
         store,
         workspace.tables(),
         manifest,
-        customer_tenants(workspace, instance),
+        tenant_sources(workspace, instance),
     )
 
 
@@ -103,6 +111,13 @@ def cutover_alias(
     )
 
 
+golden_set_evaluation_job = dg.define_asset_job(
+    "golden_set_evaluation_job",
+    selection=["golden_set_evaluation"],
+    description="Measure a space on the golden set (recall@10, nDCG@10, MRR@10; ANN and exact).",
+)
+
+
 @dg.job(description="Repoint an alias at a space through the cutover gate (config: alias, space, force).")
 def cutover_job() -> None:
     cutover_alias()
@@ -119,12 +134,20 @@ def _candidates(config: SpacesConfig, manifest: Any, serving_id: str | None) -> 
     ]
 
 
-@dg.sensor(job=cutover_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    jobs=[cutover_job, golden_set_evaluation_job],
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def cutover_sensor(
     context: dg.SensorEvaluationContext, workspace: WorkspaceResource, vector_store: VectorStoreResource
 ) -> dg.SensorResult:
     """Launch cutover_job for a candidate space once every tenant is materialized, reconciliation
-    passes and its golden-set recall@10 is within tolerance of the serving space's."""
+    passes and its golden-set recall@10 is within tolerance of the serving space's.
+
+    A candidate that is ready but not yet measured gets a golden_set_evaluation_job run first (once per
+    candidate, serving space and golden set); the next tick decides on its numbers.
+    """
     config = workspace.spaces()
     store = vector_store.open()
     manifest = open_manifest(workspace.settings.home, config, store)
@@ -132,16 +155,30 @@ def cutover_sensor(
     candidates = _candidates(config, manifest, serving_id)
     if not candidates:
         return dg.SensorResult(skip_reason=f"no candidate space for alias {config.alias!r}")
+    golden = migration_config(workspace).golden
     passed: list[tuple[float, SpaceSpec, GateResult]] = []
+    evaluations: list[dg.RunRequest] = []
     refusals = []
     for space in candidates:
         verdict = gate_for(workspace, vector_store, space, config.alias, context.instance)
         if verdict.passed:
             manifest.set_state(space.name, "validated")
             passed.append((float(verdict.numbers.get("candidate_recall@10", 0.0)), space, verdict))
+        elif golden and verdict.ready_for_evaluation:
+            evaluations.append(
+                dg.RunRequest(
+                    job_name=golden_set_evaluation_job.name,
+                    partition_key=space.name,
+                    run_key=f"golden:{space.space_id}:{serving_id}:{golden}",
+                    tags={WHO_TAG: "cutover_sensor"},
+                )
+            )
+            context.log.info(f"{space.name}: every tenant is ready; measuring it on the golden set {golden}")
         else:
             refusals.append(f"{space.name}: {'; '.join(verdict.reasons)}")
     if not passed:
+        if evaluations:
+            return dg.SensorResult(run_requests=evaluations)
         return dg.SensorResult(skip_reason="gate refused every candidate. " + " | ".join(refusals))
     _, space, verdict = max(passed, key=lambda p: (p[0], p[1].name))
     run_key = f"cutover:{config.alias}:{space.space_id}:{verdict.numbers.get('golden')}:{serving_id}"
@@ -149,6 +186,7 @@ def cutover_sensor(
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
+                job_name=cutover_job.name,
                 run_key=run_key,
                 run_config={"ops": {"cutover_alias": {"config": {"alias": config.alias, "space": space.name}}}},
                 tags={WHO_TAG: "cutover_sensor"},
@@ -188,9 +226,3 @@ def dual_write_sensor(
             )
     return dg.SensorResult(run_requests=requests, cursor=str(cursor))
 
-
-golden_set_evaluation_job = dg.define_asset_job(
-    "golden_set_evaluation_job",
-    selection=["golden_set_evaluation"],
-    description="Measure a space on the golden set (recall@10, nDCG@10, MRR@10; ANN and exact).",
-)

@@ -35,10 +35,18 @@ class VectorStoreResource(dg.ConfigurableResource):
             from embedops.core.stores.lance import LanceStore
 
             return LanceStore(self.lance_dir)
-        if not self.weaviate_url:
+        url = _value(self.weaviate_url)
+        if not url:
             raise ConfigError("vector store 'weaviate' needs a URL: set EMBEDOPS_WEAVIATE_URL")
         from embedops.core.stores.weaviate import WeaviateStore
 
-        return WeaviateStore.connect(
-            self.weaviate_url, grpc_port=self.weaviate_grpc_port, api_key=self.weaviate_api_key
-        )
+        return WeaviateStore.connect(url, grpc_port=self.weaviate_grpc_port, api_key=_value(self.weaviate_api_key))
+
+
+def _value(field: str | None) -> str | None:
+    """A field's value, an ``EnvVar`` read from the environment.
+
+    Dagster resolves ``EnvVar`` fields only when it builds the resource for a run; outside a run (the
+    CLI, ``run_backfill``, sensor callers) the field still holds the variable's name, not its value.
+    """
+    return field.get_value() if isinstance(field, dg.EnvVar) else field

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
+
+from embedops.errors import NotMaterializedError
+
+if TYPE_CHECKING:
+    from embedops.core.spaces import SpaceSpec
 
 # Provenance and payload columns, in order; ``vector`` is added with the space's dimension.
 INDEX_SCHEMA_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
@@ -102,3 +107,12 @@ class VectorStore(Protocol):
     def set_alias(self, alias: str, space_id: str) -> None:
         """Create or atomically repoint an alias."""
         ...
+
+
+def index_rows(store: VectorStore, tenant: str, space: SpaceSpec, with_vectors: bool = False) -> pa.Table:
+    """Every row of the tenant's collection in the space; an empty table when there is none."""
+    try:
+        return store.export(tenant, space.space_id, with_vectors=with_vectors)
+    except NotMaterializedError:
+        schema = index_schema(space.dimension)
+        return schema.empty_table() if with_vectors else schema.empty_table().drop_columns(["vector"])

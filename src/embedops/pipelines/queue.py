@@ -1,0 +1,59 @@
+"""The run queue, hottest tenant first, whoever launches the runs.
+
+``HotFirstRunCoordinator`` is Dagster's QueuedRunCoordinator with one addition: a tenant x space run
+that arrives without a ``dagster/priority`` tag gets its tenant's place in the backfill order
+(recorded searches, then the configured weight) as that tag before it is queued. The daemon
+dequeues the highest priority first, so a partition backfill launched from the Dagster UI, whose
+runs Dagster tags only with their partition, runs hottest tenant first like `embedops backfill`.
+Runs that already carry a priority (the backfill command, space_backfill_sensor, a person's tag)
+keep it. Set it in DAGSTER_HOME/dagster.yaml:
+
+    run_coordinator:
+      module: embedops.pipelines.queue
+      class: HotFirstRunCoordinator
+      config: {max_concurrent_runs: 2}
+
+The process that queues runs (the daemon for backfills and sensors, the webserver for launches
+from the UI) reads EMBEDOPS_HOME and EMBEDOPS_SPACES from its environment, as the code location does.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+from embedops.core.settings import Settings
+from embedops.pipelines.backfill import PRIORITY_TAG, backfill_order, priority_tags
+from embedops.resources import WorkspaceResource
+
+TENANT_TAG = "dagster/partition/tenant"  # Dagster's tag for the tenant dimension of a tenant x space run
+
+log = logging.getLogger(__name__)
+
+
+class HotFirstRunCoordinator(QueuedRunCoordinator):
+    """QueuedRunCoordinator that gives tenant x space runs their tenant's hotness as priority."""
+
+    def submit_run(self, context: SubmitRunContext) -> DagsterRun:
+        run = context.dagster_run
+        tenant = run.tags.get(TENANT_TAG)
+        if tenant and PRIORITY_TAG not in run.tags and run.status == DagsterRunStatus.NOT_STARTED:
+            tags = self._hotness_tags(tenant)
+            if tags:
+                self._instance.add_run_tags(run.run_id, tags)
+                tagged = self._instance.get_run_by_id(run.run_id) or run
+                context = SubmitRunContext(tagged, context.workspace)
+        return super().submit_run(context)
+
+    def _hotness_tags(self, tenant: str) -> dict[str, str]:
+        try:
+            order = backfill_order(WorkspaceResource.from_settings(Settings.from_env()), self._instance)
+        except Exception as exc:  # a run must never be lost for want of a priority
+            log.warning(f"run queue: no hotness priority for tenant {tenant!r} ({type(exc).__name__}: {exc})")
+            return {}
+        for hot in order:
+            if hot.tenant == tenant:
+                return priority_tags(hot)
+        return {}
