@@ -142,7 +142,8 @@ def make_migration(
 def sensor_tick(project: Project, sensor: Any, cursor: str | None = None) -> dg.SensorResult:
     """One evaluation of ``sensor`` on the project's instance and resources."""
     resources = {"workspace": project.workspace, "vector_store": project.defs.resources["vector_store"]}
-    return sensor(dg.build_sensor_context(instance=project.instance, cursor=cursor, resources=resources))
+    with dg.build_sensor_context(instance=project.instance, cursor=cursor, resources=resources) as context:
+        return sensor(context)
 
 
 def evaluate(project: Project, space: str) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,3 +40,13 @@ def test_ingest_edit_delete_and_search_on_weaviate(weaviate_project: Project, mi
     assert hits and all(h.doc_id != "notes/fog.txt" for h in hits)
     texts = [r["text"] for r in project.store.export("acme", space.space_id).to_pylist()]
     assert any("twenty-two" in t for t in texts) and len(texts) == second.index_rows
+
+
+def test_every_run_closes_the_weaviate_connection_it_opened(weaviate_project: Project) -> None:
+    project = weaviate_project
+    project.write("acme", {"a.md": "# A\n\nOne short document about lighthouses."})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        project.ingest("acme")  # two Dagster runs, each with its own connection
+        gc.collect()
+    assert not [w for w in caught if "Con004" in str(w.message)], "a run left its Weaviate connection open"

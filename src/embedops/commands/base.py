@@ -63,6 +63,9 @@ class Context:
         from embedops.definitions import build_defs
 
         self.defs = build_defs(self.settings)
+        command = click.get_current_context(silent=True)
+        if command is not None:  # the store's connection closes with the command
+            command.call_on_close(self.defs.resources["vector_store"].close)
 
     def instance(self):  # type: ignore[no-untyped-def]
         import dagster as dg

@@ -28,6 +28,20 @@ class VectorStoreResource(dg.ConfigurableResource):
             self._store = self._connect()
         return self._store
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # a run's copy of the resource may carry the store its original opened: open its own
+        self._store = None
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the store this resource opened (a Weaviate connection; LanceDB holds none)."""
+        close = getattr(self._store, "close", None)
+        if close is not None:
+            close()
+        self._store = None
+
     def _connect(self) -> VectorStore:
         if self.kind == "lancedb":
             if not self.lance_dir:
