@@ -8,8 +8,10 @@ import numpy as np
 import pyarrow as pa
 
 from embedops.core.cache import EmbeddingCache
-from embedops.core.ingest import CHUNKS_SCHEMA, embed_chunks
+from embedops.core.ingest import CHUNKS_SCHEMA, EmbeddingResult, embed_chunks
 from embedops.core.spaces import DEFAULT_SPACE
+from embedops.core.stores.base import index_schema
+from embedops.core.tables import Collector
 
 
 class FakeEncoder:
@@ -39,21 +41,38 @@ def chunks(docs: dict[str, list[str]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=CHUNKS_SCHEMA)
 
 
+def embed(
+    table: pa.Table, encoder: FakeEncoder, cache: EmbeddingCache, **kwargs: int
+) -> tuple[EmbeddingResult, pa.Table]:
+    out = Collector(index_schema(DEFAULT_SPACE.dimension))
+    return embed_chunks(table, DEFAULT_SPACE, encoder, cache, out, **kwargs), out.table()
+
+
 def test_a_failing_text_quarantines_its_document_and_only_it(tmp_path: Path) -> None:
     encoder = FakeEncoder()
     docs = {"a.md": [f"alpha {i}" for i in range(10)], "b.md": ["beta", "POISON here"], "c.md": ["gamma"]}
-    result = embed_chunks(chunks(docs), DEFAULT_SPACE, encoder, EmbeddingCache(tmp_path / "c.sqlite"), group_size=8)
+    result, rows = embed(chunks(docs), encoder, EmbeddingCache(tmp_path / "c.sqlite"), group_size=8)
     assert result.quarantined == [
         {"doc_id": "b.md", "stage": "embedding", "reason": "embedding failed: ValueError: cannot embed this text"}
     ]
-    assert set(result.rows.column("doc_id").to_pylist()) == {"a.md", "c.md"}
+    assert set(rows.column("doc_id").to_pylist()) == {"a.md", "c.md"} and result.rows == rows.num_rows == 11
     assert sorted(encoder.sent) == sorted([*docs["a.md"], "beta", "gamma"])  # every good text embedded once
 
 
 def test_cached_and_repeated_texts_cost_no_model_call(tmp_path: Path) -> None:
     cache = EmbeddingCache(tmp_path / "c.sqlite")
-    first = embed_chunks(chunks({"a.md": ["one", "two", "one"]}), DEFAULT_SPACE, FakeEncoder(), cache)
-    assert (first.model_calls, first.cache_hits, first.rows.num_rows) == (2, 0, 3)
+    first, _ = embed(chunks({"a.md": ["one", "two", "one"]}), FakeEncoder(), cache)
+    assert (first.model_calls, first.cache_hits, first.rows) == (2, 0, 3)
     encoder = FakeEncoder()
-    again = embed_chunks(chunks({"b.md": ["two", "three"]}), DEFAULT_SPACE, encoder, cache)
+    again, _ = embed(chunks({"b.md": ["two", "three"]}), encoder, cache)
     assert (again.model_calls, again.cache_hits) == (1, 1) and encoder.sent == ["three"]
+
+
+def test_batches_never_split_a_document(tmp_path: Path) -> None:
+    """Streaming in batches of 3 rows gives the rows of one big batch; a bad text still drops its whole document."""
+    docs = {"a.md": ["a0", "a1"], "b.md": ["b0", "b1", "b2", "b3", "POISON b4"], "c.md": ["c0"], "d.md": ["d0", "d1"]}
+    whole, expected = embed(chunks(docs), FakeEncoder(), EmbeddingCache(tmp_path / "1.sqlite"))
+    streamed, rows = embed(chunks(docs), FakeEncoder(), EmbeddingCache(tmp_path / "2.sqlite"), batch_rows=3)
+    assert rows.drop_columns(["embedded_at"]).equals(expected.drop_columns(["embedded_at"]))
+    assert "b.md" not in rows.column("doc_id").to_pylist() and streamed.quarantined == whole.quarantined
+    assert (streamed.model_calls, streamed.rows) == (whole.model_calls, whole.rows) == (10, 5)

@@ -11,8 +11,9 @@ import pytest
 from embedops.core.cache import EmbeddingCache
 from embedops.core.fingerprints import cache_key, chunk_id
 from embedops.core.ingest import diff_documents
+from embedops.core.sources import DOCUMENTS_SCHEMA
 from embedops.core.spaces import DEFAULT_SPACE, ChunkerSpec, SpaceSpec, load_config, parse_config
-from embedops.core.tables import TableStore
+from embedops.core.tables import Collector, TableStore
 from embedops.errors import ConfigError, UnknownSpaceError
 
 
@@ -103,3 +104,50 @@ def test_tables_keep_versions_and_a_latest_pointer(tmp_path: Path) -> None:
         tables.write("x", ("acme",), pa.table({"i": [i]}), run_id=f"run{i}")
     assert tables.read("x", ("acme",)).column("i").to_pylist() == [2]  # type: ignore[union-attr]
     assert len(list((tmp_path / "x" / "acme").glob("*.parquet"))) == 2
+
+
+def test_a_failed_write_leaves_the_latest_version_and_no_partial_file(tmp_path: Path) -> None:
+    tables = TableStore(tmp_path)
+    tables.write("x", ("acme",), pa.table({"i": [1]}))
+    with pytest.raises(RuntimeError, match="disk went away"):
+        with tables.writer("x", ("acme",), pa.schema([("i", pa.int64())])) as out:
+            out.write(pa.table({"i": [2, 3]}))
+            raise RuntimeError("disk went away")
+    assert tables.read("x", ("acme",)).column("i").to_pylist() == [1]  # type: ignore[union-attr]
+    assert sorted(p.name for p in (tmp_path / "x" / "acme").iterdir() if not p.name.endswith(".parquet")) == ["LATEST"]
+    dataset = tables.dataset("x", ("acme",))
+    assert dataset is not None and dataset.to_table().column("i").to_pylist() == [1]
+
+
+def test_plan_chunks_streams_the_same_ledger_as_one_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Documents one at a time and chunk rows flushed every 2 rows: the same ledger, reused chunks included."""
+    from embedops.core import ingest
+
+    space = DEFAULT_SPACE
+    docs = [
+        {"tenant": "acme", "doc_id": f"{i}.md", "suffix": ".md", "size": 1, "modified_at": None, "checksum": f"c{i}",
+         "text": f"# Doc {i}\n\n" + " ".join(f"word{i}-{j}." for j in range(150 * (i + 1)))}
+        for i in range(4)
+    ]
+    table = pa.Table.from_pylist(docs, schema=DOCUMENTS_SCHEMA)
+    words = lambda text: len(text.split())  # noqa: E731 - a token counter for the test
+
+    def plan(documents: pa.Table, previous: pa.Table | None) -> tuple[ingest.ChunkPlan, pa.Table]:
+        out = Collector(ingest.CHUNKS_SCHEMA)
+        return ingest.plan_chunks(documents, previous, space, words, out), out.table()
+
+    whole, expected = plan(table, None)
+    monkeypatch.setattr(ingest, "DOCUMENTS_PER_BATCH", 1)
+    monkeypatch.setattr(ingest, "BATCH_ROWS", 2)
+    streamed, ledger = plan(table, None)
+    assert ledger.equals(expected) and streamed.rows == whole.rows > 4
+    edited = table.set_column(6, "text", pa.array([d["text"] + (" more." if d["doc_id"] == "2.md" else "")
+                                                   for d in docs]))
+    edited = edited.set_column(5, "checksum", pa.array(["c0", "c1", "c2-new", "c3"]))
+    again, second = plan(edited, ledger)
+    assert (again.diff.unchanged, again.diff.changed) == (["0.md", "1.md", "3.md"], ["2.md"])
+    kept = second.filter(pa.compute.not_equal(second["doc_id"], "2.md"))
+    assert sorted(kept.column("chunk_id").to_pylist()) == sorted(
+        c for c, d in zip(ledger.column("chunk_id").to_pylist(), ledger.column("doc_id").to_pylist(), strict=True)
+        if d != "2.md"
+    )

@@ -7,7 +7,7 @@ import pytest
 
 from embedops.core.stores.lance import LanceStore
 from embedops.errors import SpaceMismatchError
-from tests.stores.contract import SPACE, VectorStoreContract, make_rows
+from tests.stores.contract import SPACE, VectorStoreContract, as_dataset, make_rows
 
 
 class TestLanceStore(VectorStoreContract):
@@ -21,6 +21,24 @@ def test_each_sync_is_one_version_and_old_versions_stay_readable(tmp_path: Path)
     first = store.sync("acme", *SPACE, make_rows("acme", ["1-a", "2-a"]))
     second = store.sync("acme", *SPACE, make_rows("acme", ["3-a"]))
     assert second.version == (first.version or 0) + 1
+
+
+def test_a_sync_from_a_dataset_is_one_version_or_none(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path / "lance")
+    ids = [f"{i}-a" for i in range(30)]
+    first = store.sync("acme", *SPACE, as_dataset(make_rows("acme", ids), tmp_path / "first.parquet"))
+    assert first.version == 1
+    # adds, changes and removals: one merge, so one version
+    texts = [f"text of {i}" for i in ids[5:]] + ["edited", "new"]
+    changed = make_rows("acme", [*ids[5:], "0-a", "new-a"], texts=texts)
+    second = store.sync("acme", *SPACE, as_dataset(changed, tmp_path / "second.parquet"))
+    assert (second.upserted, second.deleted, second.rows, second.version) == (27, 4, 27, 2)
+    # unchanged: no version at all
+    third = store.sync("acme", *SPACE, as_dataset(changed, tmp_path / "second.parquet"))
+    assert (third.upserted, third.deleted, third.version) == (0, 0, 2)
+    # removals only: one delete, one version
+    fourth = store.sync("acme", *SPACE, as_dataset(changed.slice(0, 20), tmp_path / "fourth.parquet"))
+    assert (fourth.upserted, fourth.deleted, fourth.rows, fourth.version) == (0, 7, 20, 3)
 
 
 def test_a_table_written_by_another_space_is_refused(tmp_path: Path) -> None:

@@ -12,19 +12,22 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property
 from weaviate.classes.data import DataObject
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateQueryError
 
-from embedops.core.stores.weaviate import WeaviateStore, alias_name, chunk_uuid, collection_name
+from embedops.core.stores.weaviate import UPSERT_BATCH, WeaviateStore, alias_name, chunk_uuid, collection_name
+from embedops.core.stores.weaviate.store import _regroup
 from embedops.errors import ConfigError, NotMaterializedError, SpaceMismatchError, VectorStoreError
 from tests.fakes.weaviate_fake import FakeWeaviateServer
 from tests.processes import free_port
-from tests.stores.contract import DIM, OTHER_SPACE, SPACE, VectorStoreContract, make_rows
+from tests.stores.contract import DIM, OTHER_SPACE, SPACE, VectorStoreContract, as_dataset, as_tenant, make_rows
 
 LIVE_URL = os.environ.get("EMBEDOPS_WEAVIATE_URL")
 
@@ -99,6 +102,48 @@ def test_an_object_weaviate_refuses_fails_the_sync_by_chunk_id_and_deletes_nothi
     assert "1 of 2 objects" in message and "nothing was deleted" in message
     # 4-a was written (no transactions in Weaviate), 2-a was not deleted, 3-a is missing.
     assert sorted(store.export("acme", SPACE[0]).column("chunk_id").to_pylist()) == ["1-a", "2-a", "4-a"]
+
+
+def test_a_sync_from_a_dataset_writes_only_changed_rows_in_full_batches(
+    fake: FakeWeaviateServer, store: WeaviateStore, tmp_path: Path
+) -> None:
+    ids = [f"{i}-a" for i in range(450)]
+    texts = [f"text of {i}" for i in ids]
+    store.sync("acme", *SPACE, as_dataset(make_rows("acme", ids, texts), tmp_path / "first.parquet"))
+    before = len(fake.requests)
+    edited = [f"edited {i}" if n % 2 else t for n, (i, t) in enumerate(zip(ids, texts, strict=True))]
+    result = store.sync("acme", *SPACE, as_dataset(make_rows("acme", ids, edited), tmp_path / "second.parquet"))
+    assert (result.upserted, result.deleted, result.rows) == (225, 0, 450)
+    batches = [r for r in fake.requests[before:] if r.startswith("gRPC BatchObjects")]
+    assert len(batches) == -(-225 // UPSERT_BATCH)  # the changed rows, scattered over the file, in full batches
+    exported = store.export("acme", SPACE[0])
+    assert exported.filter(pc.starts_with(exported["text"], "edited")).num_rows == 225
+
+
+@pytest.mark.parametrize(
+    ("sizes", "size", "expected"),
+    [([], 3, []), ([0, 0], 3, []), ([5], 3, [3, 2]), ([1, 1, 1, 1], 3, [3, 1]), ([2, 0, 4, 3], 3, [3, 3, 3])],
+)
+def test_regroup_yields_full_groups_whatever_the_parts(sizes: list[int], size: int, expected: list[int]) -> None:
+    start = 0
+    parts = []
+    for n in sizes:
+        parts.append(pa.table({"i": list(range(start, start + n))}, schema=pa.schema([("i", pa.int64())])))
+        start += n
+    groups = list(_regroup(parts, size))
+    assert [g.num_rows for g in groups] == expected
+    assert [i for g in groups for i in g["i"].to_pylist()] == list(range(start))
+
+
+def test_rows_repeating_a_chunk_id_or_of_another_tenant_are_refused_before_any_write(
+    fake: FakeWeaviateServer, store: WeaviateStore, tmp_path: Path
+) -> None:
+    rows = make_rows("acme", ["1-a", "2-a", "1-a"])
+    with pytest.raises(VectorStoreError, match=r"repeat chunk ids \['1-a'\]"):
+        store.sync("acme", *SPACE, as_dataset(rows, tmp_path / "repeats.parquet"))
+    with pytest.raises(VectorStoreError, match=r"tenant\(s\) \['globex'\] cannot be written to tenant 'acme'"):
+        store.upsert("acme", *SPACE, as_dataset(as_tenant(rows, "globex"), tmp_path / "globex.parquet"))
+    assert _writes(fake) == []
 
 
 def test_a_vector_length_the_tenant_index_does_not_hold_is_reported_with_weaviate_message(

@@ -11,7 +11,6 @@ from typing import Any
 
 import dagster as dg
 import numpy as np
-import pyarrow as pa
 
 from embedops.core.fingerprints import sha256_bytes
 from embedops.core.monitoring import ERROR, Outcome
@@ -21,6 +20,7 @@ from embedops.core.monitoring.reconcile import list_source, one_space, provenanc
 from embedops.core.monitoring.state import MonitoringState
 from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.stores.base import VectorStore, index_rows
+from embedops.core.tables import Rows, batches, count
 from embedops.core.tenants import validate_tenant
 from embedops.pipelines.partitions import tenant_space_partitions
 
@@ -81,14 +81,16 @@ def invariant_results(
         yield to_result(provenance(rows, space, tenant, limit), INDEX_KEY)
 
 
-def keep_distribution_baseline(home: Path, tenant: str, space: SpaceSpec, rows: pa.Table) -> bool:
-    """Record the centroid and mean norm of the first materialization; later calls leave it alone."""
+def keep_distribution_baseline(home: Path, tenant: str, space: SpaceSpec, rows: Rows) -> bool:
+    """Record the centroid and mean norm of the first materialization (read in batches); later calls
+    leave it alone."""
     state = MonitoringState.at(home)
     try:
-        if rows.num_rows == 0 or state.baseline(tenant, space.space_id) is not None:
+        total = count(rows)
+        if total == 0 or state.baseline(tenant, space.space_id) is not None:
             return False
-        centroid, norm = centroid_and_norm(vector_matrix(rows))
-        return state.keep_baseline(tenant, space.space_id, np.asarray(centroid), norm, rows.num_rows)
+        centroid, norm = centroid_and_norm(vector_matrix(part) for part in batches(rows, ["vector"]))
+        return state.keep_baseline(tenant, space.space_id, np.asarray(centroid), norm, total)
     finally:
         state.close()
 

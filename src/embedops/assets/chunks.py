@@ -3,7 +3,7 @@ import time
 import dagster as dg
 
 from embedops.assets.documents import quarantine_metadata
-from embedops.core.ingest import plan_chunks
+from embedops.core.ingest import CHUNKS_SCHEMA, plan_chunks
 from embedops.core.sources import quarantine_table
 from embedops.errors import NotMaterializedError
 from embedops.pipelines.partitions import by_tenant, split_key, tenant_space_partitions
@@ -23,12 +23,12 @@ def document_chunks(
     started = time.monotonic()
     tenant, space = split_key(context, workspace.spaces())
     tables = workspace.tables()
-    documents = tables.read("source_documents", (tenant,))
+    documents = tables.dataset("source_documents", (tenant,))
     if documents is None:
         raise NotMaterializedError(f"source_documents for tenant {tenant!r} is not materialized yet")
-    previous = tables.read("document_chunks", (tenant, space.name))
-    plan = plan_chunks(documents, previous, space, embedder.for_space(space).count_tokens)
-    path = tables.write("document_chunks", (tenant, space.name), plan.chunks, context.run_id)
+    previous = tables.dataset("document_chunks", (tenant, space.name))
+    with tables.writer("document_chunks", (tenant, space.name), CHUNKS_SCHEMA, context.run_id) as out:
+        plan = plan_chunks(documents, previous, space, embedder.for_space(space).count_tokens, out)
     tables.write(
         "chunk_quarantine",
         (tenant, space.name),
@@ -38,11 +38,11 @@ def document_chunks(
     return dg.MaterializeResult(
         metadata={
             "documents": len(plan.diff.added) + len(plan.diff.changed) + len(plan.diff.unchanged),
-            "chunks": plan.chunks.num_rows,
+            "chunks": plan.rows,
             **plan.diff.counts(),
             "deleted_documents": dg.MetadataValue.json(plan.diff.deleted[:200]),
             "space_id": space.space_id,
-            "table": dg.MetadataValue.path(str(path)),
+            "table": dg.MetadataValue.path(str(out.path)),
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(plan.quarantined),
         }

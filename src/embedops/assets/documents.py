@@ -2,7 +2,7 @@ import time
 
 import dagster as dg
 
-from embedops.core.sources import scan_tenant
+from embedops.core.sources import DOCUMENTS_SCHEMA, scan_tenant
 from embedops.core.tenants import validate_tenant
 from embedops.errors import ConfigError
 from embedops.pipelines.partitions import tenant_partitions
@@ -28,17 +28,17 @@ def source_documents(context: dg.AssetExecutionContext, workspace: WorkspaceReso
             f"tenant {tenant!r} has no source folder {root}; create it or register another with "
             f"`embedops ingest --tenant {tenant} --source DIR`"
         )
-    scan = scan_tenant(tenant, root, workspace.max_document_bytes)
     tables = workspace.tables()
-    path = tables.write("source_documents", (tenant,), scan.documents_table(), context.run_id)
+    with tables.writer("source_documents", (tenant,), DOCUMENTS_SCHEMA, context.run_id) as out:
+        scan = scan_tenant(tenant, root, workspace.max_document_bytes, out)
     tables.write("source_quarantine", (tenant,), scan.quarantine_table(), context.run_id)
     for item in scan.quarantined:
         context.log.warning(f"quarantined {tenant}/{item['doc_id']}: {item['reason']}")
     return dg.MaterializeResult(
         metadata={
-            "documents": len(scan.documents),
+            "documents": scan.documents,
             "source_dir": str(root),
-            "table": dg.MetadataValue.path(str(path)),
+            "table": dg.MetadataValue.path(str(out.path)),
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(scan.quarantined),
         }

@@ -5,6 +5,7 @@ import dagster as dg
 from embedops.assets.documents import quarantine_metadata
 from embedops.core.ingest import embed_chunks
 from embedops.core.sources import quarantine_table
+from embedops.core.stores.base import index_schema
 from embedops.errors import NotMaterializedError
 from embedops.pipelines.partitions import split_key, tenant_space_partitions
 from embedops.resources import EmbedderResource, WorkspaceResource
@@ -23,20 +24,21 @@ def chunk_embeddings(
     started = time.monotonic()
     tenant, space = split_key(context, workspace.spaces())
     tables = workspace.tables()
-    chunks = tables.read("document_chunks", (tenant, space.name))
+    chunks = tables.dataset("document_chunks", (tenant, space.name))
     if chunks is None:
         raise NotMaterializedError(f"document_chunks for {tenant}/{space.name} is not materialized yet")
-    result = embed_chunks(chunks, space, embedder.for_space(space), workspace.cache())
-    path = tables.write("chunk_embeddings", (tenant, space.name), result.rows, context.run_id)
+    schema = index_schema(space.dimension)
+    with tables.writer("chunk_embeddings", (tenant, space.name), schema, context.run_id) as out:
+        result = embed_chunks(chunks, space, embedder.for_space(space), workspace.cache(), out)
     tables.write("embedding_quarantine", (tenant, space.name), quarantine_table(result.quarantined), context.run_id)
     return dg.MaterializeResult(
         metadata={
-            "rows": result.rows.num_rows,
+            "rows": result.rows,
             "model_calls": result.model_calls,
             "cache_hits": result.cache_hits,
             "model": space.model.identity,
             "space_id": space.space_id,
-            "table": dg.MetadataValue.path(str(path)),
+            "table": dg.MetadataValue.path(str(out.path)),
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(result.quarantined),
         }

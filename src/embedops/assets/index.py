@@ -43,7 +43,7 @@ def _sync_index(
     started = time.monotonic()
     spaces = workspace.spaces()
     tenant, space = split_key(context, spaces)
-    rows = workspace.tables().read("chunk_embeddings", (tenant, space.name))
+    rows = workspace.tables().dataset("chunk_embeddings", (tenant, space.name))
     if rows is None:
         raise NotMaterializedError(f"chunk_embeddings for {tenant}/{space.name} is not materialized yet")
     store = vector_store.open()

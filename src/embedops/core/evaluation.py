@@ -20,12 +20,12 @@ from embedops.core.cache import EmbeddingCache
 from embedops.core.embedder import Embedder
 from embedops.core.fingerprints import cache_key, sha256_text
 from embedops.core.golden import GOLDEN_TENANT, GoldenSet
-from embedops.core.ingest import embed_chunks, plan_chunks
+from embedops.core.ingest import CHUNKS_SCHEMA, embed_chunks, plan_chunks
 from embedops.core.manifest import Manifest
 from embedops.core.metrics import evaluate_run, mean_overlap
 from embedops.core.spaces import SpaceSpec
-from embedops.core.stores.base import VectorStore
-from embedops.core.tables import TableStore
+from embedops.core.stores.base import VectorStore, index_schema
+from embedops.core.tables import Collector, TableStore
 
 K = 10
 CHUNK_DEPTH = 100  # chunks fetched per query, so that 10 distinct documents are found
@@ -93,12 +93,13 @@ def index_golden(
     """Chunk, embed and sync the golden corpus into the space's GOLDEN_TENANT namespace; its rows."""
     partition = (space.name,)
     previous = tables.read("golden_chunks", partition) if tables is not None else None
-    plan = plan_chunks(golden.documents_table(), previous, space, embedder.count_tokens)
-    result = embed_chunks(plan.chunks, space, embedder, cache)
+    chunks, rows = Collector(CHUNKS_SCHEMA), Collector(index_schema(space.dimension))
+    plan_chunks(golden.documents_table(), previous, space, embedder.count_tokens, chunks)
+    embed_chunks(chunks.table(), space, embedder, cache, rows)
     if tables is not None:
-        tables.write("golden_chunks", partition, plan.chunks, f"golden-{golden.fingerprint}")
-    store.sync(GOLDEN_TENANT, space.space_id, space.name, result.rows)
-    return result.rows
+        tables.write("golden_chunks", partition, chunks.table(), f"golden-{golden.fingerprint}")
+    store.sync(GOLDEN_TENANT, space.space_id, space.name, rows.table())
+    return rows.table()
 
 
 def _doc_ranking(chunk_docs: list[str]) -> list[str]:

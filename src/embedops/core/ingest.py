@@ -1,18 +1,21 @@
 """The incremental pipeline as plain functions: documents -> chunks -> embeddings (index rows).
 
-Each step takes the previous materialization and returns the new one plus what changed, so that
-unchanged text costs nothing, a changed chunk costs one model call and a deleted document leaves.
+Each step reads the previous materialization and writes the new one to ``out`` (a TableWriter, or a
+Collector in memory), returning what changed, so that unchanged text costs nothing, a changed chunk
+costs one model call and a deleted document leaves. Both steps stream: they hold ids, checksums and
+hashes for the whole tenant, and texts and vectors one batch at a time.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from embedops.core.cache import EmbeddingCache
 from embedops.core.chunking import chunk_document
@@ -21,6 +24,7 @@ from embedops.core.fingerprints import cache_key, chunk_id, sha256_text
 from embedops.core.preprocess import preprocess
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import index_schema
+from embedops.core.tables import BATCH_ROWS, Rows, Sink, batches, columns, count, where_in
 
 CHUNKS_SCHEMA = pa.schema(
     [
@@ -68,133 +72,178 @@ def diff_documents(previous: dict[str, str], current: dict[str, str]) -> Documen
 
 @dataclass
 class ChunkPlan:
-    chunks: pa.Table
+    rows: int
     diff: DocumentDiff
     quarantined: list[dict]
 
 
+DOCUMENTS_PER_BATCH = 256
+STAMP_TYPE = CHUNKS_SCHEMA.field("source_modified_at").type
+
+
 def plan_chunks(
-    documents: pa.Table,
-    previous: pa.Table | None,
+    documents: Rows,
+    previous: Rows | None,
     space: SpaceSpec,
     count_tokens: Callable[[str], int],
+    out: Sink,
 ) -> ChunkPlan:
-    """Chunk the documents for ``space``, reusing the previous chunks of every unchanged document."""
+    """Chunk the documents for ``space`` into ``out``, reusing the previous chunks of every unchanged document.
+
+    Reused chunks are copied batch by batch from ``previous``; the rest are chunked a few hundred
+    documents at a time. A document's chunks are written together, in order.
+    """
     config_hash = space.config_hash
-    reusable: dict[str, list[dict]] = {}
+    docs = columns(documents, ["doc_id", "checksum", "modified_at"])
+    checksums = dict(zip(docs["doc_id"].to_pylist(), docs["checksum"].to_pylist(), strict=True))
     prev_checksums: dict[str, str] = {}
-    if previous is not None and previous.num_rows:
-        for row in previous.to_pylist():
-            prev_checksums[row["doc_id"]] = row["source_checksum"]
-            if row["config_hash"] == config_hash:
-                reusable.setdefault(row["doc_id"], []).append(row)
+    same_recipe: set[str] = set()
+    if previous is not None and count(previous):
+        prev = columns(previous, ["doc_id", "source_checksum", "config_hash"])
+        for doc_id, checksum, recipe in zip(*(prev[c].to_pylist() for c in prev.column_names), strict=True):
+            prev_checksums[doc_id] = checksum
+            if recipe == config_hash:
+                same_recipe.add(doc_id)
+    reused = {d for d in same_recipe if checksums.get(d) == prev_checksums[d]}
+    if reused and previous is not None:
+        modified = dict(zip(docs["doc_id"].to_pylist(), docs["modified_at"].to_pylist(), strict=True))
+        for part in batches(previous):
+            kept = where_in(part, "doc_id", reused)
+            kept = kept.filter(pc.equal(kept["config_hash"], config_hash))
+            stamps = pa.array([modified[d] for d in kept["doc_id"].to_pylist()], STAMP_TYPE)
+            kept = kept.set_column(kept.schema.get_field_index("source_modified_at"), "source_modified_at", stamps)
+            out.write(kept.select(CHUNKS_SCHEMA.names).cast(CHUNKS_SCHEMA))
 
     rows: list[dict] = []
     quarantined: list[dict] = []
-    current: dict[str, str] = {}
-    for doc in documents.to_pylist():
-        doc_id, checksum = doc["doc_id"], doc["checksum"]
-        kept = reusable.get(doc_id)
-        if kept and kept[0]["source_checksum"] == checksum:
-            rows.extend({**r, "source_modified_at": doc["modified_at"]} for r in kept)
-            current[doc_id] = checksum
-            continue
-        text = preprocess(doc["text"], doc["suffix"], space.preprocessing)
-        pieces = chunk_document(
-            text,
-            count_tokens,
-            space.chunker.max_tokens,
-            space.chunker.overlap_tokens,
-            space.chunker.min_tokens,
-        )
-        if not pieces:
-            quarantined.append(
-                {"doc_id": doc_id, "stage": "chunking", "reason": "no text left after preprocessing"}
-            )
-            continue
-        current[doc_id] = checksum
-        seen: Counter[str] = Counter()
-        for piece in pieces:
-            text_hash = sha256_text(piece.text)
-            rows.append(
-                {
-                    "tenant": doc["tenant"],
-                    "doc_id": doc_id,
-                    "chunk_id": chunk_id(doc_id, text_hash, seen[text_hash]),
-                    "seq": piece.seq,
-                    "text": piece.text,
-                    "text_hash": text_hash,
-                    "token_count": piece.token_count,
-                    "source_checksum": checksum,
-                    "source_modified_at": doc["modified_at"],
-                    "space_id": space.space_id,
-                    "config_hash": config_hash,
-                }
-            )
-            seen[text_hash] += 1
+    current = {d: checksums[d] for d in reused}
+    for part in batches(documents, size=DOCUMENTS_PER_BATCH):
+        for doc in part.to_pylist():
+            if doc["doc_id"] in reused:
+                continue
+            pieces = _chunk(doc, space, count_tokens)
+            if not pieces:
+                quarantined.append(
+                    {"doc_id": doc["doc_id"], "stage": "chunking", "reason": "no text left after preprocessing"}
+                )
+                continue
+            current[doc["doc_id"]] = doc["checksum"]
+            rows.extend(pieces)
+        if len(rows) >= BATCH_ROWS:
+            out.write(pa.Table.from_pylist(rows, schema=CHUNKS_SCHEMA))
+            rows = []
+    out.write(pa.Table.from_pylist(rows, schema=CHUNKS_SCHEMA))
     # a document whose chunk recipe changed counts as changed, not unchanged
-    previous_for_diff = {
-        d: (c if d in reusable else f"{c}:recipe-changed") for d, c in prev_checksums.items()
-    }
-    diff = diff_documents(previous_for_diff, current)
-    return ChunkPlan(pa.Table.from_pylist(rows, schema=CHUNKS_SCHEMA), diff, quarantined)
+    previous_for_diff = {d: (c if d in same_recipe else f"{c}:recipe-changed") for d, c in prev_checksums.items()}
+    return ChunkPlan(out.rows, diff_documents(previous_for_diff, current), quarantined)
+
+
+def _chunk(doc: dict, space: SpaceSpec, count_tokens: Callable[[str], int]) -> list[dict]:
+    """The chunk rows of one document in the space's recipe (none when no text is left)."""
+    text = preprocess(doc["text"], doc["suffix"], space.preprocessing)
+    chunker = space.chunker
+    pieces = chunk_document(text, count_tokens, chunker.max_tokens, chunker.overlap_tokens, chunker.min_tokens)
+    rows = []
+    seen: Counter[str] = Counter()
+    for piece in pieces:
+        text_hash = sha256_text(piece.text)
+        rows.append(
+            {
+                "tenant": doc["tenant"],
+                "doc_id": doc["doc_id"],
+                "chunk_id": chunk_id(doc["doc_id"], text_hash, seen[text_hash]),
+                "seq": piece.seq,
+                "text": piece.text,
+                "text_hash": text_hash,
+                "token_count": piece.token_count,
+                "source_checksum": doc["checksum"],
+                "source_modified_at": doc["modified_at"],
+                "space_id": space.space_id,
+                "config_hash": space.config_hash,
+            }
+        )
+        seen[text_hash] += 1
+    return rows
 
 
 @dataclass
 class EmbeddingResult:
-    rows: pa.Table
+    rows: int
     model_calls: int
     cache_hits: int
     quarantined: list[dict]
 
 
 def embed_chunks(
-    chunks: pa.Table,
+    chunks: Rows,
     space: SpaceSpec,
     encoder: Embedder,
     cache: EmbeddingCache,
+    out: Sink,
     group_size: int = 1024,
+    batch_rows: int = BATCH_ROWS,
 ) -> EmbeddingResult:
-    """Index rows for the chunks: cached vectors where the cache has them, the model for the rest.
+    """Index rows for the chunks into ``out``: cached vectors where the cache has them, the model for the rest.
 
+    Chunks are read ``batch_rows`` at a time, cut so that a document never straddles two batches.
     Missing texts go to the model ``group_size`` at a time (the model batches them itself, sorted by
-    length, which pads less than fixed slices), and each group's vectors are cached as it finishes.
-    Texts the model fails on are quarantined with their document; the rest goes on.
+    length, which pads less than fixed slices), and each group's vectors are cached as it finishes,
+    so a text met again in a later batch is a cache hit. Texts the model fails on are quarantined
+    with their document; the rest goes on.
     """
-    records = chunks.to_pylist()
-    keys = [cache_key(encoder.identity, r["text"]) for r in records]
-    cached = cache.get_many(keys)
-    missing = {k: r["text"] for k, r in zip(keys, records, strict=True) if k not in cached}
-    failed: dict[str, str] = {}
-    todo = list(missing.items())
-    for start in range(0, len(todo), group_size):
-        done = []
-        for key, vector, error in _encode_group(encoder, todo[start : start + group_size]):
-            if vector is None:
-                failed[key] = error or "no vector"
-            else:
-                done.append((key, vector))
-        stamp = cache.put_many(encoder.identity, done)
-        cached.update((key, (vector, stamp)) for key, vector in done)
-
-    quarantined_docs: dict[str, str] = {}
-    for key, r in zip(keys, records, strict=True):
-        if key in failed:
-            quarantined_docs.setdefault(r["doc_id"], f"embedding failed: {failed[key]}")
-    rows = [
-        _index_row(r, space, encoder.identity, *cached[k])
-        for k, r in zip(keys, records, strict=True)
-        if r["doc_id"] not in quarantined_docs
-    ]
-    hits = sum(1 for k in keys if k not in missing)
+    schema = index_schema(space.dimension)
+    model_calls = cache_hits = 0
+    quarantined: dict[str, str] = {}
+    for part in whole_documents(batches(chunks, size=batch_rows)):
+        records = part.to_pylist()
+        keys = [cache_key(encoder.identity, r["text"]) for r in records]
+        cached = cache.get_many(keys)
+        missing = {k: r["text"] for k, r in zip(keys, records, strict=True) if k not in cached}
+        failed: dict[str, str] = {}
+        todo = list(missing.items())
+        for start in range(0, len(todo), group_size):
+            done = []
+            for key, vector, error in _encode_group(encoder, todo[start : start + group_size]):
+                if vector is None:
+                    failed[key] = error or "no vector"
+                else:
+                    done.append((key, vector))
+            stamp = cache.put_many(encoder.identity, done)
+            cached.update((key, (vector, stamp)) for key, vector in done)
+        for key, r in zip(keys, records, strict=True):
+            if key in failed:
+                quarantined.setdefault(r["doc_id"], f"embedding failed: {failed[key]}")
+        rows = [
+            _index_row(r, space, encoder.identity, *cached[k])
+            for k, r in zip(keys, records, strict=True)
+            if r["doc_id"] not in quarantined
+        ]
+        out.write(pa.Table.from_pylist(rows, schema=schema))
+        model_calls += len(missing)
+        cache_hits += sum(1 for k in keys if k not in missing)
     return EmbeddingResult(
-        rows=pa.Table.from_pylist(rows, schema=index_schema(space.dimension)),
-        model_calls=len(missing),
-        cache_hits=hits,
-        quarantined=[
-            {"doc_id": d, "stage": "embedding", "reason": why} for d, why in sorted(quarantined_docs.items())
-        ],
+        rows=out.rows,
+        model_calls=model_calls,
+        cache_hits=cache_hits,
+        quarantined=[{"doc_id": d, "stage": "embedding", "reason": why} for d, why in sorted(quarantined.items())],
     )
+
+
+def whole_documents(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """Re-cut batches of chunk rows so that each document's rows are in one batch (rows of a
+    document are contiguous in the ledger)."""
+    carry: pa.Table | None = None
+    for part in parts:
+        if carry is not None:
+            part = pa.concat_tables([carry, part])
+        if part.num_rows == 0:
+            continue
+        start = pc.index(part["doc_id"], part["doc_id"][-1]).as_py()  # where the last document begins
+        if start:
+            yield part.slice(0, start)
+        carry = part.slice(start)
+    if carry is not None and carry.num_rows:
+        yield carry
 
 
 def _encode_group(

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from embedops.core.fingerprints import sha256_bytes
 from embedops.core.preprocess import decode_source
+from embedops.core.tables import Sink
 
 SUPPORTED_SUFFIXES = (".md", ".txt", ".rst", ".html", ".htm")
 
@@ -34,11 +35,10 @@ QUARANTINE_SCHEMA = pa.schema([("doc_id", pa.string()), ("stage", pa.string()), 
 
 @dataclass
 class SourceScan:
-    documents: list[dict] = field(default_factory=list)
-    quarantined: list[dict] = field(default_factory=list)
+    """What a scan wrote: how many documents, and every file it refused with the reason."""
 
-    def documents_table(self) -> pa.Table:
-        return pa.Table.from_pylist(self.documents, schema=DOCUMENTS_SCHEMA)
+    documents: int = 0
+    quarantined: list[dict] = field(default_factory=list)
 
     def quarantine_table(self) -> pa.Table:
         return quarantine_table(self.quarantined)
@@ -49,10 +49,12 @@ def quarantine_table(items: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(items, schema=QUARANTINE_SCHEMA)
 
 
-def scan_tenant(tenant: str, root: Path, max_bytes: int) -> SourceScan:
-    """Read every supported file under ``root``; hidden files and folders are skipped."""
+def scan_tenant(tenant: str, root: Path, max_bytes: int, out: Sink, batch: int = 256) -> SourceScan:
+    """Read every supported file under ``root`` into ``out``, ``batch`` documents at a time; hidden
+    files and folders are skipped."""
     scan = SourceScan()
     real_root = root.resolve()
+    pending: list[dict] = []
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
@@ -60,14 +62,21 @@ def scan_tenant(tenant: str, root: Path, max_bytes: int) -> SourceScan:
                 continue
             path = Path(folder) / name
             doc_id = path.relative_to(root).as_posix()
-            reason = _read(tenant, doc_id, path, real_root, max_bytes, scan)
-            if reason:
-                scan.quarantined.append({"doc_id": doc_id, "stage": "source", "reason": reason})
+            found = _read(tenant, doc_id, path, real_root, max_bytes)
+            if isinstance(found, str):
+                scan.quarantined.append({"doc_id": doc_id, "stage": "source", "reason": found})
+                continue
+            pending.append(found)
+            if len(pending) >= batch:
+                out.write(pa.Table.from_pylist(pending, schema=DOCUMENTS_SCHEMA))
+                pending = []
+    out.write(pa.Table.from_pylist(pending, schema=DOCUMENTS_SCHEMA))
+    scan.documents = out.rows
     return scan
 
 
-def _read(tenant: str, doc_id: str, path: Path, root: Path, max_bytes: int, scan: SourceScan) -> str | None:
-    """Append the document to ``scan`` and return None, or return why it cannot be indexed."""
+def _read(tenant: str, doc_id: str, path: Path, root: Path, max_bytes: int) -> dict | str:
+    """The document's row, or why it cannot be indexed."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         return f"unsupported file type {suffix or '(none)'!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
@@ -91,15 +100,12 @@ def _read(tenant: str, doc_id: str, path: Path, root: Path, max_bytes: int, scan
         return str(exc)
     if not text.strip():
         return "empty or whitespace-only document"
-    scan.documents.append(
-        {
-            "tenant": tenant,
-            "doc_id": doc_id,
-            "suffix": suffix,
-            "size": stat.st_size,
-            "modified_at": datetime.fromtimestamp(stat.st_mtime, tz=UTC),
-            "checksum": sha256_bytes(data),
-            "text": text,
-        }
-    )
-    return None
+    return {
+        "tenant": tenant,
+        "doc_id": doc_id,
+        "suffix": suffix,
+        "size": stat.st_size,
+        "modified_at": datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+        "checksum": sha256_bytes(data),
+        "text": text,
+    }

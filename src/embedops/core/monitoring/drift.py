@@ -7,7 +7,7 @@ into an AssetCheckResult.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -149,12 +149,18 @@ def neighbour_stability(
     )
 
 
-def centroid_and_norm(vectors: np.ndarray) -> tuple[np.ndarray, float]:
-    """Mean vector and mean L2 norm of a matrix of vectors."""
-    vectors = np.asarray(vectors, dtype=np.float64)
-    if vectors.size == 0:
-        return np.zeros(0), 0.0
-    return vectors.mean(axis=0), float(np.linalg.norm(vectors, axis=1).mean())
+def centroid_and_norm(vectors: np.ndarray | Iterable[np.ndarray]) -> tuple[np.ndarray, float]:
+    """Mean vector and mean L2 norm of a matrix of vectors, or of matrices met one at a time."""
+    parts = [vectors] if isinstance(vectors, np.ndarray) else vectors
+    total, norms, n = np.zeros(0), 0.0, 0
+    for part in parts:
+        matrix = np.asarray(part, dtype=np.float64)
+        if matrix.size == 0:
+            continue
+        total = matrix.sum(axis=0) + (total if n else 0.0)
+        norms += float(np.linalg.norm(matrix, axis=1).sum())
+        n += len(matrix)
+    return (total / n, norms / n) if n else (np.zeros(0), 0.0)
 
 
 def distribution_shift(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import pyarrow as pa
 
+from embedops.core.tables import Rows
 from embedops.errors import NotMaterializedError
 
 if TYPE_CHECKING:
@@ -75,14 +76,17 @@ class VectorStore(Protocol):
     queries of another space with SpaceMismatchError naming both.
     """
 
-    def sync(self, tenant: str, space_id: str, space_name: str, rows: pa.Table) -> SyncResult:
+    def sync(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> SyncResult:
         """Make the tenant's collection hold exactly ``rows`` (upsert changed, delete the rest).
 
-        Readers see either the old state or the new one, never a mix.
+        ``rows`` are index rows (``index_schema``): an in-memory table, or a ``pyarrow.dataset``
+        (a materialization's Parquet file) that the store reads in batches, holding only key
+        columns (chunk id, change columns) of every row at once. Readers see either the old state
+        or the new one, never a mix.
         """
         ...
 
-    def upsert(self, tenant: str, space_id: str, space_name: str, rows: pa.Table) -> int: ...
+    def upsert(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> int: ...
 
     def delete(self, tenant: str, space_id: str, chunk_ids: Sequence[str]) -> int: ...
 

@@ -6,9 +6,16 @@ query), lets tenant partitions sync concurrently without contending for one tabl
 makes a tenant's removal a table drop. The space identity is written into the table's schema
 metadata; a table, a row or a query of another space is refused.
 
-A sync is one ``merge_insert`` (upsert changed rows, insert new, delete rows no longer in the
-source) and so one LanceDB commit: readers see the old version or the new one, never a mix, and a
-killed sync leaves the previous version in place.
+A sync is at most one LanceDB commit, so readers see the old version or the new one, never a mix,
+and a killed sync leaves the previous version in place. It streams: the rows may be a Parquet
+dataset read batch by batch, and only key columns (chunk id and the change columns) of the source
+and of the table are held at once. From them the sync plans which chunk ids are new or changed and
+which are gone, then commits once: a ``merge_insert`` of just the new and changed rows that also
+deletes the gone ids, a ``delete`` when only ids are gone, nothing when nothing changed, or a
+streaming ``create_table`` for a tenant's first sync. Measured at 100k rows of 384-d vectors, a
+``merge_insert`` of the whole source joins in memory (~770 MB); the plan holds ~90 MB. Deleting
+gone ids inside the merge still makes Lance scan the whole table (~+200 MB), so the merge asks for
+it only when ids are gone.
 """
 
 from __future__ import annotations
@@ -16,16 +23,18 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import lancedb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from lancedb.index import HnswSq
 
 from embedops.core.stores.base import Hit, SyncResult, index_schema
+from embedops.core.tables import Rows, batches, columns, count, where_in
 from embedops.errors import NotMaterializedError, SpaceMismatchError, VectorStoreError
 
 _META_KEY = b"embedops.space"
@@ -34,6 +43,7 @@ _META_KEY = b"embedops.space"
 ANN_MIN_ROWS = 10_000
 # A matched row is rewritten only when one of these differs; otherwise the sync leaves it alone.
 _CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq")
+_KEY_COLUMNS = ("chunk_id", *_CHANGE_COLUMNS)
 
 
 class LanceStore:
@@ -66,48 +76,55 @@ class LanceStore:
             )
         return table
 
-    def _check_rows(self, rows: pa.Table, space_id: str, space_name: str) -> None:
-        found = set(rows.column("space_id").to_pylist()) if rows.num_rows else set()
+    def _check_rows(self, rows: Rows, space_id: str, space_name: str) -> None:
+        found = set(pc.unique(columns(rows, ["space_id"]).column("space_id")).to_pylist())
         if found - {space_id}:
             raise SpaceMismatchError(
                 f"rows of space(s) {sorted(found - {space_id})} cannot be written to the index of space "
                 f"{space_name!r} ({space_id}); one collection holds one space"
             )
 
-    def _create(self, tenant: str, space_id: str, space_name: str, rows: pa.Table) -> lancedb.table.Table:
+    def _create(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> lancedb.table.Table:
+        """The tenant's table, written from ``rows`` batch by batch in one commit."""
         dim = rows.schema.field("vector").type.list_size
         meta = json.dumps({"space_id": space_id, "space_name": space_name, "dimension": dim})
         schema = index_schema(dim).with_metadata({_META_KEY: meta.encode()})
-        return self._db.create_table(
-            self.table_name(tenant, space_id), data=rows.select(schema.names).cast(schema), schema=schema
-        )
+        return self._db.create_table(self.table_name(tenant, space_id), data=_reader(rows, schema), schema=schema)
 
-    def sync(self, tenant: str, space_id: str, space_name: str, rows: pa.Table) -> SyncResult:
+    def sync(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> SyncResult:
+        """Make the tenant's table hold exactly ``rows``, in at most one commit (see the module docstring)."""
         self._check_rows(rows, space_id, space_name)
         table = self._open(tenant, space_id)
         if table is None:
             table = self._create(tenant, space_id, space_name, rows)
             version = table.version
+            written = table.count_rows()
             self._maintain_index(table, changed=True)
-            return SyncResult(upserted=rows.num_rows, deleted=0, rows=rows.num_rows, version=version)
+            return SyncResult(upserted=written, deleted=0, rows=written, version=version)
         self._check_dimension(table, rows)
-        if rows.num_rows == 0:
-            before = table.count_rows()
-            table.delete("true")
-            return SyncResult(upserted=0, deleted=before, rows=0, version=table.version)
-        result = (
-            table.merge_insert("chunk_id")
-            .when_matched_update_all(
-                where=" OR ".join(f"target.{c} != source.{c}" for c in _CHANGE_COLUMNS)
-            )
-            .when_not_matched_insert_all()
-            .when_not_matched_by_source_delete()
-            .execute(rows.select(table.schema.names).cast(table.schema))
-        )
-        upserted = result.num_inserted_rows + result.num_updated_rows
+        key_schema = pa.schema([table.schema.field(name) for name in _KEY_COLUMNS])
+        source = columns(rows, _KEY_COLUMNS).cast(key_schema)
+        target = table.search().select(list(_KEY_COLUMNS)).limit(None).to_arrow().select(_KEY_COLUMNS)
+        changed, removed = _plan(source, target)
+        everything = len(changed) == source.num_rows
+        del source, target
+        before = table.count_rows()
+        upserted = deleted = 0
+        if changed:
+            # The source holds only new and changed rows, so a matched row is always rewritten (an update
+            # condition would make Lance read the target's change columns: +35 MB at 100k rows).
+            merge = table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
+            if removed:
+                merge = merge.when_not_matched_by_source_delete(_in_list(removed))
+            result = merge.execute(_reader(rows, table.schema, only=None if everything else changed))
+            upserted = result.num_inserted_rows + result.num_updated_rows
+            deleted = result.num_deleted_rows
+        elif removed:
+            table.delete("true" if len(removed) == before else _in_list(removed))
+            deleted = before - table.count_rows()
         version = table.version
-        self._maintain_index(table, changed=bool(upserted or result.num_deleted_rows))
-        return SyncResult(upserted=upserted, deleted=result.num_deleted_rows, rows=table.count_rows(), version=version)
+        self._maintain_index(table, changed=bool(upserted or deleted))
+        return SyncResult(upserted=upserted, deleted=deleted, rows=table.count_rows(), version=version)
 
     def _maintain_index(self, table: lancedb.table.Table, changed: bool) -> None:
         """Give a table of ``ann_min_rows`` or more an HNSW index; fold later changes into it.
@@ -121,7 +138,7 @@ class LanceStore:
         elif not indexed and table.count_rows() >= self.ann_min_rows:
             table.create_index("vector", config=HnswSq(distance_type="cosine"))
 
-    def _check_dimension(self, table: lancedb.table.Table, rows: pa.Table) -> None:
+    def _check_dimension(self, table: lancedb.table.Table, rows: Rows) -> None:
         want = table.schema.field("vector").type.list_size
         got = rows.schema.field("vector").type.list_size
         if want != got:
@@ -129,18 +146,19 @@ class LanceStore:
                 f"vectors of dimension {got} cannot be written to {table.name} (dimension {want})"
             )
 
-    def upsert(self, tenant: str, space_id: str, space_name: str, rows: pa.Table) -> int:
+    def upsert(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> int:
         self._check_rows(rows, space_id, space_name)
         table = self._open(tenant, space_id)
         if table is None:
-            self._create(tenant, space_id, space_name, rows)
-            return rows.num_rows
+            return int(self._create(tenant, space_id, space_name, rows).count_rows())
         self._check_dimension(table, rows)
+        if count(rows) == 0:
+            return 0
         result = (
             table.merge_insert("chunk_id")
             .when_matched_update_all()
             .when_not_matched_insert_all()
-            .execute(rows.select(table.schema.names).cast(table.schema))
+            .execute(_reader(rows, table.schema))
         )
         return int(result.num_inserted_rows + result.num_updated_rows)
 
@@ -149,8 +167,7 @@ class LanceStore:
         if table is None or not chunk_ids:
             return 0
         before = table.count_rows()
-        quoted = ", ".join("'" + c.replace("'", "''") + "'" for c in chunk_ids)
-        table.delete(f"chunk_id IN ({quoted})")
+        table.delete(_in_list(chunk_ids))
         return before - table.count_rows()
 
     def count(self, tenant: str, space_id: str) -> int:
@@ -227,3 +244,41 @@ def _hit(row: dict) -> Hit:
     return Hit(
         chunk_id=row["chunk_id"], doc_id=row["doc_id"], text=text, score=1.0 - distance, provenance=row
     )
+
+
+def _plan(source: pa.Table, target: pa.Table) -> tuple[list[str], list[str]]:
+    """(new or changed chunk ids, removed chunk ids), from the key columns of the source and the table.
+
+    A chunk id is changed when any of ``_CHANGE_COLUMNS`` differs (a null differs from a value). Each
+    source row is looked up by position in the target (a hash of the target's ids), not joined, which
+    holds about one more copy of the key columns (a join held five at 100k rows).
+    """
+    position = pc.index_in(source["chunk_id"], value_set=target["chunk_id"])
+    matched = target.take(position)
+    differs = pc.is_null(position)
+    for name in _CHANGE_COLUMNS:
+        mine, theirs = source[name], matched[name]
+        one_null = pc.not_equal(pc.is_null(mine), pc.is_null(theirs))
+        differs = pc.or_(differs, pc.coalesce(pc.not_equal(mine, theirs), one_null))
+    changed = source["chunk_id"].filter(differs).to_pylist()
+    removed = target["chunk_id"].filter(pc.invert(pc.is_in(target["chunk_id"], value_set=source["chunk_id"])))
+    return sorted(changed), sorted(removed.to_pylist())
+
+
+def _reader(rows: Rows, schema: pa.Schema, only: Sequence[str] | None = None) -> pa.RecordBatchReader:
+    """``rows`` (only those with these chunk ids, if given) cast to ``schema``, read batch by batch."""
+
+    def parts() -> Iterator[pa.RecordBatch]:
+        for part in batches(rows, schema.names):
+            if only is not None:
+                part = where_in(part, "chunk_id", only)
+            if part.num_rows:
+                yield from part.cast(schema).to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, parts())
+
+
+def _in_list(chunk_ids: Sequence[str]) -> str:
+    """A Lance SQL filter matching these chunk ids (each quoted as a SQL string literal)."""
+    quoted = ", ".join("'" + c.replace("'", "''") + "'" for c in chunk_ids)
+    return f"chunk_id IN ({quoted})"

@@ -15,6 +15,7 @@ import pyarrow as pa
 from weaviate.classes.config import DataType, Property, Tokenization
 
 from embedops.core.stores.base import INDEX_SCHEMA_FIELDS
+from embedops.core.tables import Rows, batches
 from embedops.errors import ConfigError, SpaceMismatchError
 
 COLLECTION_PREFIX = "Chunks_"
@@ -96,20 +97,21 @@ def recorded_space(name: str, description: str | None) -> CollectionSpace:
         ) from exc
 
 
-def vector_dimension(rows: pa.Table) -> int | None:
+def vector_dimension(rows: Rows) -> int | None:
     """The dimension of the ``vector`` column: its fixed list size, else the first vector's length."""
     vector_type = rows.schema.field("vector").type
     if pa.types.is_fixed_size_list(vector_type):
         return int(vector_type.list_size)
-    if rows.num_rows:
-        first = rows.column("vector")[0].as_py()
-        return len(first) if first is not None else None
-    return None
+    first = next(batches(rows, ["vector"], size=1), None)
+    if first is None or first.num_rows == 0:
+        return None
+    vector = first.column("vector")[0].as_py()
+    return len(vector) if vector is not None else None
 
 
-def change_key(rows: pa.Table, i: int) -> tuple[Any, ...]:
-    """Row ``i``'s values of the columns whose change means a rewrite (``CHANGE_COLUMNS``)."""
-    return tuple(rows.column(c)[i].as_py() for c in CHANGE_COLUMNS)
+def change_keys(keys: pa.Table) -> list[tuple[Any, ...]]:
+    """Each row's values of the columns whose change means a rewrite (``CHANGE_COLUMNS``), in row order."""
+    return list(zip(*(keys.column(c).to_pylist() for c in CHANGE_COLUMNS), strict=True))
 
 
 def to_properties(record: dict[str, Any]) -> dict[str, Any]:

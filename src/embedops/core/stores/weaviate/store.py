@@ -16,11 +16,12 @@ at ``Chunks_<space_id>``; repointing is one ``PUT /v1/aliases/Docs``, atomic on 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from weaviate.classes.config import Configure, VectorDistances
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, MetadataQuery
@@ -38,7 +39,7 @@ from embedops.core.stores.weaviate.schema import (
     VECTOR_NAME,
     CollectionSpace,
     alias_name,
-    change_key,
+    change_keys,
     chunk_uuid,
     collection_name,
     from_properties,
@@ -47,12 +48,15 @@ from embedops.core.stores.weaviate.schema import (
     to_properties,
     vector_dimension,
 )
+from embedops.core.tables import Rows, batches, columns, where_in
 from embedops.core.tenants import validate_tenant
 from embedops.errors import NotMaterializedError, SpaceMismatchError, VectorStoreError
 
 UPSERT_BATCH = 200
 DELETE_BATCH = 1000
 _ITERATOR_PAGE = 1000
+# What sync and upsert hold of the source rows at once (the rest is read batch by batch).
+_KEY_COLUMNS = ("chunk_id", "tenant", "space_id", *CHANGE_COLUMNS)
 
 
 class WeaviateStore(WeaviateConnection):
@@ -76,7 +80,7 @@ class WeaviateStore(WeaviateConnection):
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def sync(self, tenant: str, space_id: str, space_name: str, rows: pa.Table) -> SyncResult:
+    def sync(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> SyncResult:
         """Make the tenant's objects in the space's collection exactly ``rows``.
 
         Weaviate has no multi-object transactions, so this is not atomic: new and changed rows are
@@ -84,29 +88,39 @@ class WeaviateStore(WeaviateConnection):
         every row of the old state or the new one (never fewer rows than either), possibly both for
         a moment; a failed sync deletes nothing and re-running it converges. Serving atomicity comes
         from the alias: a new space is filled before its alias is repointed.
+
+        ``rows`` may be a Parquet dataset: the plan is made from the key columns (chunk id and
+        ``CHANGE_COLUMNS``) and the new and changed rows are then read and written batch by batch.
         """
         tenant = validate_tenant(tenant)
-        self._check_rows(rows, tenant, space_id, space_name)
+        keys = self._keys(rows, tenant, space_id, space_name)
         space = self._space_for_write(space_id, space_name, rows)
         if space is None:  # no collection yet and nothing to write
             return SyncResult(upserted=0, deleted=0, rows=0)
         self._ensure_tenant(space, tenant)
         existing = self._existing(space, tenant)
-        wanted = {chunk_uuid(c): i for i, c in enumerate(rows.column("chunk_id").to_pylist())}
-        changed = [i for key, i in wanted.items() if key not in existing or existing[key][1:] != change_key(rows, i)]
+        chunk_ids = keys.column("chunk_id").to_pylist()
+        wanted = {chunk_uuid(c): (c, key) for c, key in zip(chunk_ids, change_keys(keys), strict=True)}
+        del keys, chunk_ids
+        changed = [c for key, (c, values) in wanted.items() if key not in existing or existing[key][1:] != values]
         removed = {key: existing[key][0] for key in existing if key not in wanted}
-        upserted = self._write(space, tenant, rows.take(changed)) if changed else 0
+        upserted = 0
+        if changed:
+            parts = batches(rows)
+            if len(changed) < len(wanted):
+                parts = (where_in(part, "chunk_id", changed) for part in parts)
+            upserted = self._write(space, tenant, parts)
         deleted = self._delete(space, tenant, removed)
         return SyncResult(upserted=upserted, deleted=deleted, rows=self._count(space, tenant))
 
-    def upsert(self, tenant: str, space_id: str, space_name: str, rows: pa.Table) -> int:
+    def upsert(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> int:
         tenant = validate_tenant(tenant)
-        self._check_rows(rows, tenant, space_id, space_name)
+        keys = self._keys(rows, tenant, space_id, space_name)
         space = self._space_for_write(space_id, space_name, rows)
-        if space is None or rows.num_rows == 0:
+        if space is None or keys.num_rows == 0:
             return 0
         self._ensure_tenant(space, tenant)
-        return self._write(space, tenant, rows)
+        return self._write(space, tenant, batches(rows))
 
     def delete(self, tenant: str, space_id: str, chunk_ids: Sequence[str]) -> int:
         tenant = validate_tenant(tenant)
@@ -240,30 +254,33 @@ class WeaviateStore(WeaviateConnection):
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _check_rows(self, rows: pa.Table, tenant: str, space_id: str, space_name: str) -> None:
+    def _keys(self, rows: Rows, tenant: str, space_id: str, space_name: str) -> pa.Table:
+        """The key columns of ``rows`` (``_KEY_COLUMNS``), once the rows are checked to belong here."""
         collection_name(space_id)
-        missing = set(PAYLOAD_COLUMNS + ("vector",)) - set(rows.column_names)
+        missing = set(PAYLOAD_COLUMNS + ("vector",)) - set(rows.schema.names)
         if missing:
             raise VectorStoreError(f"rows for {tenant!r} lack the index columns {sorted(missing)}")
-        if rows.num_rows == 0:
-            return
-        found = set(rows.column("space_id").to_pylist())
+        keys = columns(rows, _KEY_COLUMNS)
+        if keys.num_rows == 0:
+            return keys
+        found = set(pc.unique(keys.column("space_id")).to_pylist())
         if found - {space_id}:
             raise SpaceMismatchError(
                 f"rows of space(s) {sorted(found - {space_id})} cannot be written to the index of space "
                 f"{space_name!r} ({space_id}); one collection holds one space"
             )
-        tenants = set(rows.column("tenant").to_pylist())
+        tenants = set(pc.unique(keys.column("tenant")).to_pylist())
         if tenants - {tenant}:
             raise VectorStoreError(
                 f"rows of tenant(s) {sorted(tenants - {tenant})} cannot be written to tenant {tenant!r}"
             )
-        ids = rows.column("chunk_id").to_pylist()
-        if len(set(ids)) != len(ids):
-            dupes = sorted({c for c in ids if ids.count(c) > 1})[:10]
-            raise VectorStoreError(f"rows for tenant {tenant!r} repeat chunk ids {dupes}")
+        counted = pc.value_counts(keys.column("chunk_id")).flatten()
+        if len(counted[0]) != keys.num_rows:
+            repeated = counted[0].filter(pc.greater(counted[1], 1)).to_pylist()
+            raise VectorStoreError(f"rows for tenant {tenant!r} repeat chunk ids {sorted(repeated)[:10]}")
+        return keys
 
-    def _space_for_write(self, space_id: str, space_name: str, rows: pa.Table) -> CollectionSpace | None:
+    def _space_for_write(self, space_id: str, space_name: str, rows: Rows) -> CollectionSpace | None:
         dimension = vector_dimension(rows)
         space = self._open(space_id)
         if space is None:
@@ -378,22 +395,22 @@ class WeaviateStore(WeaviateConnection):
                 found[uuid.UUID(str(obj.uuid))] = tuple(props.get(c) for c in ("chunk_id", *CHANGE_COLUMNS))
         return found
 
-    def _write(self, space: CollectionSpace, tenant: str, rows: pa.Table) -> int:
-        """Upsert ``rows`` in batches; any object Weaviate refuses fails the call, by chunk id."""
+    def _write(self, space: CollectionSpace, tenant: str, parts: Iterable[pa.Table]) -> int:
+        """Upsert the rows of ``parts`` in batches; any object Weaviate refuses fails the call, by chunk id."""
         collection = self._tenant_collection(space, tenant)
-        records = rows.select(list(PAYLOAD_COLUMNS)).to_pylist()
-        vectors = rows.column("vector").to_pylist()
         failures: list[tuple[str, str]] = []
-        written = 0
-        for start in range(0, len(records), UPSERT_BATCH):
-            batch = records[start : start + UPSERT_BATCH]
+        written = total = 0
+        for rows in _regroup(parts, UPSERT_BATCH):
+            batch = rows.select(list(PAYLOAD_COLUMNS)).to_pylist()
+            vectors = rows.column("vector").to_pylist()
+            total += len(batch)
             objects = [
                 DataObject(
                     properties=to_properties(record),
                     uuid=chunk_uuid(record["chunk_id"]),
-                    vector={VECTOR_NAME: [float(x) for x in vectors[start + i]]},
+                    vector={VECTOR_NAME: [float(x) for x in vector]},
                 )
-                for i, record in enumerate(batch)
+                for record, vector in zip(batch, vectors, strict=True)
             ]
             try:
                 result = collection.data.insert_many(objects)
@@ -414,7 +431,7 @@ class WeaviateStore(WeaviateConnection):
                 by_message.setdefault(message, []).append(chunk_id)
             shown = "; ".join(f"{', '.join(ids)}: {message}" for message, ids in by_message.items())
             raise VectorStoreError(
-                f"Weaviate at {self.url} refused {len(failures)} of {len(records)} objects for tenant "
+                f"Weaviate at {self.url} refused {len(failures)} of {total} objects for tenant "
                 f"{tenant!r} in {space.collection} (chunk ids, then Weaviate's message): {shown}. The other "
                 "objects were written (Weaviate has no transactions) and nothing was deleted; fix the rows "
                 "and sync again"
@@ -444,3 +461,20 @@ class WeaviateStore(WeaviateConnection):
                     f"in {space.collection}: {'; '.join(failed[:10])}; sync again to retry"
                 )
         return deleted
+
+
+def _regroup(parts: Iterable[pa.Table], size: int) -> Iterator[pa.Table]:
+    """The rows of ``parts`` ``size`` at a time (fewer for the last), whatever the parts' sizes."""
+    pending: list[pa.Table] = []
+    held = 0
+    for part in parts:
+        if not part.num_rows:
+            continue
+        pending.append(part)
+        held += part.num_rows
+        while held >= size:
+            joined = pa.concat_tables(pending)
+            yield joined.slice(0, size)
+            pending, held = [joined.slice(size)], held - size
+    if held:
+        yield pa.concat_tables(pending)
