@@ -186,6 +186,18 @@ class VectorStoreContract:
         with_vectors = store.export("acme", SPACE[0], with_vectors=True)
         assert len(with_vectors.column("vector")[0].as_py()) == DIM
 
+    def test_export_batches_give_every_row_a_few_at_a_time(self, store: VectorStore) -> None:
+        ids = [f"{i}-a" for i in range(7)]
+        store.sync("acme", *SPACE, make_rows("acme", ids))
+        parts = list(store.export_batches("acme", SPACE[0], size=3))
+        assert [p.num_rows for p in parts] == [3, 3, 1] and all("vector" not in p.column_names for p in parts)
+        whole = pa.concat_tables(parts).sort_by("chunk_id")
+        assert whole.equals(store.export("acme", SPACE[0]).sort_by("chunk_id"))
+        vectors = list(store.export_batches("acme", SPACE[0], with_vectors=True, size=100))
+        assert len(vectors) == 1 and len(vectors[0].column("vector")[0].as_py()) == DIM
+        with pytest.raises(NotMaterializedError):
+            store.export_batches("globex", SPACE[0])
+
     def test_alias_points_at_one_space_and_repoints(self, store: VectorStore) -> None:
         store.sync("acme", *SPACE, make_rows("acme", ["1-a"]))
         store.sync("acme", *OTHER_SPACE, make_rows("acme", ["1-a"], space=OTHER_SPACE))

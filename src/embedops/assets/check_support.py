@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 import numpy as np
+import pyarrow as pa
 
 from embedops.core.fingerprints import sha256_bytes
 from embedops.core.monitoring import ERROR, Outcome
@@ -22,6 +23,7 @@ from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.stores.base import VectorStore, index_rows
 from embedops.core.tables import Rows, batches, count
 from embedops.core.tenants import validate_tenant
+from embedops.errors import NotMaterializedError
 from embedops.pipelines.partitions import tenant_space_partitions
 
 # partitioned asset checks are a Dagster preview feature; they are what shows results per partition
@@ -74,11 +76,17 @@ def invariant_results(
     names = {k.name for k in selected if k.asset_key == INDEX_KEY} & set(INVARIANT_CHECKS)
     if not names:
         return
-    rows = index_rows(store, tenant, space, with_vectors="provenance_complete" in names)
+
+    def rows(with_vectors: bool) -> Iterator[pa.Table]:  # batch by batch: a check never holds the collection
+        try:
+            yield from store.export_batches(tenant, space.space_id, with_vectors=with_vectors)
+        except NotMaterializedError:
+            return
+
     if "one_space_per_collection" in names:
-        yield to_result(one_space(rows, space, limit), INDEX_KEY)
+        yield to_result(one_space(rows(False), space, limit), INDEX_KEY)
     if "provenance_complete" in names:
-        yield to_result(provenance(rows, space, tenant, limit), INDEX_KEY)
+        yield to_result(provenance(rows(True), space, tenant, limit), INDEX_KEY)
 
 
 def keep_distribution_baseline(home: Path, tenant: str, space: SpaceSpec, rows: Rows) -> bool:

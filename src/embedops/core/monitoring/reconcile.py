@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -133,21 +134,28 @@ def reconcile_tenant(
     return outcome
 
 
-def one_space(index: pa.Table, space: SpaceSpec, limit: int = 50) -> Outcome:
-    """Every row carries the collection's space_id, space name and model identity."""
+def _parts(index: pa.Table | Iterable[pa.Table]) -> Iterable[pa.Table]:
+    return [index] if isinstance(index, pa.Table) else index
+
+
+def one_space(index: pa.Table | Iterable[pa.Table], space: SpaceSpec, limit: int = 50) -> Outcome:
+    """Every row carries the collection's space_id, space name and model identity (rows may come in batches)."""
     want = {"space_id": space.space_id, "space_name": space.name, "model": space.model.identity}
     wrong: dict[str, list[str]] = defaultdict(list)
     found: dict[str, set] = defaultdict(set)
-    for field, expected in want.items():
-        for chunk, value in zip(_column(index, "chunk_id"), _column(index, field), strict=True):
-            found[field].add(value)
-            if value != expected:
-                wrong[field].append(chunk)
+    rows = 0
+    for part in _parts(index):
+        rows += part.num_rows
+        for field, expected in want.items():
+            for chunk, value in zip(_column(part, "chunk_id"), _column(part, field), strict=True):
+                found[field].add(value)
+                if value != expected:
+                    wrong[field].append(chunk)
     bad = sorted({c for ids in wrong.values() for c in ids})
     metadata = {
         "space_id": space.space_id,
         "model": space.model.identity,
-        "rows": index.num_rows,
+        "rows": rows,
         "foreign_rows_total": len(bad),
         "foreign_rows": bad[:limit],
         "space_ids_found": sorted(str(v) for v in found["space_id"]),
@@ -155,31 +163,37 @@ def one_space(index: pa.Table, space: SpaceSpec, limit: int = 50) -> Outcome:
     }
     description = (
         f"{len(bad)} row(s) of another space or model in the collection of {space.name} ({space.space_id})"
-        if bad else f"all {index.num_rows} rows belong to {space.name} ({space.space_id})"
+        if bad else f"all {rows} rows belong to {space.name} ({space.space_id})"
     )
     return Outcome("one_space_per_collection", passed=not bad, description=description, ids=bad[:limit],
                    metadata=metadata)
 
 
-def provenance(index: pa.Table, space: SpaceSpec, tenant: str, limit: int = 50) -> Outcome:
-    """No row lacks a provenance field, belongs to another tenant, or has a vector of the wrong size."""
-    chunks = _column(index, "chunk_id")
+def provenance(index: pa.Table | Iterable[pa.Table], space: SpaceSpec, tenant: str, limit: int = 50) -> Outcome:
+    """No row lacks a provenance field, belongs to another tenant, or has a vector of the wrong size (rows
+    may come in batches)."""
     missing: dict[str, list[str]] = defaultdict(list)
-    for field in PROVENANCE_FIELDS:
-        values = _column(index, field) if field in index.column_names else [None] * len(chunks)
-        for chunk, value in zip(chunks, values, strict=True):
-            if value is None or (isinstance(value, str) and not value.strip()):
-                missing[field].append(str(chunk))
-    other_tenant = [c for c, t in zip(chunks, _column(index, "tenant"), strict=True) if t and t != tenant]
-    bad_dims, bad_values = [], []
-    for chunk, vector in zip(chunks, _column(index, "vector"), strict=True):
-        if vector is None or len(vector) != space.dimension:
-            bad_dims.append(chunk)
-        elif not np.isfinite(np.asarray(vector, dtype=np.float64)).all():
-            bad_values.append(chunk)
+    other_tenant: list[str] = []
+    bad_dims: list[str] = []
+    bad_values: list[str] = []
+    rows = 0
+    for part in _parts(index):
+        rows += part.num_rows
+        chunks = _column(part, "chunk_id")
+        for field in PROVENANCE_FIELDS:
+            values = _column(part, field) if field in part.column_names else [None] * len(chunks)
+            for chunk, value in zip(chunks, values, strict=True):
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    missing[field].append(str(chunk))
+        other_tenant += [c for c, t in zip(chunks, _column(part, "tenant"), strict=True) if t and t != tenant]
+        for chunk, vector in zip(chunks, _column(part, "vector"), strict=True):
+            if vector is None or len(vector) != space.dimension:
+                bad_dims.append(chunk)
+            elif not np.isfinite(np.asarray(vector, dtype=np.float64)).all():
+                bad_values.append(chunk)
     bad = sorted({c for ids in missing.values() for c in ids} | set(other_tenant) | set(bad_dims) | set(bad_values))
     metadata = {
-        "rows": index.num_rows,
+        "rows": rows,
         "dimension": space.dimension,
         "rows_with_missing_fields": len({c for ids in missing.values() for c in ids}),
         "missing_by_field": {f: first(ids, limit) for f, ids in missing.items()},
@@ -192,6 +206,6 @@ def provenance(index: pa.Table, space: SpaceSpec, tenant: str, limit: int = 50) 
     parts += [f"{len(other_tenant)} row(s) of another tenant"] if other_tenant else []
     parts += [f"{len(bad_dims)} vector(s) not of dimension {space.dimension}"] if bad_dims else []
     parts += [f"{len(bad_values)} vector(s) with NaN or inf"] if bad_values else []
-    description = "; ".join(parts) or f"all {index.num_rows} rows carry full provenance and {space.dimension}-d vectors"
+    description = "; ".join(parts) or f"all {rows} rows carry full provenance and {space.dimension}-d vectors"
     return Outcome("provenance_complete", passed=not bad, description=description, ids=bad[:limit],
                    metadata=metadata)

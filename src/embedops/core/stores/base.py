@@ -7,7 +7,7 @@ the provenance of DESIGN.md invariant 2. Serving names (aliases) point at one sp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -100,6 +100,13 @@ class VectorStore(Protocol):
 
     def export(self, tenant: str, space_id: str, with_vectors: bool = False) -> pa.Table:
         """Every row of the tenant's collection (vectors only when asked)."""
+        ...
+
+    def export_batches(
+        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = 2048
+    ) -> Iterator[pa.Table]:
+        """The same rows as ``export``, ``size`` at a time and in no particular order, for readers that
+        must not hold a whole collection (the invariant checks)."""
         ...
 
     def tenants(self, space_id: str) -> list[str]: ...

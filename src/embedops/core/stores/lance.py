@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from lancedb.index import HnswSq
 
 from embedops.core.stores.base import Hit, SyncResult, index_schema
-from embedops.core.tables import Rows, batches, columns, count, where_in
+from embedops.core.tables import BATCH_ROWS, Rows, batches, columns, count, where_in
 from embedops.errors import NotMaterializedError, SpaceMismatchError, VectorStoreError
 
 _META_KEY = b"embedops.space"
@@ -182,11 +182,7 @@ class LanceStore:
                 f"a query embedded in space {query_space_id!r} cannot search the index of space "
                 f"{space_id!r}; embed the query with the index's space"
             )
-        table = self._open(tenant, space_id)
-        if table is None:
-            raise NotMaterializedError(
-                f"tenant {tenant!r} has no index in space {space_id!r}; run `embedops ingest --tenant {tenant}`"
-            )
+        table = self._materialized(tenant, space_id)
         found = (
             table.search(np.asarray(query, dtype=np.float32), vector_column_name="vector")
             .distance_type("cosine")  # type: ignore[attr-defined]
@@ -196,13 +192,24 @@ class LanceStore:
         return [_hit(row) for row in found.drop_columns(["vector"]).to_pylist()]
 
     def export(self, tenant: str, space_id: str, with_vectors: bool = False) -> pa.Table:
+        table = self._materialized(tenant, space_id)
+        data = table.to_lance().to_table(columns=_export_columns(table, with_vectors))
+        return data.sort_by([("doc_id", "ascending"), ("seq", "ascending")])
+
+    def export_batches(
+        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = BATCH_ROWS
+    ) -> Iterator[pa.Table]:
+        table = self._materialized(tenant, space_id)
+        found = table.to_lance().to_batches(columns=_export_columns(table, with_vectors), batch_size=size)
+        return (pa.Table.from_batches([batch]) for batch in found if batch.num_rows)
+
+    def _materialized(self, tenant: str, space_id: str) -> lancedb.table.Table:
         table = self._open(tenant, space_id)
         if table is None:
             raise NotMaterializedError(
                 f"tenant {tenant!r} has no index in space {space_id!r}; run `embedops ingest --tenant {tenant}`"
             )
-        data = table.to_arrow().sort_by([("doc_id", "ascending"), ("seq", "ascending")])
-        return data if with_vectors else data.drop_columns(["vector"])
+        return table
 
     def tenants(self, space_id: str) -> list[str]:
         suffix = f"__s_{space_id}"
@@ -282,3 +289,7 @@ def _in_list(chunk_ids: Sequence[str]) -> str:
     """A Lance SQL filter matching these chunk ids (each quoted as a SQL string literal)."""
     quoted = ", ".join("'" + c.replace("'", "''") + "'" for c in chunk_ids)
     return f"chunk_id IN ({quoted})"
+
+
+def _export_columns(table: lancedb.table.Table, with_vectors: bool) -> list[str]:
+    return [name for name in table.schema.names if with_vectors or name != "vector"]

@@ -48,7 +48,7 @@ from embedops.core.stores.weaviate.schema import (
     to_properties,
     vector_dimension,
 )
-from embedops.core.tables import Rows, batches, columns, where_in
+from embedops.core.tables import BATCH_ROWS, Rows, batches, columns, where_in
 from embedops.core.tenants import validate_tenant
 from embedops.errors import NotMaterializedError, SpaceMismatchError, VectorStoreError
 
@@ -183,7 +183,22 @@ class WeaviateStore(WeaviateConnection):
         """Every object of the tenant as index rows, ordered by (doc_id, seq)."""
         tenant = validate_tenant(tenant)
         space = self._readable(tenant, space_id)
-        columns: dict[str, list[Any]] = {name: [] for name in (*PAYLOAD_COLUMNS, "vector")}
+        parts = list(self._pages(space, tenant, with_vectors, BATCH_ROWS))
+        table = pa.concat_tables(parts) if parts else _export_schema(space.dimension, with_vectors).empty_table()
+        return table.sort_by([("doc_id", "ascending"), ("seq", "ascending"), ("chunk_id", "ascending")])
+
+    def export_batches(
+        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = BATCH_ROWS
+    ) -> Iterator[pa.Table]:
+        """Every object of the tenant as index rows, ``size`` at a time, in the server's order."""
+        tenant = validate_tenant(tenant)
+        space = self._readable(tenant, space_id)
+        return self._pages(space, tenant, with_vectors, size)
+
+    def _pages(self, space: Any, tenant: str, with_vectors: bool, size: int) -> Iterator[pa.Table]:
+        schema = _export_schema(space.dimension, with_vectors)
+        columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+        held = 0
         with self._errors(f"export tenant {tenant!r} of {space.collection}"):
             for obj in self._tenant_collection(space, tenant).iterator(
                 include_vector=with_vectors,
@@ -195,12 +210,12 @@ class WeaviateStore(WeaviateConnection):
                     columns[name].append(props.get(name))
                 if with_vectors:
                     columns["vector"].append(np.asarray(obj.vector[VECTOR_NAME], dtype=np.float32))
-        schema = index_schema(space.dimension)
-        if not with_vectors:
-            schema = schema.remove(schema.get_field_index("vector"))
-            del columns["vector"]
-        table = pa.table(columns, schema=schema)
-        return table.sort_by([("doc_id", "ascending"), ("seq", "ascending"), ("chunk_id", "ascending")])
+                held += 1
+                if held == size:
+                    yield pa.table(columns, schema=schema)
+                    columns, held = {name: [] for name in schema.names}, 0
+        if held:
+            yield pa.table(columns, schema=schema)
 
     def tenants(self, space_id: str) -> list[str]:
         space = self._open(space_id)
@@ -478,3 +493,8 @@ def _regroup(parts: Iterable[pa.Table], size: int) -> Iterator[pa.Table]:
             pending, held = [joined.slice(size)], held - size
     if held:
         yield pa.concat_tables(pending)
+
+
+def _export_schema(dimension: int, with_vectors: bool) -> pa.Schema:
+    schema = index_schema(dimension)
+    return schema if with_vectors else schema.remove(schema.get_field_index("vector"))
