@@ -40,7 +40,7 @@ def summarize(runs: list[dict]) -> dict:
                           f"(+{small_growth:.0f} MiB to +{growth:.0f} MiB over the loaded process): it streams.")
     else:
         out["verdict"] = (
-            f"It does not stream: the ingest's peak grows with the corpus, +{small_growth:.0f} MiB at "
+            f"Not flat yet: the ingest's peak grows with the corpus, +{small_growth:.0f} MiB at "
             f"{small['chunks']:,} chunks to +{growth:.0f} MiB at {big['chunks']:,} chunks, about {slope:.0f} MiB per "
             f"10k chunks ({big['source_mb']:.0f} MB of source text at the largest size). The scan, chunk and "
             "embedding steps read and write batch by batch and hold only ids and hashes per chunk; what still "
