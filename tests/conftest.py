@@ -86,6 +86,16 @@ def project(tmp_path: Path, minilm: SpaceEmbedder) -> Iterator[Project]:
 
 
 @pytest.fixture
+def ingested(project: Project) -> Project:
+    """The empty deployment with tenant acme's three documents (tests/assets/test_pipeline.py) ingested."""
+    from tests.assets.test_pipeline import DOCS
+
+    project.write("acme", DOCS)
+    project.ingest("acme")
+    return project
+
+
+@pytest.fixture
 def run(tmp_path: Path, minilm: SpaceEmbedder):  # type: ignore[no-untyped-def]
     """Run `embedops ARGS...` in-process against a fresh EMBEDOPS_HOME and DAGSTER_HOME under tmp_path."""
     from click.testing import CliRunner, Result

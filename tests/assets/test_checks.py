@@ -49,86 +49,79 @@ def _replace(table: pa.Table, row: int, **values: object) -> pa.Table:
     return pa.Table.from_pylist(data, schema=table.schema)
 
 
-@pytest.fixture
-def healthy(project: Project) -> Project:
-    project.write("acme", DOCS)
-    project.ingest("acme")
-    return project
-
-
-def test_every_check_passes_on_a_healthy_index_and_is_recorded_per_partition(healthy: Project) -> None:
-    results = checks(healthy)
+def test_every_check_passes_on_a_healthy_index_and_is_recorded_per_partition(ingested: Project) -> None:
+    results = checks(ingested)
     assert set(results) == ALL_CHECKS
     assert all(r.passed for r in results.values()), [r.description for r in results.values() if not r.passed]
     assert results["sentinel_drift"].metadata["mean_distance"] < 0.005
     assert results["reconciliation"].metadata["index_rows"] == results["reconciliation"].metadata["chunk_ledger"]
-    keys = list(healthy.defs.resolve_asset_graph().asset_check_keys)
-    infos = healthy.instance.event_log_storage.get_asset_check_partition_info(keys)
-    space = healthy.spaces.serving_space.name
+    keys = list(ingested.defs.resolve_asset_graph().asset_check_keys)
+    infos = ingested.instance.event_log_storage.get_asset_check_partition_info(keys)
+    space = ingested.spaces.serving_space.name
     assert {(i.check_key.name, i.partition_key) for i in infos} >= {
         ("reconciliation", f"{space}|acme"), ("provenance_complete", f"{space}|acme"),
         ("source_documents_quality", "acme"),
     }
 
 
-def test_ingest_runs_check_the_index_invariants(healthy: Project) -> None:
+def test_ingest_runs_check_the_index_invariants(ingested: Project) -> None:
     keys = [dg.AssetCheckKey(dg.AssetKey("vector_index"), n) for n in ("one_space_per_collection", "reconciliation")]
-    latest = healthy.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    latest = ingested.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
     assert keys[0] in latest and keys[1] not in latest  # comparing checks stay out of ingest runs
 
 
-def test_a_source_file_deleted_without_reingest_is_an_orphan(healthy: Project) -> None:
-    (healthy.source("acme") / "notes" / "fog.txt").unlink()
-    report = checks(healthy, "reconciliation")["reconciliation"]
+def test_a_source_file_deleted_without_reingest_is_an_orphan(ingested: Project) -> None:
+    (ingested.source("acme") / "notes" / "fog.txt").unlink()
+    report = checks(ingested, "reconciliation")["reconciliation"]
     assert not report.passed and report.severity == "ERROR"
     assert report.metadata["orphans"] == ["notes/fog.txt"] and report.metadata["orphans_total"] == 1
     assert report.ids[0] == "notes/fog.txt"
-    assert (report.tenant, report.space) == ("acme", healthy.spaces.serving_space.name)
-    healthy.ingest("acme")
-    assert checks(healthy, "reconciliation")["reconciliation"].passed
+    assert (report.tenant, report.space) == ("acme", ingested.spaces.serving_space.name)
+    ingested.ingest("acme")
+    assert checks(ingested, "reconciliation")["reconciliation"].passed
 
 
-def test_a_row_of_another_space_written_into_the_store(healthy: Project) -> None:
-    table = _replace(_rows(healthy).slice(0, 1), 0, chunk_id="intruder", space_id="ffffffffffff", space_name="other")
-    lance = lancedb.connect(str(healthy.settings.lance_dir))
-    lance.open_table(LanceStore.table_name("acme", _sid(healthy))).add(table)  # past the store's guard
-    results = checks(healthy, "one_space_per_collection", "reconciliation")
+def test_a_row_of_another_space_written_into_the_store(ingested: Project) -> None:
+    table = _replace(_rows(ingested).slice(0, 1), 0, chunk_id="intruder", space_id="ffffffffffff", space_name="other")
+    lance = lancedb.connect(str(ingested.settings.lance_dir))
+    lance.open_table(LanceStore.table_name("acme", _sid(ingested))).add(table)  # past the store's guard
+    results = checks(ingested, "one_space_per_collection", "reconciliation")
     mixed = results["one_space_per_collection"]
     assert not mixed.passed and mixed.severity == "ERROR" and mixed.ids == ["intruder"]
     assert "ffffffffffff" in mixed.metadata["space_ids_found"]
     assert results["reconciliation"].metadata["orphan_chunks"] == ["intruder"]
 
 
-def test_a_row_with_a_missing_provenance_field(healthy: Project) -> None:
-    rows = _rows(healthy)
+def test_a_row_with_a_missing_provenance_field(ingested: Project) -> None:
+    rows = _rows(ingested)
     victim = rows["chunk_id"][0].as_py()
-    _rewrite(healthy, _replace(rows, 0, source_checksum="").slice(0, 1))
-    report = checks(healthy, "provenance_complete")["provenance_complete"]
+    _rewrite(ingested, _replace(rows, 0, source_checksum="").slice(0, 1))
+    report = checks(ingested, "provenance_complete")["provenance_complete"]
     assert not report.passed and report.ids == [victim]
     assert report.metadata["missing_by_field"] == {"source_checksum": [victim]}
 
 
-def test_a_perturbed_stored_vector_drifts_the_sentinel(healthy: Project) -> None:
-    rows = _rows(healthy)
+def test_a_perturbed_stored_vector_drifts_the_sentinel(ingested: Project) -> None:
+    rows = _rows(ingested)
     victim = rows["chunk_id"][1].as_py()
     vector = np.asarray(rows["vector"][1].as_py(), dtype=np.float32)
     noise = np.random.default_rng(7).normal(size=vector.shape).astype(np.float32)
-    _rewrite(healthy, _replace(rows, 1, vector=(vector + noise / np.linalg.norm(noise)).tolist()).slice(1, 1))
-    report = checks(healthy, "sentinel_drift")["sentinel_drift"]
+    _rewrite(ingested, _replace(rows, 1, vector=(vector + noise / np.linalg.norm(noise)).tolist()).slice(1, 1))
+    report = checks(ingested, "sentinel_drift")["sentinel_drift"]
     assert not report.passed and report.severity == "ERROR"
     assert report.ids[0] == victim and report.metadata["worst"][0]["chunk_id"] == victim
     assert report.metadata["mean_distance"] >= 0.05
     assert "sentinel mean cosine distance" in report.metadata["drift_trend"]
 
 
-def test_distribution_shift_and_neighbour_stability(healthy: Project) -> None:
-    assert all(r.passed for r in checks(healthy, "distribution_shift", "nn_stability").values())
-    rows = _rows(healthy)
+def test_distribution_shift_and_neighbour_stability(ingested: Project) -> None:
+    assert all(r.passed for r in checks(ingested, "distribution_shift", "nn_stability").values())
+    rows = _rows(ingested)
     scaled = [(np.asarray(v) * 1.2).tolist() for v in rows["vector"].to_pylist()]
-    _rewrite(healthy, rows.set_column(rows.schema.get_field_index("vector"), "vector",
+    _rewrite(ingested, rows.set_column(rows.schema.get_field_index("vector"), "vector",
                                       pa.array(scaled, type=rows.schema.field("vector").type)))
-    healthy.store.delete("acme", _sid(healthy), rows["chunk_id"].to_pylist()[1:])
-    results = checks(healthy, "distribution_shift", "nn_stability")
+    ingested.store.delete("acme", _sid(ingested), rows["chunk_id"].to_pylist()[1:])
+    results = checks(ingested, "distribution_shift", "nn_stability")
     shift, nn = results["distribution_shift"], results["nn_stability"]
     assert not shift.passed and shift.severity == "ERROR"
     assert shift.metadata["norm_change"] == pytest.approx(0.2, abs=1e-3)
@@ -136,25 +129,25 @@ def test_distribution_shift_and_neighbour_stability(healthy: Project) -> None:
     assert "norm change" in shift.metadata["drift_trend"]
 
 
-def test_a_document_older_than_its_policy_allows(healthy: Project) -> None:
-    (healthy.settings.home / "monitoring.yaml").write_text(
+def test_a_document_older_than_its_policy_allows(ingested: Project) -> None:
+    (ingested.settings.home / "monitoring.yaml").write_text(
         "freshness:\n  policies:\n    - {pattern: 'notes/**', policy: daily}\n"
     )
-    assert checks(healthy, "freshness")["freshness"].passed
-    rows = _rows(healthy)
+    assert checks(ingested, "freshness")["freshness"].passed
+    rows = _rows(ingested)
     old = datetime.now(UTC) - timedelta(days=3)
     data = [{**r, "embedded_at": old} for r in rows.to_pylist() if r["doc_id"] == "notes/fog.txt"]
-    _rewrite(healthy, pa.Table.from_pylist(data, schema=rows.schema))
-    report = checks(healthy, "freshness")["freshness"]
+    _rewrite(ingested, pa.Table.from_pylist(data, schema=rows.schema))
+    report = checks(ingested, "freshness")["freshness"]
     assert not report.passed and report.severity == "ERROR" and report.ids == ["notes/fog.txt"]
     assert report.metadata["stale"][0]["policy"] == "daily"
     assert "| lag | documents |" in report.metadata["lag_histogram"]
 
 
-def test_an_edited_source_waiting_past_its_grace_is_stale(healthy: Project) -> None:
-    (healthy.settings.home / "monitoring.yaml").write_text("freshness: {on_change_grace_hours: 0}\n")
-    healthy.write("acme", {"lens.md": DOCS["lens.md"] + "\n\nA new paragraph nobody embedded."})
-    report = checks(healthy, "freshness")["freshness"]
+def test_an_edited_source_waiting_past_its_grace_is_stale(ingested: Project) -> None:
+    (ingested.settings.home / "monitoring.yaml").write_text("freshness: {on_change_grace_hours: 0}\n")
+    ingested.write("acme", {"lens.md": DOCS["lens.md"] + "\n\nA new paragraph nobody embedded."})
+    report = checks(ingested, "freshness")["freshness"]
     assert not report.passed and report.ids == ["lens.md"] and report.metadata["pending_changes"] == 1
 
 
@@ -175,12 +168,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list:
     return attempts
 
 
-def test_great_expectations_on_documents_and_chunks(healthy: Project, no_network: list) -> None:
-    results = checks(healthy, "source_documents_quality", "document_chunks_quality")
+def test_great_expectations_on_documents_and_chunks(ingested: Project, no_network: list) -> None:
+    results = checks(ingested, "source_documents_quality", "document_chunks_quality")
     assert all(r.passed for r in results.values())
     assert results["source_documents_quality"].metadata["gx_statistics"]["unsuccessful_expectations"] == 0
-    space = healthy.spaces.serving_space.name
-    tables = healthy.workspace.tables()
+    space = ingested.spaces.serving_space.name
+    tables = ingested.workspace.tables()
     docs = tables.read("source_documents", ("acme",)).to_pylist()
     docs[1]["doc_id"] = docs[0]["doc_id"]
     docs[2]["text"] = "   "
@@ -188,7 +181,7 @@ def test_great_expectations_on_documents_and_chunks(healthy: Project, no_network
         "source_documents", ("acme",)).schema))
     chunks = tables.read("document_chunks", ("acme", space))
     tables.write("document_chunks", ("acme", space), _replace(chunks, 0, token_count=100_000))
-    results = checks(healthy, "source_documents_quality", "document_chunks_quality")
+    results = checks(ingested, "source_documents_quality", "document_chunks_quality")
     source, chunk = results["source_documents_quality"], results["document_chunks_quality"]
     assert not source.passed and set(source.ids) == {docs[0]["doc_id"], docs[2]["doc_id"]}
     failed = {r["expectation"] for r in source.metadata["gx_results"] if not r["success"]}

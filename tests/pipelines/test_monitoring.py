@@ -81,13 +81,6 @@ def tick(project: Project, pager: PagerResource, cursor: str | None) -> dg.Senso
     return pager_sensor(context)
 
 
-@pytest.fixture
-def ingested(project: Project) -> Project:
-    project.write("acme", DOCS)
-    project.ingest("acme")
-    return project
-
-
 def _reconcile(project: Project) -> bool:
     return run_checks(project.defs, project.instance, names=["reconciliation"])[0].passed
 

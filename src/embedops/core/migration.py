@@ -145,9 +145,9 @@ def tenant_status(
     ``source_root`` is the tenant's source folder, which the reconciliation compares the index with.
     """
     status = TenantStatus(tenant, space.name)
-    docs = tables.read("source_documents", (tenant,))
-    chunks = tables.read("document_chunks", (tenant, space.name))
-    vectors = tables.read("chunk_embeddings", (tenant, space.name))
+    docs = tables.read_columns("source_documents", (tenant,), ["doc_id", "checksum"])
+    chunks = tables.read_columns("document_chunks", (tenant, space.name), ["doc_id", "source_checksum", "config_hash"])
+    vectors = tables.latest_path("chunk_embeddings", (tenant, space.name))
     if docs is None:
         status.problems.append("its source documents were never read")
         return status

@@ -170,6 +170,16 @@ class TableStore:
         path = self.latest_path(asset, partition)
         return None if path is None else pq.read_table(path)
 
+    def read_columns(self, asset: str, partition: tuple[str, ...], names: Sequence[str]) -> pa.Table | None:
+        """Only these columns of the latest materialization (ids, hashes), or None when there is none."""
+        found = self.dataset(asset, partition)
+        return None if found is None else columns(found, names)
+
+    def count_rows(self, asset: str, partition: tuple[str, ...]) -> int | None:
+        """Rows of the latest materialization, from its metadata, or None when there is none."""
+        found = self.dataset(asset, partition)
+        return None if found is None else count(found)
+
     def _prune(self, folder: Path) -> None:
         versions = sorted(folder.glob("*.parquet"))
         for old in versions[: -self.keep]:

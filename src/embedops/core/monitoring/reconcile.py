@@ -58,7 +58,7 @@ def reconcile(
     quarantined: set[str],
     index: pa.Table,
     ledger: pa.Table | None,
-    embeddings: pa.Table | None,
+    embedding_rows: int | None,
     limit: int = 50,
 ) -> Outcome:
     """Source documents = documents with vectors and index rows = ledger chunks; anything else by id.
@@ -80,7 +80,7 @@ def reconcile(
         "documents_with_vectors": len(index_docs),
         "index_rows": index.num_rows,
         "chunk_ledger": len(ledger_chunks),
-        "embedding_rows": 0 if embeddings is None else embeddings.num_rows,
+        "embedding_rows": embedding_rows or 0,
         "orphans_total": len(orphans),
         "orphans": first(orphans, limit),
         "missing_total": len(missing),
@@ -126,8 +126,8 @@ def reconcile_tenant(
         set(list_source(source_root)),
         quarantined_documents(tables, tenant, space),
         index_rows(store, tenant, space),
-        tables.read("document_chunks", (tenant, space.name)),
-        tables.read("chunk_embeddings", (tenant, space.name)),
+        tables.read_columns("document_chunks", (tenant, space.name), ["chunk_id", "doc_id"]),
+        tables.count_rows("chunk_embeddings", (tenant, space.name)),
         limit,
     )
     outcome.metadata["source_dir"] = str(source_root)
