@@ -59,6 +59,7 @@ def rows(vectors: np.ndarray, tenant: str, space) -> pa.Table:  # type: ignore[n
         "model": [space.model.identity] * n,
         "config_hash": [space.config_hash] * n,
         "embedded_at": [now] * n,
+        "stale": [False] * n,
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), DIM),
     }
     return pa.table(columns, schema=index_schema(DIM))

@@ -10,10 +10,10 @@ from typing import Any
 
 import click
 
-from embedops.commands.base import Context, _friendly
+from embedops.commands.base import Context, EmbedopsGroup
 
 
-@click.group()
+@click.group(cls=EmbedopsGroup)
 def main() -> None:
     """Keep a vector index as a materialized view of its source documents."""
 
@@ -23,7 +23,6 @@ def main() -> None:
 @click.option("--source", type=click.Path(path_type=Path), help="The tenant's source folder.")
 @click.option("--space", "space_name", help="Only this space (default: every declared space).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (a list with several spaces).")
-@_friendly
 def ingest(tenant: str, source: Path | None, space_name: str | None, as_json: bool) -> None:
     """Read, chunk, embed and index a tenant's documents through Dagster."""
     from embedops.pipelines.runs import run_ingest
@@ -68,7 +67,6 @@ def _hit_json(hit: Any) -> dict[str, Any]:
 @click.option("--fuse", is_flag=True, help="Serving space and candidate(s) searched apart, fused by rank (RRF).")
 @click.option("--adapter", "use_adapter", is_flag=True, help="New-model query mapped into the serving index.")
 @click.option("--json", "as_json", is_flag=True)
-@_friendly
 def search(query: str, tenant: str, k: int, exact: bool, space_name: str | None, fuse: bool, use_adapter: bool,
            as_json: bool) -> None:
     """Top-k chunks of a tenant for QUERY, with score and provenance."""
@@ -103,7 +101,6 @@ def search(query: str, tenant: str, k: int, exact: bool, space_name: str | None,
 @click.option("--space", "space_name", help="Default: the space the alias serves.")
 @click.option("--with-vectors", is_flag=True)
 @click.option("--output", type=click.Path(path_type=Path), help="Write here instead of stdout.")
-@_friendly
 def export(tenant: str, space_name: str | None, with_vectors: bool, output: Path | None) -> None:
     """Write the tenant's index rows as JSON lines: the audit and backup view of the index."""
     from embedops.core.search import serving_space
@@ -123,7 +120,6 @@ def export(tenant: str, space_name: str | None, with_vectors: bool, output: Path
 
 
 @main.command()
-@_friendly
 def demo() -> None:
     """Index the bundled two-tenant corpus through Dagster and search it."""
     from embedops.core.embedder import SpaceEmbedder

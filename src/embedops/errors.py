@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class EmbedopsError(Exception):
     """Base class for every error embedops raises on purpose."""
@@ -23,12 +26,24 @@ class UnknownSpaceError(EmbedopsError):
     """A command names a space that the space config does not declare."""
 
 
+class UnknownCheckError(EmbedopsError):
+    """A command names a check that the Definitions do not have."""
+
+
+class InvalidQueryError(EmbedopsError):
+    """A search query that cannot be embedded (empty)."""
+
+
 class SpaceMismatchError(EmbedopsError):
     """A vector of one embedding space met an index of another space."""
 
 
 class ModelLoadError(EmbedopsError):
     """The embedding model named by a space could not be loaded offline."""
+
+
+class ModelFailureError(EmbedopsError):
+    """The model failed on too large a share of a run's texts; the run syncs nothing."""
 
 
 class NotMaterializedError(EmbedopsError):
@@ -41,3 +56,28 @@ class VectorStoreError(EmbedopsError):
 
 class PagerDeliveryError(EmbedopsError):
     """The pager endpoint did not accept an event; it stays queued for the next attempt."""
+
+
+class AliasError(EmbedopsError):
+    """An alias cannot be moved as asked (nothing to roll back to, space retired, already there)."""
+
+
+class GateRefusedError(EmbedopsError):
+    """The cutover gate refused to move an alias; the message lists every reason."""
+
+
+class RunFailedError(EmbedopsError):
+    """A Dagster run failed. The message has a line per failed step: the asset's own error first, then
+    the job, partition, step and run id (the traceback is in that run's event log)."""
+
+    def __init__(self, message: str, run_id: str = "", failures: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.failures = list(failures)
+
+    @classmethod
+    def of(cls, job: str, partition: str | None, run_id: str, failures: Sequence[Any]) -> RunFailedError:
+        """From a run's step failures (objects with ``step`` and ``error``)."""
+        where = f"{job}{f' for {partition}' if partition else ''}"
+        lines = [f"{f.error} ({where}, step {f.step}, run {run_id})" for f in failures]
+        return cls("\n".join(lines) or f"{where} failed (run {run_id})", run_id, failures)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import embedops.assets.embeddings as embeddings_asset
-from embedops.pipelines.runs import RunFailedError
+from embedops.errors import RunFailedError
 from tests.assets.test_pipeline import DOCS
 from tests.conftest import Project
 

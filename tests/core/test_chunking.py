@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from embedops.core.chunking import Chunk, TokenCounter, chunk_document
+from embedops.errors import ConfigError
 
 MAX_TOKENS, OVERLAP_TOKENS, MIN_TOKENS = 200, 32, 24
 
@@ -153,7 +154,7 @@ def test_unbreakable_runs_are_hard_split(count_tokens, text):
     ("max_tokens", "overlap_tokens", "min_tokens"), [(0, 0, 0), (10, 10, 2), (10, -1, 2), (10, 2, -1)]
 )
 def test_inconsistent_settings_are_rejected(max_tokens, overlap_tokens, min_tokens):
-    with pytest.raises(ValueError, match="chunker settings"):
+    with pytest.raises(ConfigError, match="chunker settings"):
         chunk_document("text", count_words, max_tokens, overlap_tokens, min_tokens)
 
 

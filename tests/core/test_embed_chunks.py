@@ -53,7 +53,8 @@ def test_a_failing_text_quarantines_its_document_and_only_it(tmp_path: Path) -> 
     docs = {"a.md": [f"alpha {i}" for i in range(10)], "b.md": ["beta", "POISON here"], "c.md": ["gamma"]}
     result, rows = embed(chunks(docs), encoder, EmbeddingCache(tmp_path / "c.sqlite"), group_size=8)
     assert result.quarantined == [
-        {"doc_id": "b.md", "stage": "embedding", "reason": "embedding failed: ValueError: cannot embed this text"}
+        {"doc_id": "b.md", "stage": "embedding",
+         "reason": "model failed: ValueError: cannot embed this text; no previous vectors; retried on the next run"}
     ]
     assert set(rows.column("doc_id").to_pylist()) == {"a.md", "c.md"} and result.rows == rows.num_rows == 11
     assert sorted(encoder.sent) == sorted([*docs["a.md"], "beta", "gamma"])  # every good text embedded once

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from embedops.core.metrics import evaluate_run, mean_overlap, mrr_at_k, ndcg_at_k, overlap_at_k, recall_at_k
+from embedops.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,7 @@ def test_evaluate_run_macro_averages_over_judged_queries_only() -> None:
     assert scores["recall@10"] == pytest.approx((1 + 0.5) / 2)
     assert scores["mrr@10"] == pytest.approx((1 + 0.5) / 2)
     assert evaluate_run({}, qrels, 10)["recall@10"] == 0.0  # a query with no results scores 0
-    with pytest.raises(ValueError, match="nothing to evaluate"):
+    with pytest.raises(ConfigError, match="nothing to evaluate"):
         evaluate_run(run, {"q": {"a": 0}}, 10)
 
 

@@ -46,6 +46,7 @@ def make_rows(
         "model": ["contract-model@1"] * n,
         "config_hash": ["cfg"] * n,
         "embedded_at": [now] * n,
+        "stale": [False] * n,
         "vector": list(vectors),
     }
     return pa.table(columns, schema=index_schema(DIM))

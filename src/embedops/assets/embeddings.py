@@ -28,14 +28,30 @@ def chunk_embeddings(
     if chunks is None:
         raise NotMaterializedError(f"document_chunks for {tenant}/{space.name} is not materialized yet")
     schema = index_schema(space.dimension)
+    previous = tables.dataset("chunk_embeddings", (tenant, space.name))
     with tables.writer("chunk_embeddings", (tenant, space.name), schema, context.run_id) as out:
-        result = embed_chunks(chunks, space, embedder.for_space(space), workspace.cache(), out)
+        result = embed_chunks(
+            chunks,
+            space,
+            embedder.for_space(space),
+            workspace.cache(),
+            out,
+            previous=previous,
+            max_failure_share=workspace.settings.max_model_failure_share,
+        )
+    if result.model_failures:
+        context.log.warning(
+            f"{tenant}/{space.name}: the model failed on {result.model_failures} text(s); "
+            f"{len(result.quarantined)} document(s) keep {result.stale_rows} stale row(s) and are retried next run"
+        )
     tables.write("embedding_quarantine", (tenant, space.name), quarantine_table(result.quarantined), context.run_id)
     return dg.MaterializeResult(
         metadata={
             "rows": result.rows,
             "model_calls": result.model_calls,
             "cache_hits": result.cache_hits,
+            "model_failures": result.model_failures,
+            "stale_rows": result.stale_rows,
             "model": space.model.identity,
             "space_id": space.space_id,
             "table": dg.MetadataValue.path(str(out.path)),

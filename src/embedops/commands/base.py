@@ -3,33 +3,37 @@
 from __future__ import annotations
 
 import os
-import sys
 import warnings
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from embedops.core.settings import Settings
 from embedops.errors import EmbedopsError
 
-F = TypeVar("F", bound=Callable[..., Any])
+
+class UserError(click.ClickException):
+    """An embedops error as click shows it: one ``error:`` line per line of the message, exit code 2.
+
+    Only EmbedopsError becomes a UserError; any other exception is a bug and keeps its traceback.
+    """
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        for line in self.format_message().splitlines() or [""]:
+            click.echo(f"error: {line}", err=True, file=file)
 
 
-def _friendly(fn: F) -> F:
-    """Print embedops errors as one line on stderr and exit 2; no traceback for a user's mistake."""
+class EmbedopsGroup(click.Group):
+    """The command group whose commands report EmbedopsError as a UserError."""
 
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return fn(*args, **kwargs)
-        except (EmbedopsError, ValueError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
+            return super().invoke(ctx)
+        except EmbedopsError as exc:
+            raise UserError(str(exc)) from exc
 
 
 # A new DAGSTER_HOME: no storage block (Dagster's embedded SQLite), and the hot-first run queue that
@@ -65,7 +69,8 @@ class Context:
         self.defs = build_defs(self.settings)
         command = click.get_current_context(silent=True)
         if command is not None:  # the store's connection closes with the command
-            command.call_on_close(self.defs.resources["vector_store"].close)
+            resources: Any = self.defs.resources
+            command.call_on_close(resources["vector_store"].close)
 
     def instance(self):  # type: ignore[no-untyped-def]
         import dagster as dg

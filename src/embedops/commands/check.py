@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from embedops.commands.base import Context, _friendly
+from embedops.commands.base import Context
 
 
 @click.command()
@@ -15,7 +15,6 @@ from embedops.commands.base import Context, _friendly
 @click.option("--space", "space_name", help="Only this space (default: every declared space).")
 @click.option("--check", "names", multiple=True, help="Only this check (repeatable), e.g. --check reconciliation.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every result.")
-@_friendly
 def check(tenant: str | None, space_name: str | None, names: tuple[str, ...], as_json: bool) -> None:
     """Run the index checks; exit 1 when a check fails at ERROR severity, else 0.
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from embedops.commands.base import Context, _friendly
+from embedops.commands.base import Context
 from embedops.core.adapter import Adapter, adapter_path
 from embedops.core.cutover import open_manifest
 from embedops.core.golden import load_beir, slice_golden
@@ -37,37 +37,22 @@ def _golden_folder(ctx: Context, golden: Path | None) -> str:
 @click.option("--queries", type=click.IntRange(1), help="Evaluate on a slice: this many judged queries ...")
 @click.option("--distractors", default=150, show_default=True, help="... plus this many other documents.")
 @click.option("--json", "as_json", is_flag=True)
-@_friendly
 def evaluate(
     space_name: str, golden: Path | None, split: str | None, queries: int | None, distractors: int, as_json: bool
 ) -> None:
     """Measure SPACE on a golden set through its index and exactly, beside the serving space."""
+    from embedops.pipelines.execution import execute_job
     from embedops.pipelines.partitions import register_partitions
-    from embedops.pipelines.runs import RunFailedError
 
     ctx = Context()
     config = ctx.workspace.spaces()
     config.get(space_name)
     register_partitions(ctx.instance(), [], config)
     op_config = {"golden": _golden_folder(ctx, golden), "split": split, "queries": queries, "distractors": distractors}
-    result = ctx.defs.resolve_job_def("golden_set_evaluation_job").execute_in_process(
-        run_config={
-            "ops": {"golden_set_evaluation": {"config": op_config}},
-            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-        },
-        instance=ctx.instance(),
-        partition_key=space_name,
-        raise_on_error=False,
+    result = execute_job(
+        ctx.defs, "golden_set_evaluation_job", ctx.instance(), space_name,
+        run_config={"ops": {"golden_set_evaluation": {"config": op_config}}},
     )
-    if not result.success:
-        failures = [e for e in result.all_events if e.is_step_failure]
-        error = failures[0].step_failure_data.error if failures else None
-        while error is not None and error.cause is not None:
-            error = error.cause
-        raise RunFailedError(
-            f"evaluation of {space_name!r} failed (run {result.run_id}): "
-            f"{error.message.strip() if error else 'run failed'}"
-        )
     meta = {k: v.value for k, v in result.asset_materializations_for_node("golden_set_evaluation")[0].metadata.items()}
     if as_json:
         click.echo(json.dumps({"space": space_name, "run_id": result.run_id, **meta}, indent=2, default=str))
@@ -98,7 +83,6 @@ def adapter() -> None:
 @click.option("--sample", default=2000, show_default=True, help="Paired chunks to fit on.")
 @click.option("--method", type=click.Choice(["procrustes", "least-squares"]), help="Default: by dimensions.")
 @click.option("--json", "as_json", is_flag=True)
-@_friendly
 def adapter_fit(
     space_name: str,
     old_name: str | None,

@@ -9,11 +9,12 @@ from typing import Any
 
 import click
 
-from embedops.commands.base import Context, _friendly
-from embedops.core.cutover import AliasError, open_manifest, retire, rollback, who_am_i
+from embedops.commands.base import Context
+from embedops.core.cutover import open_manifest, retire, rollback, who_am_i
 from embedops.core.manifest import Manifest
-from embedops.core.migration import GateRefusedError, MigrationConfig, tenant_status
+from embedops.core.migration import MigrationConfig, tenant_status
 from embedops.core.spaces import SpaceSpec
+from embedops.errors import AliasError, GateRefusedError
 
 
 def _echo_json(data: Any) -> None:
@@ -98,7 +99,6 @@ def _print_space(entry: dict[str, Any]) -> None:
 @click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON object.")
 @click.pass_context
-@_friendly
 def spaces(click_ctx: click.Context, as_json: bool) -> None:
     """List every space with its manifest: identity, recipe, state, aliases and per-tenant backfill."""
     if click_ctx.invoked_subcommand is not None:
@@ -118,7 +118,6 @@ def spaces(click_ctx: click.Context, as_json: bool) -> None:
 
 @spaces.command("retire")
 @click.argument("name")
-@_friendly
 def spaces_retire(name: str) -> None:
     """Retire a space no alias points at; under drop-on-retire its vectors are deleted."""
     ctx = Context()
@@ -137,7 +136,6 @@ def spaces_retire(name: str) -> None:
 @click.option("--space", "space_name", required=True, help="The space to fill.")
 @click.option("--max-tenants", type=click.IntRange(1), help="Stop after launching this many tenant runs.")
 @click.option("--json", "as_json", is_flag=True)
-@_friendly
 def backfill(space_name: str, max_tenants: int | None, as_json: bool) -> None:
     """Materialize SPACE tenant by tenant, hottest first; finished tenants are skipped (resumable)."""
     from embedops.pipelines.backfill import run_backfill
@@ -174,22 +172,18 @@ def run_cutover(ctx: Context, alias: str, space: SpaceSpec, force: bool) -> dict
     from embedops.pipelines.migration import WHO_TAG
 
     run_config = {"ops": {"cutover_alias": {"config": {"alias": alias, "space": space.name, "force": force}}}}
-    result = ctx.defs.resolve_job_def("cutover_job").execute_in_process(
-        run_config={**run_config, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        instance=ctx.instance(),
-        tags={WHO_TAG: who_am_i()},
+    from embedops.pipelines.execution import execute_job, step_failures
+
+    result = execute_job(
+        ctx.defs, "cutover_job", ctx.instance(), tags={WHO_TAG: who_am_i()}, run_config=run_config,
         raise_on_error=False,
     )
     if not result.success:
-        failures = [e for e in result.all_events if e.is_step_failure]
-        data = failures[0].step_failure_data if failures else None
-        user = data.user_failure_data if data else None
-        if user is not None and user.description:
-            raise GateRefusedError(user.description)
-        error = data.error if data else None
-        while error is not None and error.cause is not None:
-            error = error.cause
-        raise AliasError(error.message.strip() if error else f"cutover run {result.run_id} failed")
+        failures = step_failures(result)
+        refusal = next((f.description for f in failures if f.description), None)
+        if refusal:
+            raise GateRefusedError(refusal)
+        raise AliasError("; ".join(f.error for f in failures) or f"cutover run {result.run_id} failed")
     return dict(result.output_for_node("cutover_alias"))
 
 
@@ -198,7 +192,6 @@ def run_cutover(ctx: Context, alias: str, space: SpaceSpec, force: bool) -> dict
 @click.option("--space", "space_name", required=True)
 @click.option("--force", is_flag=True, help="Move even if the gate refuses. Loud, and recorded as forced.")
 @click.option("--json", "as_json", is_flag=True)
-@_friendly
 def cutover(alias: str | None, space_name: str, force: bool, as_json: bool) -> None:
     """Point the alias at SPACE through the gate, in one atomic step, recorded in the manifest."""
     ctx = Context()
@@ -231,7 +224,6 @@ def cutover(alias: str | None, space_name: str, force: bool, as_json: bool) -> N
 @click.command("rollback")
 @click.option("--alias", default=None, help="Default: the alias of the space config.")
 @click.option("--json", "as_json", is_flag=True)
-@_friendly
 def rollback_command(alias: str | None, as_json: bool) -> None:
     """Point the alias back at the space it served before, in one atomic step."""
     ctx = Context()

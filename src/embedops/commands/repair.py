@@ -10,7 +10,7 @@ import click
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embedops.commands.base import Context, _friendly
+from embedops.commands.base import Context
 from embedops.core.fingerprints import cache_key
 from embedops.core.monitoring.repair import RepairPlan, find_bad_rows
 from embedops.core.spaces import SpaceSpec
@@ -65,7 +65,6 @@ def _apply(ctx: Context, tenant: str, space: SpaceSpec, plan: RepairPlan, expect
 @click.option("--stale", is_flag=True, help="Also re-embed documents stale under their staleness policy.")
 @click.option("--dry-run", is_flag=True, help="List what would be repaired and change nothing.")
 @click.option("--json", "as_json", is_flag=True)
-@_friendly
 def repair(tenant: str, space_name: str | None, stale: bool, dry_run: bool, as_json: bool) -> None:
     """Re-embed index rows that differ from the materialized embeddings and delete rows the ledger lacks."""
     ctx = Context()

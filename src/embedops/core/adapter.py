@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from embedops.errors import NotMaterializedError, SpaceMismatchError
+from embedops.errors import ConfigError, NotMaterializedError, SpaceMismatchError
 
 METHODS = ("procrustes", "least-squares")
 
@@ -39,7 +39,7 @@ def fit_map(
         raise ValueError(f"need at least 2 paired vectors with equal counts, got {x.shape[0]} and {y.shape[0]}")
     method = method or ("procrustes" if x.shape[1] == y.shape[1] else "least-squares")
     if method not in METHODS:
-        raise ValueError(f"adapter method {method!r} is not one of {METHODS}")
+        raise ConfigError(f"adapter method {method!r} is not one of {METHODS}")
     if method == "procrustes":
         if x.shape[1] != y.shape[1]:
             raise SpaceMismatchError(

@@ -22,6 +22,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from embedops.errors import ConfigError
+
 TokenCounter = Callable[[str], int]
 
 PARAGRAPH_SEP = "\n\n"
@@ -68,7 +70,7 @@ def chunk_document(
 ) -> list[Chunk]:
     """Split ``text`` into chunks of at most ``max_tokens`` tokens as measured by ``count_tokens``."""
     if max_tokens < 1 or not 0 <= overlap_tokens < max_tokens or min_tokens < 0:
-        raise ValueError(
+        raise ConfigError(
             f"chunker settings max_tokens={max_tokens}, overlap_tokens={overlap_tokens}, "
             f"min_tokens={min_tokens} are invalid; need max_tokens >= 1, 0 <= overlap_tokens < max_tokens "
             "and min_tokens >= 0"

@@ -18,15 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from embedops.core.manifest import Manifest, Swap
-from embedops.core.migration import GateRefusedError, GateResult, MigrationConfig, TenantStatus, gate, tenant_status
+from embedops.core.migration import GateResult, MigrationConfig, TenantStatus, gate, tenant_status
 from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.stores.base import VectorStore, index_schema
 from embedops.core.tables import TableStore
-from embedops.errors import EmbedopsError, NotMaterializedError, UnknownSpaceError
-
-
-class AliasError(EmbedopsError):
-    """An alias cannot be moved as asked (nothing to roll back to, space retired, already there)."""
+from embedops.errors import AliasError, GateRefusedError, NotMaterializedError, UnknownSpaceError
 
 
 def who_am_i() -> str:

@@ -39,12 +39,11 @@ class _Model:
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
+        static_model = _static_model_class(spec) if spec.backend == "model2vec" else None
         folder = spec.model_dir()
         try:
-            if spec.backend == "model2vec":
-                from model2vec import StaticModel
-
-                self._model: Any = StaticModel.from_pretrained(str(folder))
+            if static_model is not None:
+                self._model: Any = static_model.from_pretrained(str(folder))
                 self._tokenize = lambda t: self._model.tokenizer.encode(t, add_special_tokens=False).ids
                 self.dimension = int(self._model.dim)
                 self.max_seq_length = spec.max_seq_length
@@ -77,9 +76,33 @@ class _Model:
         return len(self._tokenize(text))
 
 
-@lru_cache(maxsize=8)
 def load_model(spec: ModelSpec) -> _Model:
-    """Load a model once per process; every space that names it shares the instance."""
+    """Load a model once per process; every space that names it shares the instance.
+
+    Keyed on the model's identity too, so weights replaced in a model folder are loaded anew.
+    """
+    return _load_model(spec, spec.identity)
+
+
+def _static_model_class(spec: ModelSpec) -> Any:
+    """model2vec's StaticModel: the optional backend, installed with the ``static`` extra."""
+    try:
+        from model2vec import StaticModel
+    except ImportError:
+        raise ModelLoadError(
+            f"model {spec.name!r} uses the model2vec backend, which is not installed; "
+            "install it with: pip install 'embedops[static]'"
+        ) from None
+    return StaticModel
+
+
+@lru_cache(maxsize=8)
+def _load_model(spec: ModelSpec, identity: str) -> _Model:
+    return _Model(spec)
+
+
+def fresh_model(spec: ModelSpec) -> _Model:
+    """Load a model from its files now, bypassing the process's shared instance."""
     return _Model(spec)
 
 

@@ -22,9 +22,11 @@ from embedops.core.chunking import chunk_document
 from embedops.core.embedder import Embedder
 from embedops.core.fingerprints import cache_key, chunk_id, sha256_text
 from embedops.core.preprocess import preprocess
+from embedops.core.settings import DEFAULT_MAX_MODEL_FAILURE_SHARE
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import index_schema
 from embedops.core.tables import BATCH_ROWS, Rows, Sink, batches, columns, count, where_in
+from embedops.errors import ModelFailureError
 
 CHUNKS_SCHEMA = pa.schema(
     [
@@ -172,6 +174,43 @@ class EmbeddingResult:
     model_calls: int
     cache_hits: int
     quarantined: list[dict]
+    model_failures: int = 0
+    stale_rows: int = 0
+
+
+class _FailureBudget:
+    """Counts the texts the model failed on, and stops the run once they pass the allowed share.
+
+    ``ceiling`` bounds the texts the run can give the model (its chunk rows), so the share of the
+    texts given so far can be judged before the run ends: once failures pass ``share`` of the
+    ceiling, they pass it of the final count too, and going on would only spend model time.
+    """
+
+    def __init__(self, space: SpaceSpec, model: str, share: float, ceiling: int) -> None:
+        self.space, self.model, self.share, self.ceiling = space, model, share, ceiling
+        self.given = 0
+        self.failed = 0
+        self.first_cause = ""
+
+    def record(self, failures: int, given: int, cause: str | None) -> None:
+        self.given += given
+        self.failed += failures
+        if cause and not self.first_cause:
+            self.first_cause = cause
+        if self.failed > self.share * self.ceiling:
+            self.fail()
+
+    def check(self) -> None:
+        if self.failed and (self.failed == self.given or self.failed > self.share * self.given):
+            self.fail()
+
+    def fail(self) -> None:
+        raise ModelFailureError(
+            f"space {self.space.name!r} ({self.space.space_id}): model {self.model} failed on {self.failed} "
+            f"of {self.given} text(s) given to it, more than the allowed {self.share:.0%} "
+            f"(EMBEDOPS_MAX_MODEL_FAILURE_SHARE); first cause: {self.first_cause}. Nothing was synced and "
+            "the served index is unchanged; fix the model (its package or the space's model path) and re-run"
+        )
 
 
 def embed_chunks(
@@ -182,18 +221,26 @@ def embed_chunks(
     out: Sink,
     group_size: int = 1024,
     batch_rows: int = BATCH_ROWS,
+    previous: Rows | None = None,
+    max_failure_share: float = DEFAULT_MAX_MODEL_FAILURE_SHARE,
 ) -> EmbeddingResult:
     """Index rows for the chunks into ``out``: cached vectors where the cache has them, the model for the rest.
 
     Chunks are read ``batch_rows`` at a time, cut so that a document never straddles two batches.
     Missing texts go to the model ``group_size`` at a time (the model batches them itself, sorted by
     length, which pads less than fixed slices), and each group's vectors are cached as it finishes,
-    so a text met again in a later batch is a cache hit. Texts the model fails on are quarantined
-    with their document; the rest goes on.
+    so a text met again in a later batch is a cache hit.
+
+    A failure of the model is not the document's fault: when the model fails on more than
+    ``max_failure_share`` of the texts it is given (or on all of them) this raises ModelFailureError
+    and nothing is written; below that, each document the model failed on keeps its rows of
+    ``previous`` (the last materialization), marked ``stale``, and is listed; it has no cached
+    vectors, so the next run gives its texts to the model again.
     """
     schema = index_schema(space.dimension)
     model_calls = cache_hits = 0
-    quarantined: dict[str, str] = {}
+    failed_docs: dict[str, str] = {}
+    budget = _FailureBudget(space, encoder.identity, max_failure_share, count(chunks))
     for part in whole_documents(batches(chunks, size=batch_rows)):
         records = part.to_pylist()
         keys = [cache_key(encoder.identity, r["text"]) for r in records]
@@ -202,31 +249,64 @@ def embed_chunks(
         failed: dict[str, str] = {}
         todo = list(missing.items())
         for start in range(0, len(todo), group_size):
+            group = todo[start : start + group_size]
             done = []
-            for key, vector, error in _encode_group(encoder, todo[start : start + group_size]):
+            for key, vector, error in _encode_group(encoder, group):
                 if vector is None:
                     failed[key] = error or "no vector"
                 else:
                     done.append((key, vector))
             stamp = cache.put_many(encoder.identity, done)
             cached.update((key, (vector, stamp)) for key, vector in done)
+            budget.record(len(group) - len(done), len(group), next(iter(failed.values()), None))
         for key, r in zip(keys, records, strict=True):
             if key in failed:
-                quarantined.setdefault(r["doc_id"], f"embedding failed: {failed[key]}")
+                failed_docs.setdefault(r["doc_id"], failed[key])
         rows = [
             _index_row(r, space, encoder.identity, *cached[k])
             for k, r in zip(keys, records, strict=True)
-            if r["doc_id"] not in quarantined
+            if r["doc_id"] not in failed_docs
         ]
         out.write(pa.Table.from_pylist(rows, schema=schema))
         model_calls += len(missing)
         cache_hits += sum(1 for k in keys if k not in missing)
+    budget.check()
+    kept = _keep_stale(previous, set(failed_docs), schema, out)
+    quarantined = [
+        {
+            "doc_id": doc_id,
+            "stage": "embedding",
+            "reason": f"model failed: {why}; "
+            + (f"kept {kept[doc_id]} previous vector(s), marked stale" if doc_id in kept else "no previous vectors")
+            + "; retried on the next run",
+        }
+        for doc_id, why in sorted(failed_docs.items())
+    ]
     return EmbeddingResult(
         rows=out.rows,
         model_calls=model_calls,
         cache_hits=cache_hits,
-        quarantined=[{"doc_id": d, "stage": "embedding", "reason": why} for d, why in sorted(quarantined.items())],
+        quarantined=quarantined,
+        model_failures=budget.failed,
+        stale_rows=sum(kept.values()),
     )
+
+
+def _keep_stale(previous: Rows | None, doc_ids: set[str], schema: pa.Schema, out: Sink) -> dict[str, int]:
+    """Copy the previous rows of ``doc_ids`` into ``out`` marked stale; how many rows each document kept."""
+    kept: Counter[str] = Counter()
+    if previous is None or not doc_ids:
+        return kept
+    for part in batches(previous):
+        rows = where_in(part, "doc_id", doc_ids)
+        if not rows.num_rows:
+            continue
+        if "stale" in rows.column_names:  # tables written before the column existed lack it
+            rows = rows.drop_columns(["stale"])
+        rows = rows.append_column("stale", pa.repeat(True, rows.num_rows))
+        out.write(rows.select(schema.names).cast(schema))
+        kept.update(rows["doc_id"].to_pylist())
+    return kept
 
 
 def whole_documents(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
@@ -282,5 +362,6 @@ def _index_row(
         "model": model,
         "config_hash": chunk["config_hash"],
         "embedded_at": embedded_at,
+        "stale": False,
         "vector": vector,
     }

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from embedops.errors import ConfigError
+
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Sequence[str]]
 
@@ -64,7 +66,7 @@ def evaluate_run(run: Run, qrels: Qrels, k: int = 10) -> dict[str, float]:
     """Macro-averaged recall@k, nDCG@k and MRR@k of ``run`` over the judged queries of ``qrels``."""
     scored = [q for q, judged in qrels.items() if _relevant(judged)]
     if not scored:
-        raise ValueError("the qrels judge no query as relevant to any document; nothing to evaluate")
+        raise ConfigError("the qrels judge no query as relevant to any document; nothing to evaluate")
     totals = {f"recall@{k}": 0.0, f"ndcg@{k}": 0.0, f"mrr@{k}": 0.0}
     for query in scored:
         ranked = list(run.get(query, ()))

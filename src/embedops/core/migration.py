@@ -22,14 +22,10 @@ from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import Hit, VectorStore
 from embedops.core.tables import TableStore
 from embedops.core.tenants import validate_tenant
-from embedops.errors import ConfigError, EmbedopsError, InvalidTenantError
+from embedops.errors import ConfigError, InvalidTenantError
 
 DELETION_POLICIES = ("drop-on-retire", "keep")
 GATE_METRIC = "recall@10"
-
-
-class GateRefusedError(EmbedopsError):
-    """The cutover gate refused to move an alias; the message lists every reason."""
 
 
 @dataclass(frozen=True)

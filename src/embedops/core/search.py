@@ -9,7 +9,7 @@ from embedops.core.embedder import Embedder
 from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.stores.base import Hit, VectorStore
 from embedops.core.tenants import validate_tenant
-from embedops.errors import NotMaterializedError, SpaceMismatchError
+from embedops.errors import InvalidQueryError, NotMaterializedError, SpaceMismatchError
 
 
 def exact_search(rows: pa.Table, query: np.ndarray, k: int, query_space_id: str) -> list[Hit]:
@@ -59,7 +59,7 @@ def search_tenant(
     """Embed ``query`` in ``space`` and return the tenant's top-k chunks (ANN, or exact with ``exact``)."""
     validate_tenant(tenant)
     if not query.strip():
-        raise ValueError("the query is empty; give some words to search for")
+        raise InvalidQueryError("the query is empty; give some words to search for")
     vector = embedder.encode([query])[0]
     if exact:
         return exact_search(store.export(tenant, space.space_id, with_vectors=True), vector, k, space.space_id)

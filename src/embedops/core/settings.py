@@ -10,7 +10,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedops.errors import ConfigError
+
 DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+# A run fails, and syncs nothing, when the model fails on more than this share of the texts it was given.
+DEFAULT_MAX_MODEL_FAILURE_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,7 @@ class Settings:
     sources_root: Path
     spaces_file: Path | None = None
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    max_model_failure_share: float = DEFAULT_MAX_MODEL_FAILURE_SHARE
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -32,6 +37,7 @@ class Settings:
             sources_root=Path(env.get("EMBEDOPS_SOURCES") or home / "sources").expanduser().resolve(),
             spaces_file=Path(spaces).expanduser().resolve() if spaces else None,
             max_document_bytes=int(env.get("EMBEDOPS_MAX_DOCUMENT_BYTES") or DEFAULT_MAX_DOCUMENT_BYTES),
+            max_model_failure_share=_share(env.get("EMBEDOPS_MAX_MODEL_FAILURE_SHARE")),
         )
 
     @property
@@ -53,3 +59,18 @@ class Settings:
     @property
     def dagster_home(self) -> Path:
         return Path(os.environ.get("DAGSTER_HOME") or self.home / "dagster").expanduser().resolve()
+
+
+def _share(value: str | None) -> float:
+    if not value:
+        return DEFAULT_MAX_MODEL_FAILURE_SHARE
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError(
+            f"EMBEDOPS_MAX_MODEL_FAILURE_SHARE={value!r} is not a share of texts; set a number from 0 to 1 "
+            f"(default {DEFAULT_MAX_MODEL_FAILURE_SHARE})"
+        )
+    return share

@@ -12,7 +12,8 @@ def open_db(path: Path, schema: str, autocommit: bool = False) -> sqlite3.Connec
     ``autocommit`` leaves transactions to explicit BEGIN/COMMIT statements.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None if autocommit else "")
+    isolation = None if autocommit else "DEFERRED"
+    conn = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=isolation)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(schema)
     return conn

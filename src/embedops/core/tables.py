@@ -17,14 +17,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-Rows = pa.Table | ds.Dataset  # a materialization in memory, or on disk and read in batches
+Rows: TypeAlias = pa.Table | ds.Dataset  # a materialization in memory, or on disk and read in batches
 BATCH_ROWS = 2048
 # pre-buffering reads ahead in proportion to the file: off, a read holds about one row group at a time
 _PARQUET = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False))

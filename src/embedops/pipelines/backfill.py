@@ -19,16 +19,15 @@ from embedops.core.cutover import open_manifest
 from embedops.core.migration import HotTenant, TenantStatus, hot_first, tenant_status
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import VectorStore
-from embedops.errors import ConfigError
+from embedops.errors import ConfigError, RunFailedError
+from embedops.pipelines.execution import execute_job
 from embedops.pipelines.jobs import embed_space_job
 from embedops.pipelines.migration import customer_tenants, migration_config
 from embedops.pipelines.partitions import register_partitions, tenant_space_key
-from embedops.pipelines.runs import RunFailedError
 from embedops.resources import VectorStoreResource, WorkspaceResource
 
 PRIORITY_TAG = "dagster/priority"
 SEARCHES_TAG = "embedops/searches"
-_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -113,28 +112,16 @@ def _run_tenant(
 ) -> None:
     workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[assignment,index]
     tags = {**priority_tags(hot), "embedops/backfill": space.name}
-    if workspace.tables().read("source_documents", (hot.tenant,)) is None:
-        docs = defs.resolve_job_def("source_documents_job").execute_in_process(
-            instance=instance, partition_key=hot.tenant, raise_on_error=False, run_config=_QUIET, tags=tags
+    try:
+        if workspace.tables().read("source_documents", (hot.tenant,)) is None:
+            execute_job(defs, "source_documents_job", instance, hot.tenant, tags=tags)
+        result = execute_job(
+            defs, embed_space_job.name, instance, tenant_space_key(hot.tenant, space.name), tags=tags
         )
-        if not docs.success:
-            step.action, step.run_id, step.error = "failed", docs.run_id, "reading its sources failed"
-            return
-    result = defs.resolve_job_def(embed_space_job.name).execute_in_process(
-        instance=instance,
-        partition_key=tenant_space_key(hot.tenant, space.name),
-        raise_on_error=False,
-        run_config=_QUIET,
-        tags=tags,
-    )
-    step.run_id = result.run_id
-    if not result.success:
-        failures = [e for e in result.all_events if e.is_step_failure]
-        error = failures[0].step_failure_data.error if failures else None
-        while error is not None and error.cause is not None:
-            error = error.cause
-        step.action, step.error = "failed", (error.message.strip() if error else "run failed")
+    except RunFailedError as exc:
+        step.action, step.run_id, step.error = "failed", exc.run_id, str(exc)
         return
+    step.run_id = result.run_id
     step.action = "materialized"
     meta = result.asset_materializations_for_node("document_chunks")
     step.chunks = int(meta[-1].metadata["chunks"].value) if meta else 0  # type: ignore[arg-type]

@@ -12,11 +12,10 @@ import dagster as dg
 
 from embedops.core.spaces import SpacesConfig
 from embedops.core.tenants import validate_tenant
-from embedops.errors import NotMaterializedError
+from embedops.errors import NotMaterializedError, UnknownCheckError
+from embedops.pipelines.execution import execute_job, step_failures
 from embedops.pipelines.monitoring import TENANT_ASSETS, TENANT_SPACE_ASSETS, check_keys, partition_tags
 from embedops.pipelines.partitions import register_partitions, tenant_space_key, tenant_space_partitions
-
-_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -77,16 +76,11 @@ def _reports(result: dg.ExecuteInProcessResult, tenant: str, space: str | None) 
             severity=e.severity.value, description=e.description or "", ids=list(metadata.pop("failing_ids", [])),
             run_id=result.run_id, metadata=metadata,
         ))
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            while error is not None and error.cause is not None:
-                error = error.cause
-            reports.append(CheckReport(
-                check=event.step_key or "?", asset="?", tenant=tenant, space=space, passed=False, severity="ERROR",
-                description=f"the check raised: {error.message.strip() if error else 'unknown error'}",
-                run_id=result.run_id,
-            ))
+    for failure in step_failures(result):
+        reports.append(CheckReport(
+            check=failure.step, asset="?", tenant=tenant, space=space, passed=False, severity="ERROR",
+            description=f"the check raised: {failure.error}", run_id=result.run_id,
+        ))
     return reports
 
 
@@ -102,13 +96,12 @@ def run_checks(
     spaces = resources["workspace"].spaces()
     pairs, tenants = targets(instance, spaces, resources["vector_store"].open(), tenant, space)
     register_partitions(instance, sorted({t for t, _ in pairs} | set(tenants)), spaces)
-    job = defs.resolve_job_def("monitoring_checks_job")
     all_keys = list(defs.resolve_asset_graph().asset_check_keys)
     if names:
         known = {k.name for k in all_keys}
         unknown = sorted(set(names) - known)
         if unknown:
-            raise ValueError(f"unknown check(s) {unknown}; known checks: {', '.join(sorted(known))}")
+            raise UnknownCheckError(f"unknown check(s) {unknown}; known checks: {', '.join(sorted(known))}")
         all_keys = [k for k in all_keys if k.name in names]
     runs: list[tuple[Any, str, str | None, list[dg.AssetCheckKey]]] = [
         (tenant_space_key(t, s), t, s, check_keys(all_keys, TENANT_SPACE_ASSETS)) for t, s in pairs
@@ -117,8 +110,9 @@ def run_checks(
     for key, t, s, keys in runs:
         if not keys:
             continue
-        result = job.get_subset(asset_check_selection=set(keys)).execute_in_process(
-            instance=instance, tags=partition_tags(key), raise_on_error=False, run_config=_QUIET
+        result = execute_job(
+            defs, "monitoring_checks_job", instance, tags=partition_tags(key), check_keys=set(keys),
+            raise_on_error=False,
         )
         reports.extend(_reports(result, t, s))
     return reports

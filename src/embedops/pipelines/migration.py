@@ -15,8 +15,9 @@ from typing import Any
 import dagster as dg
 
 from embedops.core.cutover import active_spaces, check_gate, cutover, open_manifest
-from embedops.core.migration import GateRefusedError, GateResult, MigrationConfig, known_tenants
+from embedops.core.migration import GateResult, MigrationConfig, known_tenants
 from embedops.core.spaces import SpacesConfig, SpaceSpec
+from embedops.errors import GateRefusedError
 from embedops.pipelines.jobs import embed_space_job
 from embedops.pipelines.partitions import tenant_space_key
 from embedops.resources import VectorStoreResource, WorkspaceResource

@@ -14,13 +14,10 @@ import dagster as dg
 
 from embedops.core.spaces import SpaceSpec
 from embedops.core.tenants import validate_tenant
-from embedops.errors import ConfigError, EmbedopsError
+from embedops.errors import ConfigError, RunFailedError
+from embedops.pipelines.execution import execute_job
 from embedops.pipelines.partitions import register_partitions, tenant_space_key
 from embedops.resources import WorkspaceResource
-
-
-class RunFailedError(EmbedopsError):
-    """A Dagster run of the pipeline failed; the message carries the step's own error."""
 
 
 @dataclass
@@ -39,6 +36,9 @@ class IngestSummary:
     model_calls: int = 0
     cache_hits: int = 0
     index_rows: int = 0
+    index_upserted: int = 0
+    index_deleted: int = 0
+    stale_rows: int = 0
     quarantined: list[dict[str, str]] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
 
@@ -46,31 +46,11 @@ class IngestSummary:
         return asdict(self)
 
 
-# the event log keeps every event; the console shows warnings and errors only
-_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
 def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
     events = result.asset_materializations_for_node(node)
     if not events:
         return {}
     return {k: v.value for k, v in events[-1].metadata.items()}
-
-
-def _execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, key: Any) -> dg.ExecuteInProcessResult:
-    result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, partition_key=key, raise_on_error=False, run_config=_QUIET
-    )
-    if not result.success:
-        failures = [e for e in result.all_events if e.is_step_failure]
-        message = "run failed"
-        error = failures[0].step_failure_data.error if failures else None
-        if error is not None:
-            while error.cause is not None:  # Dagster wraps the asset's own exception; show that one
-                error = error.cause
-            message = f"step {failures[0].step_key}: {error.message.strip()}"
-        raise RunFailedError(f"{job} for {key} failed (run {result.run_id}): {message}")
-    return result
 
 
 def run_ingest(
@@ -88,11 +68,16 @@ def run_ingest(
             raise ConfigError(f"source folder {source} for tenant {tenant!r} does not exist; create it first")
         workspace.registry().add_tenant(tenant, source)
     register_partitions(instance, [tenant], workspace.spaces())
-    docs_run = _execute(defs, "source_documents_job", instance, tenant)
+    docs_run = execute_job(defs, "source_documents_job", instance, tenant)
     source_meta = _metadata(docs_run, "source_documents")
     summaries = []
-    for space in spaces:
-        run = _execute(defs, "embed_space_job", instance, tenant_space_key(tenant, space.name))
+    failed: list[RunFailedError] = []
+    for space in spaces:  # one space failing does not stop the others; the call fails after all ran
+        try:
+            run = execute_job(defs, "embed_space_job", instance, tenant_space_key(tenant, space.name))
+        except RunFailedError as exc:
+            failed.append(exc)
+            continue
         chunks, embeddings, index = (
             _metadata(run, n) for n in ("document_chunks", "chunk_embeddings", "vector_index")
         )
@@ -110,6 +95,9 @@ def run_ingest(
                 model_calls=embeddings.get("model_calls", 0),
                 cache_hits=embeddings.get("cache_hits", 0),
                 index_rows=index.get("rows", 0),
+                index_upserted=index.get("upserted", 0),
+                index_deleted=index.get("deleted", 0),
+                stale_rows=embeddings.get("stale_rows", 0),
                 quarantined=[
                     {"path": q["doc_id"], "reason": q["reason"]}
                     for meta in (source_meta, chunks, embeddings)
@@ -117,5 +105,9 @@ def run_ingest(
                 ],
                 run_ids=[docs_run.run_id, run.run_id],
             )
+        )
+    if failed:
+        raise RunFailedError(
+            "\n".join(str(e) for e in failed), failed[0].run_id, [f for e in failed for f in e.failures]
         )
     return summaries

@@ -7,7 +7,7 @@ import dagster as dg
 
 from embedops.core.cache import EmbeddingCache
 from embedops.core.registry import Registry
-from embedops.core.settings import DEFAULT_MAX_DOCUMENT_BYTES, Settings
+from embedops.core.settings import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_MODEL_FAILURE_SHARE, Settings
 from embedops.core.spaces import SpacesConfig, load_config
 from embedops.core.tables import TableStore
 
@@ -19,6 +19,7 @@ class WorkspaceResource(dg.ConfigurableResource):
     sources_root: str
     spaces_file: str | None = None
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    max_model_failure_share: float = DEFAULT_MAX_MODEL_FAILURE_SHARE
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkspaceResource:
@@ -27,6 +28,7 @@ class WorkspaceResource(dg.ConfigurableResource):
             sources_root=str(settings.sources_root),
             spaces_file=str(settings.spaces_file) if settings.spaces_file else None,
             max_document_bytes=settings.max_document_bytes,
+            max_model_failure_share=settings.max_model_failure_share,
         )
 
     @cached_property
@@ -36,6 +38,7 @@ class WorkspaceResource(dg.ConfigurableResource):
             sources_root=Path(self.sources_root),
             spaces_file=Path(self.spaces_file) if self.spaces_file else None,
             max_document_bytes=self.max_document_bytes,
+            max_model_failure_share=self.max_model_failure_share,
         )
 
     def spaces(self) -> SpacesConfig:

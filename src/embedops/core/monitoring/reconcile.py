@@ -61,11 +61,16 @@ def reconcile(
     embedding_rows: int | None,
     limit: int = 50,
 ) -> Outcome:
-    """Source documents = documents with vectors and index rows = ledger chunks; anything else by id.
+    """Source documents = documents with current vectors and index rows = ledger chunks; anything else by id.
 
-    ``quarantined`` documents were refused with a reason at some stage: they are reported, not missing.
+    ``quarantined`` documents were refused for their own content (unreadable, empty, binary): they are
+    reported, not missing. A document whose only rows are stale (the model failed on its new text)
+    has no current vectors, so it counts as missing.
     """
-    index_docs = set(_column(index, "doc_id"))
+    doc_ids = _column(index, "doc_id")
+    stale = _column(index, "stale") if "stale" in index.column_names else [False] * len(doc_ids)
+    stale_docs = {d for d, s in zip(doc_ids, stale, strict=True) if s}
+    index_docs = {d for d, s in zip(doc_ids, stale, strict=True) if not s}
     index_chunks = set(_column(index, "chunk_id"))
     ledger_chunks = {
         c for c, d in zip(_column(ledger, "chunk_id"), _column(ledger, "doc_id"), strict=True) if d not in quarantined
@@ -78,6 +83,8 @@ def reconcile(
         "source_documents": len(source_ids),
         "quarantined_documents": len(quarantined & source_ids),
         "documents_with_vectors": len(index_docs),
+        "stale_documents_total": len(stale_docs),
+        "stale_documents": first(stale_docs, limit),
         "index_rows": index.num_rows,
         "chunk_ledger": len(ledger_chunks),
         "embedding_rows": embedding_rows or 0,
@@ -94,7 +101,11 @@ def reconcile(
     if orphans:
         problems.append(f"{len(orphans)} orphan document(s) in the index but not in the source")
     if missing:
-        problems.append(f"{len(missing)} source document(s) missing from the index")
+        stale_missing = len(missing & stale_docs)
+        problems.append(
+            f"{len(missing)} source document(s) without current vectors in the index"
+            + (f" ({stale_missing} serving stale vectors after a model failure)" if stale_missing else "")
+        )
     if orphan_chunks:
         problems.append(f"{len(orphan_chunks)} index row(s) not in the chunk ledger")
     if missing_chunks:
@@ -107,12 +118,15 @@ def reconcile(
 
 
 def quarantined_documents(tables: TableStore, tenant: str, space: SpaceSpec) -> set[str]:
-    """Documents refused with a reason at any stage: reading, chunking or embedding in the space."""
+    """Documents refused for their own content, when read or chunked in the space.
+
+    Documents the model failed on (``embedding_quarantine``) are not among them: that is a failure of
+    the model, not of the document, and such a document counts as missing until a run embeds it.
+    """
     found: set[str] = set()
     for name, partition in (
         ("source_quarantine", (tenant,)),
         ("chunk_quarantine", (tenant, space.name)),
-        ("embedding_quarantine", (tenant, space.name)),
     ):
         found |= set(_column(tables.read(name, partition), "doc_id"))
     return found

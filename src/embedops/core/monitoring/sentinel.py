@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from embedops.core.chunking import chunk_document
-from embedops.core.embedder import load_model
+from embedops.core.embedder import fresh_model
 from embedops.core.preprocess import preprocess
 from embedops.core.spaces import ModelSpec, SpaceSpec
 
@@ -45,7 +45,7 @@ class TodayEmbedder:
         with _LOCK:
             cached = _LOADED.get(space.model)
             if cached is None or cached[0] != fingerprint:
-                cached = (fingerprint, load_model.__wrapped__(space.model))  # uncached: a fresh load
+                cached = (fingerprint, fresh_model(space.model))
                 _LOADED[space.model] = cached
         self._model = cached[1]
         self.dimension = int(self._model.dimension)

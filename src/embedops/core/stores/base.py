@@ -34,6 +34,8 @@ INDEX_SCHEMA_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("model", pa.string()),
     ("config_hash", pa.string()),
     ("embedded_at", pa.timestamp("us", tz="UTC")),
+    # true while a row is the last good vector of a document the model failed on; it is retried next run
+    ("stale", pa.bool_()),
 )
 PROVENANCE_FIELDS = tuple(
     name for name, _ in INDEX_SCHEMA_FIELDS if name not in ("seq", "text")

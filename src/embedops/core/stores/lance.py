@@ -42,7 +42,7 @@ _META_KEY = b"embedops.space"
 # recall@10 0.96 against 169 ms for a full scan (docs/benchmarks.md).
 ANN_MIN_ROWS = 10_000
 # A matched row is rewritten only when one of these differs; otherwise the sync leaves it alone.
-_CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq")
+_CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq", "stale")
 _KEY_COLUMNS = ("chunk_id", *_CHANGE_COLUMNS)
 
 
@@ -74,6 +74,8 @@ class LanceStore:
                 f"LanceDB table {name} records space {meta.get('space_id')!r}, not {space_id!r}; "
                 "it was written by another space: drop it or ingest into a fresh EMBEDOPS_HOME"
             )
+        if "stale" not in table.schema.names:  # a table written before rows could be stale
+            table.add_columns({"stale": "false"})
         return table
 
     def _check_rows(self, rows: Rows, space_id: str, space_name: str) -> None:

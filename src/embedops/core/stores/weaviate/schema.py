@@ -22,7 +22,7 @@ COLLECTION_PREFIX = "Chunks_"
 VECTOR_NAME = "default"
 _CHUNK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://embedops/chunk")
 # A matched object is rewritten only when one of these differs; otherwise sync leaves it alone.
-CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq")
+CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq", "stale")
 PAYLOAD_COLUMNS = tuple(name for name, _ in INDEX_SCHEMA_FIELDS)
 _SPACE_ID = re.compile(r"^[0-9A-Za-z_]{1,200}$")
 _ALIAS = re.compile(r"^[A-Za-z][0-9A-Za-z_]{0,200}$")
@@ -37,6 +37,7 @@ PROPERTIES = [
 ] + [
     Property(name="seq", data_type=DataType.INT),
     Property(name="embedded_at", data_type=DataType.DATE),
+    Property(name="stale", data_type=DataType.BOOL),
 ]
 
 

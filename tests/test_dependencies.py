@@ -1,0 +1,86 @@
+"""Every third-party module the package imports is declared in pyproject.toml.
+
+A module that is only installed through an extra or as another package's dependency works on a
+developer's machine and fails on a fresh one; this reads the imports of every module of
+src/embedops and finds the distribution that provides each.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "embedops"
+# imports that belong to an optional backend: (module that imports it, extra that provides it)
+OPTIONAL = {"model2vec": ("embedops/core/embedder.py", "static")}
+# modules a dependency imports only when embedops calls it a certain way, so no import here shows them
+CALLED_THROUGH = {"lance": "embedops/core/stores/lance.py (lancedb's Table.to_lance)"}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _imports() -> dict[str, set[str]]:
+    """Top-level module name -> the files of src/embedops that import it (at any depth)."""
+    found: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in ("embedops", "__future__"):
+                    found.setdefault(top, set()).add(path.relative_to(PACKAGE.parent).as_posix())
+    return found
+
+
+def test_every_imported_module_comes_from_a_declared_dependency() -> None:
+    declared = {_name(r) for r in _project()["dependencies"]}
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {}
+    imports = _imports()
+    for module, where in CALLED_THROUGH.items():
+        imports.setdefault(module, set()).add(where)
+    for module, files in sorted(imports.items()):
+        if module in OPTIONAL:
+            continue
+        dists = {d.lower().replace("_", "-") for d in providers.get(module, [])}
+        if not dists & declared:
+            undeclared[module] = (sorted(dists), sorted(files))
+    assert not undeclared, f"imported but not in [project].dependencies: {undeclared}"
+
+
+@pytest.mark.parametrize("module", sorted(OPTIONAL))
+def test_an_optional_backend_is_an_extra_imported_only_where_it_is_guarded(module: str) -> None:
+    where, extra = OPTIONAL[module]
+    assert _imports().get(module) == {where}
+    extras = {_name(r) for r in _project()["optional-dependencies"][extra]}
+    providers = importlib.metadata.packages_distributions()
+    assert {d.lower() for d in providers[module]} & extras
+
+
+def test_a_space_on_the_static_backend_without_its_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from embedops.core.embedder import fresh_model
+    from embedops.core.spaces import ModelSpec
+    from embedops.errors import ModelLoadError
+
+    monkeypatch.setitem(sys.modules, "model2vec", None)  # what a base install without the extra sees
+    spec = ModelSpec(name="tokenlearn-static", backend="model2vec", package="static_model")
+    with pytest.raises(ModelLoadError, match=r"install it with: pip install 'embedops\[static\]'"):
+        fresh_model(spec)
