@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from embedops.core.chunking import MAX_CHARS_PER_TOKEN
+from embedops.core.embedder import SpaceEmbedder
 from embedops.core.migration import tenant_status
 from embedops.core.monitoring.reconcile import reconcile_tenant
 from embedops.core.registry import Registry
+from embedops.core.spaces import DEFAULT_SPACE, ModelSpec, SpaceSpec
 from embedops.errors import InvalidTenantError
 from tests.conftest import Project
 
@@ -126,6 +129,41 @@ def test_special_files_and_symlink_tricks_are_quarantined_without_hanging(
     assert outcome.passed, outcome.description
     assert outcome.metadata["source_documents"] == 2
     assert tenant_status(project.workspace.tables(), project.store, "acme", space, root).problems == []
+
+
+def test_text_the_model_cannot_read_is_quarantined_and_long_runs_are_bounded(project: Project) -> None:
+    project.write(
+        "acme",
+        {
+            "good.md": GOOD,
+            "dump.md": "# Dump\n\n" + "x" * 30_000,  # one "word" WordPiece reads as a single [UNK]
+            "mixed.md": GOOD + "\n\n" + "ab" * 10_000,  # readable text, then an unreadable run
+            "paths.md": "# Paths\n\n" + "data/" * 2_000,  # a long run without spaces the model does read
+        },
+    )
+
+    summary = project.ingest("acme")
+
+    reasons = {q["path"]: q["reason"] for q in summary.quarantined}
+    assert set(reasons) == {"dump.md", "mixed.md"}
+    assert all("unknown tokens" in reason for reason in reasons.values())
+    assert reasons["dump.md"].startswith("chunk 1 of ") and "'xxxxxxxx" in reasons["dump.md"]
+    rows = project.store.export("acme", project.spaces.serving_space.space_id).to_pylist()
+    assert {r["doc_id"] for r in rows} == {"good.md", "paths.md"}
+    assert max(len(r["text"]) for r in rows) <= 200 * MAX_CHARS_PER_TOKEN
+
+
+STATIC_SPACE = SpaceSpec(name="static", dimension=64,
+                         model=ModelSpec(name="tokenlearn-static", backend="model2vec", package="static_model"))
+
+
+@pytest.mark.parametrize("space", [DEFAULT_SPACE, STATIC_SPACE], ids=["sentence-transformers", "model2vec"])
+def test_unknown_share_is_what_the_tokenizer_cannot_read(space: SpaceSpec, minilm: SpaceEmbedder) -> None:
+    model = minilm if space == DEFAULT_SPACE else SpaceEmbedder(space)
+
+    assert model.unknown_share(GOOD) == 0.0
+    assert model.unknown_share("") == 0.0
+    assert model.unknown_share("ok \u0378\u0379") == pytest.approx(0.5)  # two unassigned code points of four
 
 
 @pytest.mark.parametrize("name", ["../etc", "Acme", "a b", "x' OR '1'='1", "", "a/b", "-lead", "é"])
