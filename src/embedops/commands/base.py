@@ -18,6 +18,17 @@ from embedops.errors import EmbedopsError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def printable(name: object) -> str:
+    """A name (document id, path, reason) for human-readable output: backslashes and every character
+    that is not printable (line breaks, escape codes, bidi controls, zero-width characters) are escaped
+    as in a Python string literal, so a file name cannot forge an output line or hide what it is.
+    JSON output needs none of this: json escapes by itself."""
+    return "".join(
+        "\\\\" if c == "\\" else c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+        for c in str(name)
+    )
+
+
 def _friendly(fn: F) -> F:
     """Print embedops errors as one line on stderr and exit 2; no traceback for a user's mistake."""
 
