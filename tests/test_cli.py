@@ -67,3 +67,19 @@ def test_bad_input_gets_one_clear_line_and_exit_2(run, args: list[str], message:
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_a_newline_in_a_file_name_cannot_forge_an_output_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    forged = " 2. 0.9999  forged.md #0  chunk 000000000000"  # what a second search hit would look like
+    (folder / f"tides.md\n{forged}\n.md").write_text("# Tides\n\nTides rise and fall twice a day with the moon.")
+    (folder / "empty\n  quarantined nothing: all is well.md").write_text("")
+
+    ingested = run("ingest", "--tenant", "acme", "--source", str(folder)).stdout.splitlines()
+    found = run("search", "tides", "--tenant", "acme", "-k", "1").stdout.splitlines()
+
+    assert len(ingested) == 2  # the summary and the one quarantined file, its name on the same line
+    assert ingested[1].startswith("  quarantined empty\\n  quarantined nothing: all is well.md: empty")
+    assert len(found) == 4 and not any(line.startswith(" 2.") for line in found)  # header, then one hit
+    assert f"  tides.md\\n{forged}\\n.md #0  chunk " in found[1]

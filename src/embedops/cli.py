@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from embedops.commands.base import Context, EmbedopsGroup
+from embedops.commands.base import Context, EmbedopsGroup, printable
 
 
 @click.group(cls=EmbedopsGroup)
@@ -42,7 +42,7 @@ def ingest(tenant: str, source: Path | None, space_name: str | None, as_json: bo
             f"{s.model_calls} model calls, {s.cache_hits} cache hits; {s.index_rows} index rows"
         )
         for q in s.quarantined:
-            click.echo(f"  quarantined {q['path']}: {q['reason']}")
+            click.echo(f"  quarantined {printable(q['path'])}: {printable(q['reason'])}")
 
 
 def _active_spaces(ctx: Context) -> list[Any]:
@@ -89,10 +89,10 @@ def search(query: str, tenant: str, k: int, exact: bool, space_name: str | None,
     click.echo(f"{len(hits)} results for {query!r} in {tenant} / {space.name} ({space.space_id})")
     for rank, hit in enumerate(hits, 1):
         p = hit.provenance
-        click.echo(f"{rank:>2}. {hit.score:.4f}  {hit.doc_id} #{p.get('seq')}  chunk {hit.chunk_id[:12]}")
+        click.echo(f"{rank:>2}. {hit.score:.4f}  {printable(hit.doc_id)} #{p.get('seq')}  chunk {hit.chunk_id[:12]}")
         click.echo(f"    source sha256 {str(p.get('source_checksum'))[:12]}  model {p.get('model')}  "
                    f"embedded {p.get('embedded_at')}")
-        snippet = " ".join(hit.text.split())
+        snippet = printable(" ".join(hit.text.split()))
         click.echo(f"    {snippet[:160]}{'...' if len(snippet) > 160 else ''}")
 
 
@@ -140,7 +140,7 @@ def demo() -> None:
         query = DEMO_QUERIES[tenant]
         click.echo(f"\n{tenant}: {query}")
         for hit in search_tenant(store, space, SpaceEmbedder(space), tenant, query, k=3):
-            click.echo(f"  {hit.score:.3f}  {hit.doc_id} #{hit.provenance['seq']}  [{space.name} "
+            click.echo(f"  {hit.score:.3f}  {printable(hit.doc_id)} #{hit.provenance['seq']}  [{space.name} "
                        f"{space.space_id}, sha256 {hit.provenance['source_checksum'][:12]}, "
                        f"embedded {hit.provenance['embedded_at']:%Y-%m-%d %H:%M:%S}]")
             click.echo(f"         {' '.join(hit.text.split())[:120]}")

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from embedops.core.chunking import Chunk, TokenCounter, chunk_document
+from embedops.core.chunking import MAX_CHARS_PER_TOKEN, Chunk, TokenCounter, chunk_document
 from embedops.errors import ConfigError
 
 MAX_TOKENS, OVERLAP_TOKENS, MIN_TOKENS = 200, 32, 24
@@ -148,6 +148,32 @@ def test_unbreakable_runs_are_hard_split(count_tokens, text):
     assert all(count_tokens(c.text) <= 64 for c in chunks)
     body = text.split("\n")[-1]
     assert "".join(c.text.split("\n")[-1].replace(" ", "") for c in chunks) == body.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 20_000,  # WordPiece reads any word over 100 characters as one [UNK]
+        "# Dump\n\nA short introduction.\n\n" + "0f" * 10_000 + "\n\nA closing line.",
+        "Too long to read: " + "\u00e9" * 10_000 + ". Next sentence.",
+    ],
+    ids=["bare", "under-heading", "inside-a-sentence"],
+)
+def test_runs_the_tokenizer_reads_as_one_token_are_split_by_characters(count_tokens, text):
+    chunks = chunk(text, count_tokens)
+
+    assert len(chunks) > 1
+    assert all(len(c.text) <= MAX_TOKENS * MAX_CHARS_PER_TOKEN for c in chunks)
+    assert all(c.token_count == count_tokens(c.text) <= MAX_TOKENS for c in chunks)
+    bodies = "".join(c.text.split("\n", 1)[-1] if c.heading else c.text for c in chunks)
+    assert bodies.replace(" ", "").replace("\n", "") == text.split("\n\n", 1)[-1].replace(" ", "").replace("\n", "")
+
+
+def test_ordinary_text_never_meets_the_character_bound(documents, count_tokens):
+    """The bound is a ceiling for unreadable runs: ordinary chunks stay far below it."""
+    chunks = chunk(render(documents["long"]), count_tokens)
+
+    assert max(len(c.text) / max(c.token_count, 1) for c in chunks) < MAX_CHARS_PER_TOKEN / 2
 
 
 @pytest.mark.parametrize(

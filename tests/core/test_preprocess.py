@@ -75,10 +75,38 @@ def test_text_normalisation(raw, expected):
     assert preprocess(raw, ".txt", 1) == expected
 
 
-@pytest.mark.parametrize("version", [0, 2, 99])
+@pytest.mark.parametrize("version", [0, 3, 99])
 def test_unknown_version_is_a_config_error(version):
-    with pytest.raises(ConfigError, match=rf"version {version} is unknown.*known versions are 1"):
+    with pytest.raises(ConfigError, match=rf"version {version} is unknown.*known versions are 1, 2"):
         preprocess("text", ".md", version)
+
+
+ASTRONAUT = "\U0001f469\u200d\U0001f680"  # woman + ZWJ + rocket: one emoji
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (f"{ASTRONAUT} on board", f"{ASTRONAUT} on board"),
+        # after a variation selector or a skin tone
+        ("\u2764\ufe0f\u200d\U0001f525 \U0001f3c3\U0001f3fd\u200d\u2640\ufe0f",
+         "\u2764\ufe0f\u200d\U0001f525 \U0001f3c3\U0001f3fd\u200d\u2640\ufe0f"),
+        # not between two emoji
+        ("zero\u200dwidth \U0001f469\u200d and \u200d\U0001f680", "zerowidth \U0001f469 and \U0001f680"),
+        ("invoice\u202egpj.exe", "invoicegpj.exe"),  # right-to-left override
+        ("\u202aa\u202b b\u202c c\u202d\u2066d\u2067e\u2068f\u2069", "a b cdef"),  # embeddings, isolates
+        ("left\u200e right\u200f arabic\u061c", "left right arabic"),  # direction marks
+        ("zero\u200bwidth\u200c\u2060\ufeff here", "zerowidth here"),
+    ],
+    ids=["zwj-sequence", "zwj-after-modifiers", "stray-zwj", "rlo", "embeddings-isolates", "marks", "zero-width"],
+)
+def test_version_2_drops_bidi_controls_and_keeps_emoji_sequences(raw, expected):
+    assert preprocess(raw, ".txt", 2) == expected
+
+
+def test_version_1_output_is_unchanged():
+    """Spaces declared with preprocessing 1 keep exactly the text (and so the vectors) they were built from."""
+    assert preprocess(f"{ASTRONAUT} invoice\u202egpj", ".txt", 1) == "\U0001f469\U0001f680 invoice\u202egpj"
 
 
 def test_every_known_version_runs():

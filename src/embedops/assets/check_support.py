@@ -17,8 +17,9 @@ from embedops.core.fingerprints import sha256_bytes
 from embedops.core.monitoring import ERROR, Outcome
 from embedops.core.monitoring.drift import centroid_and_norm, vector_matrix
 from embedops.core.monitoring.freshness import documents, freshness, pending_changes
-from embedops.core.monitoring.reconcile import list_source, one_space, provenance
+from embedops.core.monitoring.reconcile import one_space, provenance
 from embedops.core.monitoring.state import MonitoringState
+from embedops.core.sources import list_source
 from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.stores.base import VectorStore, index_rows
 from embedops.core.tables import Rows, batches, count

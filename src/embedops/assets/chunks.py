@@ -28,7 +28,8 @@ def document_chunks(
         raise NotMaterializedError(f"source_documents for tenant {tenant!r} is not materialized yet")
     previous = tables.dataset("document_chunks", (tenant, space.name))
     with tables.writer("document_chunks", (tenant, space.name), CHUNKS_SCHEMA, context.run_id) as out:
-        plan = plan_chunks(documents, previous, space, embedder.for_space(space).count_tokens, out)
+        model = embedder.for_space(space)
+        plan = plan_chunks(documents, previous, space, model.count_tokens, out, model.unknown_share)
     tables.write(
         "chunk_quarantine",
         (tenant, space.name),

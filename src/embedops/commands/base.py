@@ -26,6 +26,17 @@ class UserError(click.ClickException):
             click.echo(f"error: {line}", err=True, file=file)
 
 
+def printable(name: object) -> str:
+    """A name (document id, path, reason) for human-readable output: backslashes and every character
+    that is not printable (line breaks, escape codes, bidi controls, zero-width characters) are escaped
+    as in a Python string literal, so a file name cannot forge an output line or hide what it is.
+    JSON output needs none of this: json escapes by itself."""
+    return "".join(
+        "\\\\" if c == "\\" else c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+        for c in str(name)
+    )
+
+
 class EmbedopsGroup(click.Group):
     """The command group whose commands report EmbedopsError as a UserError."""
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from embedops.commands.base import Context
+from embedops.commands.base import Context, printable
 
 
 @click.command()
@@ -36,10 +36,10 @@ def check(tenant: str | None, space_name: str | None, names: tuple[str, ...], as
             status = "PASS " if r.passed else f"FAIL {r.severity}"
             click.echo(f"{status:<10} {r.check:<26} {where}: {r.description}")
             if not r.passed and r.ids:
-                shown = ", ".join(r.ids[:10])
+                shown = ", ".join(printable(i) for i in r.ids[:10])
                 click.echo(f"{'':<10} ids: {shown}{f' ... ({len(r.ids)} listed)' if len(r.ids) > 10 else ''}")
             for stale in (r.metadata.get("stale") or [])[:10]:
-                click.echo(f"{'':<10} {stale['doc_id']} ({stale['policy']}): {stale['reason']}")
+                click.echo(f"{'':<10} {printable(stale['doc_id'])} ({stale['policy']}): {printable(stale['reason'])}")
         click.echo(f"{len(reports)} check result(s): {len(reports) - len(errors) - len(warnings)} passed, "
                    f"{len(errors)} failed at ERROR, {len(warnings)} at WARN")
     sys.exit(1 if errors else 0)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from embedops.commands.base import Context
+from embedops.commands.base import Context, printable
 from embedops.core.adapter import Adapter, adapter_path
 from embedops.core.cutover import open_manifest
 from embedops.core.golden import load_beir, slice_golden
@@ -235,7 +235,7 @@ def migration_search(
         )
         for rank, hit in enumerate(fused, 1):
             ranks = ", ".join(f"{name} #{r}" for name, r in hit.ranks.items())
-            click.echo(f"{rank:>2}. rrf {hit.score:.4f}  {hit.hit.doc_id}  ({ranks})")
+            click.echo(f"{rank:>2}. rrf {hit.score:.4f}  {printable(hit.hit.doc_id)}  ({ranks})")
             click.echo(f"    {' '.join(hit.hit.text.split())[:160]}")
         return
     bridge, hits = adapter_search(ctx, serving, space_name, tenant, query, k)
@@ -268,4 +268,4 @@ def migration_search(
         f"{bridge.source} and mapped by the adapter ({bridge.method})"
     )
     for rank, hit in enumerate(hits, 1):
-        click.echo(f"{rank:>2}. {hit.score:.4f}  {hit.doc_id}  {' '.join(hit.text.split())[:140]}")
+        click.echo(f"{rank:>2}. {hit.score:.4f}  {printable(hit.doc_id)}  {' '.join(hit.text.split())[:140]}")

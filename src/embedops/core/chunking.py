@@ -11,8 +11,12 @@ paragraphs, so editing one sentence changes only the chunks around it:
 * a paragraph over the budget is cut into sentence windows with content-defined cuts and an overlap;
   when the budget forces a cut first, it falls after the sentence with the smallest content hash.
 
-Every chunk starts with its section's heading trail (``Title > Section``) on its own line and
-``count_tokens(chunk.text) <= max_tokens`` always holds.
+Every chunk starts with its section's heading trail (``Title > Section``) on its own line, and
+``count_tokens(chunk.text) <= max_tokens`` and ``len(chunk.text) <= max_tokens * MAX_CHARS_PER_TOKEN``
+always hold. The character bound matters for text the tokenizer reads as few tokens: a WordPiece
+tokenizer reads a word of over 100 characters as one unknown token, so a megabyte without a space
+would otherwise be one "1-token" chunk. Inside the chunker a piece's size is the larger of its token
+count and its characters over ``MAX_CHARS_PER_TOKEN``; for ordinary text that is its token count.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ HEADING_SEP = " > "
 # Tokens allowed for the newline(s) that join two separately counted pieces. A WordPiece tokenizer
 # needs 0; byte-level BPE may spend one on "\n\n". The final check in `_fit` catches any excess.
 JOIN_ALLOWANCE = 1
+# Ceiling on characters per token: ordinary text averages 3-6 characters per token, so only text the
+# tokenizer barely reads (long unbroken runs) reaches it. A chunk holds at most max_tokens times this.
+MAX_CHARS_PER_TOKEN = 16
 
 _MARKDOWN_HEADING = re.compile(r"^ ?(#{1,6})[ \t]+(\S.*?)(?:[ \t]+#+)?[ \t]*$")
 _ADORNMENT = re.compile(r"^([=\-~^*#])\1+[ \t]*$")
@@ -59,7 +66,7 @@ class _Section:
 
 @dataclass(frozen=True)
 class _Piece:
-    """A paragraph or a sentence with its token count measured once."""
+    """A paragraph or a sentence with its size (see ``_Chunker.size``) measured once."""
 
     text: str
     tokens: int
@@ -68,7 +75,8 @@ class _Piece:
 def chunk_document(
     text: str, count_tokens: TokenCounter, max_tokens: int, overlap_tokens: int, min_tokens: int
 ) -> list[Chunk]:
-    """Split ``text`` into chunks of at most ``max_tokens`` tokens as measured by ``count_tokens``."""
+    """Split ``text`` into chunks of at most ``max_tokens`` tokens as measured by ``count_tokens`` and at
+    most ``max_tokens * MAX_CHARS_PER_TOKEN`` characters."""
     if max_tokens < 1 or not 0 <= overlap_tokens < max_tokens or min_tokens < 0:
         raise ConfigError(
             f"chunker settings max_tokens={max_tokens}, overlap_tokens={overlap_tokens}, "
@@ -192,6 +200,14 @@ class _Chunker:
     overlap_tokens: int
     min_tokens: int
 
+    def size(self, text: str) -> int:
+        """Tokens of ``text``, or its characters over MAX_CHARS_PER_TOKEN (rounded up) when that is more.
+
+        Text over the character bound of a whole chunk is not tokenized: it is over every budget anyway.
+        """
+        chars = -(-len(text) // MAX_CHARS_PER_TOKEN)
+        return chars if chars > self.max_tokens else max(self.count_tokens(text), chars)
+
     def chunk_section(self, section: _Section) -> list[tuple[str, str, int]]:
         """(heading, chunk text, tokens) for one section, every text within the budget."""
         heading = self._fit_heading(section.heading)
@@ -209,11 +225,11 @@ class _Chunker:
             return _Piece("", 0)
         last = heading.split(HEADING_SEP)[-1]
         for candidate in (heading, last):
-            tokens = self.count_tokens(candidate)
+            tokens = self.size(candidate)
             if tokens <= limit:
                 return _Piece(candidate, tokens)
         cut = self._hard_split(last, limit)[0] if limit > 0 else ""
-        tokens = self.count_tokens(cut) if cut else 0
+        tokens = self.size(cut) if cut else 0
         return _Piece(cut, tokens) if tokens <= limit else _Piece("", 0)
 
     def _pack_paragraphs(self, paragraphs: list[str], budget: int) -> list[list[_Piece]]:
@@ -243,14 +259,14 @@ class _Chunker:
         return bodies
 
     def _measure(self, paragraph: str, budget: int) -> _Piece | None:
-        """The paragraph with its token count, or None when it is over the budget.
+        """The paragraph with its size, or None when it is over the budget.
 
         Every whitespace-separated word is at least one token, so a paragraph with more words than the
         budget is over it without asking the tokenizer.
         """
         if len(paragraph.split()) > budget:
             return None
-        piece = _Piece(paragraph, self.count_tokens(paragraph))
+        piece = _Piece(paragraph, self.size(paragraph))
         return piece if piece.tokens <= budget else None
 
     def _sentence_windows(self, paragraph: str, budget: int) -> list[_Piece]:
@@ -268,13 +284,13 @@ class _Chunker:
 
     def _sentence_pieces(self, sentence: str, budget: int) -> list[_Piece]:
         """The sentence as one piece, or word/character pieces of it when it alone is over budget."""
-        tokens = self.count_tokens(sentence)
+        tokens = self.size(sentence)
         if tokens <= budget:
             return [_Piece(sentence, tokens)]
         trailing = sentence[len(sentence.rstrip()) :]
         parts = self._hard_split(sentence.strip(), budget)
         texts = [part + " " for part in parts[:-1]] + [parts[-1] + trailing]
-        return [_Piece(text, self.count_tokens(text)) for text in texts]
+        return [_Piece(text, self.size(text)) for text in texts]
 
     def _overlap_start(self, sentences: list[_Piece], window_start: int, start: int, budget: int) -> int:
         """Index of the first sentence the window at ``start`` repeats from the previous window.
@@ -314,11 +330,12 @@ class _Chunker:
     # --- the budget invariant ---------------------------------------------------------------------
 
     def _fit(self, heading: str, pieces: list[str], sep: str) -> list[tuple[str, int]]:
-        """Compose chunk texts from pieces, halving any composition the tokenizer finds too long."""
+        """Compose chunk texts from pieces, halving any composition the tokenizer (or the character bound)
+        finds too long; the count returned is the text's true token count."""
         body = sep.join(pieces)
         text = f"{heading}\n{body}" if heading else body
         tokens = self.count_tokens(text)
-        if tokens <= self.max_tokens:
+        if tokens <= self.max_tokens and len(text) <= self.max_tokens * MAX_CHARS_PER_TOKEN:
             return [(text, tokens)]
         if len(pieces) > 1:
             middle = len(pieces) // 2
@@ -331,12 +348,13 @@ class _Chunker:
         return [(text, tokens)]  # a single character: only a tokenizer over 1 token per char gets here
 
     def _hard_split(self, text: str, budget: int) -> list[str]:
-        """Split an unbreakable run by words, and words by characters, into pieces within ``budget``."""
+        """Split an unbreakable run by words, and words by characters, into pieces within ``budget``
+        (sizes, so a long word the tokenizer reads as one token is split too)."""
         parts: list[str] = []
         current: list[str] = []
         used = 0
         for word in text.split():
-            tokens = self.count_tokens(word)
+            tokens = self.size(word)
             if tokens > budget:
                 parts.extend([" ".join(current)] if current else [])
                 parts.extend(self._split_characters(word, budget))
@@ -354,10 +372,10 @@ class _Chunker:
         """Longest prefixes of ``word`` that fit ``budget``, found by binary search."""
         parts: list[str] = []
         while word:
-            low, high = 1, len(word)
+            low, high = 1, min(len(word), budget * MAX_CHARS_PER_TOKEN)
             while low < high:
                 middle = (low + high + 1) // 2
-                if self.count_tokens(word[:middle]) <= budget:
+                if self.size(word[:middle]) <= budget:
                     low = middle
                 else:
                     high = middle - 1

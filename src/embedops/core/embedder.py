@@ -6,6 +6,7 @@ model calls, and what the tests hold to zero for an unchanged corpus.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from functools import lru_cache
@@ -33,6 +34,10 @@ class Embedder(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
+    def unknown_share(self, text: str) -> float:
+        """Share of the visible characters of ``text`` the tokenizer reads as its unknown token (0..1)."""
+        ...
+
 
 class _Model:
     """A loaded model of either backend, with a thread-safe count of texts sent to it."""
@@ -45,6 +50,7 @@ class _Model:
             if static_model is not None:
                 self._model: Any = static_model.from_pretrained(str(folder))
                 self._tokenize = lambda t: self._model.tokenizer.encode(t, add_special_tokens=False).ids
+                self._backend: Any = self._model.tokenizer  # a tokenizers.Tokenizer
                 self.dimension = int(self._model.dim)
                 self.max_seq_length = spec.max_seq_length
             else:
@@ -53,6 +59,7 @@ class _Model:
                 self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
                 tokenizer = self._model.tokenizer
                 self._tokenize = lambda t: tokenizer.encode(t, add_special_tokens=False)
+                self._backend = getattr(tokenizer, "backend_tokenizer", None)  # None for a slow tokenizer
                 self.dimension = int(self._model.get_embedding_dimension())
                 self.max_seq_length = int(self._model.max_seq_length)
         except Exception as exc:  # the loaders raise many types; one clear error names the folder
@@ -60,6 +67,7 @@ class _Model:
                 f"model {spec.name!r} could not be loaded from {folder}: {exc}; reinstall the package "
                 "that ships it or fix the space's model 'path'"
             ) from exc
+        self._unknown = _unknown_token(self._backend)
         self.calls = 0
         self._lock = threading.Lock()
 
@@ -74,6 +82,40 @@ class _Model:
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenize(text))
+
+    def unknown_share(self, text: str) -> float:
+        """Share of the non-space characters of ``text`` covered by unknown tokens; 0.0 when the tokenizer
+        has no unknown token (or is a slow tokenizer, which gives no character offsets)."""
+        visible = sum(1 for c in text if not c.isspace())
+        if self._unknown is None or not visible:
+            return 0.0
+        unknown_id, vocabulary_piece = self._unknown
+        encoding = self._backend.encode(text, add_special_tokens=False)
+        unknown = covered = 0
+        for token, piece, (start, end) in zip(encoding.ids, encoding.tokens, encoding.offsets, strict=True):
+            if token == unknown_id and piece != vocabulary_piece and end > covered:
+                unknown += end - max(start, covered)
+                covered = end
+        return min(1.0, unknown / visible)
+
+
+def _unknown_token(tokenizer: Any) -> tuple[int, str | None] | None:
+    """How a `tokenizers.Tokenizer` marks unknown text: (id, the vocabulary piece that id also stands for,
+    if any), or None when it has no unknown token.
+
+    WordPiece and BPE name their unknown token ("[UNK]"): every token with its id is unknown. Unigram
+    gives only an id and emits unknown text under it as the text itself; in a distilled vocabulary that id
+    can also be a real piece (model2vec's static model: id 3 is "."), which is then not unknown.
+    """
+    if tokenizer is None:
+        return None
+    model = json.loads(tokenizer.to_str()).get("model", {})
+    if model.get("unk_token"):
+        unknown_id = tokenizer.token_to_id(model["unk_token"])
+        return None if unknown_id is None else (unknown_id, None)
+    if model.get("unk_id") is not None:
+        return int(model["unk_id"]), tokenizer.id_to_token(int(model["unk_id"]))
+    return None
 
 
 def load_model(spec: ModelSpec) -> _Model:
@@ -135,3 +177,6 @@ class SpaceEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return self._model.count_tokens(text)
+
+    def unknown_share(self, text: str) -> float:
+        return self._model.unknown_share(text)

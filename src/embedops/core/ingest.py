@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from embedops.core.cache import EmbeddingCache
-from embedops.core.chunking import chunk_document
+from embedops.core.chunking import Chunk, chunk_document
 from embedops.core.embedder import Embedder
 from embedops.core.fingerprints import cache_key, chunk_id, sha256_text
 from embedops.core.preprocess import preprocess
@@ -89,11 +89,14 @@ def plan_chunks(
     space: SpaceSpec,
     count_tokens: Callable[[str], int],
     out: Sink,
+    unknown_share: Callable[[str], float] | None = None,
 ) -> ChunkPlan:
     """Chunk the documents for ``space`` into ``out``, reusing the previous chunks of every unchanged document.
 
     Reused chunks are copied batch by batch from ``previous``; the rest are chunked a few hundred
-    documents at a time. A document's chunks are written together, in order.
+    documents at a time. A document's chunks are written together, in order. With ``unknown_share``
+    (the model tokenizer's, see `Embedder.unknown_share`), a document with a chunk the model reads as
+    mostly unknown tokens is quarantined: that chunk's vector would mean nothing.
     """
     config_hash = space.config_hash
     docs = columns(documents, ["doc_id", "checksum", "modified_at"])
@@ -123,11 +126,9 @@ def plan_chunks(
         for doc in part.to_pylist():
             if doc["doc_id"] in reused:
                 continue
-            pieces = _chunk(doc, space, count_tokens)
-            if not pieces:
-                quarantined.append(
-                    {"doc_id": doc["doc_id"], "stage": "chunking", "reason": "no text left after preprocessing"}
-                )
+            pieces = _chunk(doc, space, count_tokens, unknown_share)
+            if isinstance(pieces, str):
+                quarantined.append({"doc_id": doc["doc_id"], "stage": "chunking", "reason": pieces})
                 continue
             current[doc["doc_id"]] = doc["checksum"]
             rows.extend(pieces)
@@ -140,11 +141,22 @@ def plan_chunks(
     return ChunkPlan(out.rows, diff_documents(previous_for_diff, current), quarantined)
 
 
-def _chunk(doc: dict, space: SpaceSpec, count_tokens: Callable[[str], int]) -> list[dict]:
-    """The chunk rows of one document in the space's recipe (none when no text is left)."""
+# A chunk is unreadable to the model when more than this share of its visible characters are unknown tokens.
+MAX_UNKNOWN_SHARE = 0.5
+
+
+def _chunk(
+    doc: dict, space: SpaceSpec, count_tokens: Callable[[str], int], unknown_share: Callable[[str], float] | None
+) -> list[dict] | str:
+    """The chunk rows of one document in the space's recipe, or why it has none to embed."""
     text = preprocess(doc["text"], doc["suffix"], space.preprocessing)
     chunker = space.chunker
     pieces = chunk_document(text, count_tokens, chunker.max_tokens, chunker.overlap_tokens, chunker.min_tokens)
+    if not pieces:
+        return "no text left after preprocessing"
+    unreadable = _unreadable(pieces, unknown_share) if unknown_share else None
+    if unreadable:
+        return unreadable
     rows = []
     seen: Counter[str] = Counter()
     for piece in pieces:
@@ -166,6 +178,20 @@ def _chunk(doc: dict, space: SpaceSpec, count_tokens: Callable[[str], int]) -> l
         )
         seen[text_hash] += 1
     return rows
+
+
+def _unreadable(pieces: list[Chunk], unknown_share: Callable[[str], float]) -> str | None:
+    """Why the model cannot read one of the chunks (mostly unknown tokens), or None."""
+    for piece in pieces:
+        share = unknown_share(piece.text)
+        if share > MAX_UNKNOWN_SHARE:
+            body = piece.text[len(piece.heading) + 1 :] if piece.heading else piece.text
+            return (
+                f"chunk {piece.seq + 1} of {len(pieces)} is {share:.0%} text the model reads as unknown tokens "
+                f"(it starts {body[:40]!r}), so its vector would mean nothing; remove that text or index this "
+                "document in a space whose model reads it"
+            )
+    return None
 
 
 @dataclass

@@ -2,6 +2,12 @@
 
 The preprocessing version is part of an embedding space: changing what ``preprocess`` does for a
 version changes the text the model sees, so a new behaviour needs a new version number.
+
+* version 1: HTML to text, Unicode NFC, no control or zero-width characters (U+200B-U+200D, U+2060,
+  U+FEFF), one space between words, at most one blank line.
+* version 2: as version 1, and bidirectional controls are removed too (embeddings, overrides and
+  isolates U+202A-U+202E and U+2066-U+2069, marks U+200E, U+200F and U+061C), while a zero-width joiner
+  between two emoji is kept, so an emoji sequence such as 👩‍🚀 stays one emoji.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from html.parser import HTMLParser
 
 from embedops.errors import ConfigError
 
-PREPROCESSING_VERSIONS = (1,)
+PREPROCESSING_VERSIONS = (1, 2)
 
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 
@@ -27,6 +33,18 @@ _BLOCK_TAGS = frozenset(
 _CELL_TAGS = frozenset({"td", "th"})
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+_ZERO_WIDTH_V2 = dict.fromkeys(map(ord, "\u200b\u200c\u2060\ufeff\u200e\u200f\u061c"))  # ZWJ: see below
+_ZERO_WIDTH_V2.update(dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))  # bidi controls
+# Emoji and pictographs a zero-width joiner may join (Unicode's Extended_Pictographic, by block), and
+# what may stand between one and the joiner: variation selectors and skin-tone modifiers.
+_EMOJI = (
+    "\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u2199\u21a9\u21aa\u231a-\u23ff\u24c2\u25aa-\u25fe"
+    "\u2600-\u27bf\u2934\u2935\u2b05-\u2bff\u3030\u303d\u3297\u3299\U0001f000-\U0001faff\U0001fc00-\U0001fffd"
+)
+_EMOJI_MODIFIER = "\ufe0e\ufe0f\U0001f3fb-\U0001f3ff"
+_STRAY_JOINER = re.compile(
+    rf"(?<![{_EMOJI}])(?<![{_EMOJI}][{_EMOJI_MODIFIER}])\u200d|\u200d(?![{_EMOJI}])"
+)
 # Every line break Python's str.splitlines knows, except the plain \n we normalise to.
 _LINE_BREAKS = re.compile(r"\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # Cc except \t and \n
@@ -44,16 +62,21 @@ def preprocess(raw: str, suffix: str, version: int) -> str:
             "set `preprocessing` in the space config to one of them"
         )
     text = html_to_text(raw) if suffix.lower() in HTML_SUFFIXES else raw
-    return normalize_text(text)
+    return normalize_text(text, version)
 
 
-def normalize_text(text: str) -> str:
+def normalize_text(text: str, version: int = 1) -> str:
     """Unicode NFC, no zero-width or control characters, \\n line ends, single spaces, at most one blank line.
 
     Tabs and other horizontal whitespace (for example U+00A0) collapse to one space like plain spaces.
+    From version 2, bidirectional controls go too and a zero-width joiner between two emoji stays.
     """
     text = _LINE_BREAKS.sub("\n", text)
-    text = _CONTROL_CHARS.sub("", text.translate(_ZERO_WIDTH))
+    if version >= 2:
+        text = _STRAY_JOINER.sub("", text.translate(_ZERO_WIDTH_V2))
+    else:
+        text = text.translate(_ZERO_WIDTH)
+    text = _CONTROL_CHARS.sub("", text)
     text = unicodedata.normalize("NFC", text)
     lines = (_INLINE_SPACE.sub(" ", line).rstrip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()

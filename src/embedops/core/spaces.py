@@ -115,7 +115,7 @@ class SpaceSpec:
     model: ModelSpec
     dimension: int
     normalize: bool = True
-    preprocessing: int = 1
+    preprocessing: int = 1  # the default of spaces declared before version 2; new spaces declare 2
     chunker: ChunkerSpec = field(default_factory=ChunkerSpec)
     precision: str = "fp32"
     hotness_weight: float = 1.0

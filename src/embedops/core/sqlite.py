@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Literal
 
 
 def open_db(path: Path, schema: str, autocommit: bool = False) -> sqlite3.Connection:
@@ -12,7 +13,7 @@ def open_db(path: Path, schema: str, autocommit: bool = False) -> sqlite3.Connec
     ``autocommit`` leaves transactions to explicit BEGIN/COMMIT statements.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    isolation = None if autocommit else "DEFERRED"
+    isolation: Literal["DEFERRED"] | None = None if autocommit else "DEFERRED"
     conn = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=isolation)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(schema)

@@ -7,46 +7,18 @@ the cutover gate calls the same function, so the gate passes only where the chec
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from embedops.core.monitoring import Outcome, first
-from embedops.core.sources import SUPPORTED_SUFFIXES
+from embedops.core.sources import list_source
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import PROVENANCE_FIELDS, VectorStore, index_rows
 from embedops.core.tables import TableStore
-
-
-def list_source(root: Path) -> dict[str, datetime]:
-    """Documents in a tenant's source folder now, with their modification times (no file is read).
-
-    Same rules as the ingest scan: supported suffixes only, hidden files and folders skipped,
-    symlinks leaving the root ignored.
-    """
-    found: dict[str, datetime] = {}
-    if not root.is_dir():
-        return found
-    real_root = root.resolve()
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            path = Path(folder) / name
-            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                continue
-            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                continue
-            try:
-                mtime = path.stat().st_mtime
-            except OSError:
-                continue
-            found[path.relative_to(root).as_posix()] = datetime.fromtimestamp(mtime, tz=UTC)
-    return found
 
 
 def _column(table: pa.Table | None, name: str) -> list:
