@@ -67,3 +67,13 @@ def test_bad_input_gets_one_clear_line_and_exit_2(run, args: list[str], message:
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_the_reserved_golden_tenant_cannot_be_ingested(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "sources" / "embedops-golden"  # a folder of that name under the sources root
+    folder.mkdir(parents=True)
+    (folder / "a.md").write_text("# A\n\nA document that must not reach the golden-set namespace.\n")
+    result = run("ingest", "--tenant", "embedops-golden")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "tenant name 'embedops-golden' is reserved" in result.stderr
+    assert not (tmp_path / "home" / "tables" / "source_documents" / "embedops-golden").exists()
