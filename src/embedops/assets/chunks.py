@@ -29,12 +29,7 @@ def document_chunks(
     previous = tables.dataset("document_chunks", (tenant, space.name))
     with tables.writer("document_chunks", (tenant, space.name), CHUNKS_SCHEMA, context.run_id) as out:
         plan = plan_chunks(documents, previous, space, embedder.for_space(space).count_tokens, out)
-    tables.write(
-        "chunk_quarantine",
-        (tenant, space.name),
-        quarantine_table(plan.quarantined),
-        context.run_id,
-    )
+        tables.write("chunk_quarantine", (tenant, space.name), quarantine_table(plan.quarantined), context.run_id)
     return dg.MaterializeResult(
         metadata={
             "documents": len(plan.diff.added) + len(plan.diff.changed) + len(plan.diff.unchanged),

@@ -30,7 +30,7 @@ def chunk_embeddings(
     schema = index_schema(space.dimension)
     with tables.writer("chunk_embeddings", (tenant, space.name), schema, context.run_id) as out:
         result = embed_chunks(chunks, space, embedder.for_space(space), workspace.cache(), out)
-    tables.write("embedding_quarantine", (tenant, space.name), quarantine_table(result.quarantined), context.run_id)
+        tables.write("embedding_quarantine", (tenant, space.name), quarantine_table(result.quarantined), context.run_id)
     return dg.MaterializeResult(
         metadata={
             "rows": result.rows,
