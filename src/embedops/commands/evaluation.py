@@ -42,6 +42,7 @@ def evaluate(
     space_name: str, golden: Path | None, split: str | None, queries: int | None, distractors: int, as_json: bool
 ) -> None:
     """Measure SPACE on a golden set through its index and exactly, beside the serving space."""
+    from embedops.pipelines.liveness import worker_tags
     from embedops.pipelines.partitions import register_partitions
     from embedops.pipelines.runs import RunFailedError
 
@@ -57,6 +58,7 @@ def evaluate(
         },
         instance=ctx.instance(),
         partition_key=space_name,
+        tags=worker_tags(),
         raise_on_error=False,
     )
     if not result.success:

@@ -171,13 +171,14 @@ def backfill(space_name: str, max_tenants: int | None, as_json: bool) -> None:
 
 def run_cutover(ctx: Context, alias: str, space: SpaceSpec, force: bool) -> dict[str, Any]:
     """Run cutover_job in-process (so the move is a Dagster run) and return the recorded swap."""
+    from embedops.pipelines.liveness import worker_tags
     from embedops.pipelines.migration import WHO_TAG
 
     run_config = {"ops": {"cutover_alias": {"config": {"alias": alias, "space": space.name, "force": force}}}}
     result = ctx.defs.resolve_job_def("cutover_job").execute_in_process(
         run_config={**run_config, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         instance=ctx.instance(),
-        tags={WHO_TAG: who_am_i()},
+        tags={WHO_TAG: who_am_i(), **worker_tags()},
         raise_on_error=False,
     )
     if not result.success:

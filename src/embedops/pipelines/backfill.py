@@ -21,6 +21,7 @@ from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import VectorStore
 from embedops.errors import ConfigError
 from embedops.pipelines.jobs import embed_space_job
+from embedops.pipelines.liveness import worker_tags
 from embedops.pipelines.migration import customer_tenants, migration_config
 from embedops.pipelines.partitions import register_partitions, tenant_space_key
 from embedops.pipelines.runs import RunFailedError
@@ -112,7 +113,7 @@ def _run_tenant(
     defs: dg.Definitions, instance: dg.DagsterInstance, space: SpaceSpec, hot: HotTenant, step: BackfillStep
 ) -> None:
     workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[assignment,index]
-    tags = {**priority_tags(hot), "embedops/backfill": space.name}
+    tags = {**priority_tags(hot), "embedops/backfill": space.name, **worker_tags()}
     if workspace.tables().read("source_documents", (hot.tenant,)) is None:
         docs = defs.resolve_job_def("source_documents_job").execute_in_process(
             instance=instance, partition_key=hot.tenant, raise_on_error=False, run_config=_QUIET, tags=tags

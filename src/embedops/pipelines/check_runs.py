@@ -13,6 +13,7 @@ import dagster as dg
 from embedops.core.spaces import SpacesConfig
 from embedops.core.tenants import validate_tenant
 from embedops.errors import NotMaterializedError
+from embedops.pipelines.liveness import worker_tags
 from embedops.pipelines.monitoring import TENANT_ASSETS, TENANT_SPACE_ASSETS, check_keys, partition_tags
 from embedops.pipelines.partitions import register_partitions, tenant_space_key, tenant_space_partitions
 
@@ -118,7 +119,7 @@ def run_checks(
         if not keys:
             continue
         result = job.get_subset(asset_check_selection=set(keys)).execute_in_process(
-            instance=instance, tags=partition_tags(key), raise_on_error=False, run_config=_QUIET
+            instance=instance, tags={**partition_tags(key), **worker_tags()}, raise_on_error=False, run_config=_QUIET
         )
         reports.extend(_reports(result, t, s))
     return reports

@@ -15,6 +15,7 @@ import dagster as dg
 from embedops.core.spaces import SpaceSpec
 from embedops.core.tenants import validate_tenant
 from embedops.errors import ConfigError, EmbedopsError
+from embedops.pipelines.liveness import worker_tags
 from embedops.pipelines.partitions import register_partitions, tenant_space_key
 from embedops.resources import WorkspaceResource
 
@@ -59,7 +60,7 @@ def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
 
 def _execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, key: Any) -> dg.ExecuteInProcessResult:
     result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, partition_key=key, raise_on_error=False, run_config=_QUIET
+        instance=instance, partition_key=key, raise_on_error=False, run_config=_QUIET, tags=worker_tags()
     )
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
