@@ -77,3 +77,14 @@ def test_the_reserved_golden_tenant_cannot_be_ingested(run, tmp_path: Path) -> N
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "tenant name 'embedops-golden' is reserved" in result.stderr
     assert not (tmp_path / "home" / "tables" / "source_documents" / "embedops-golden").exists()
+
+
+def test_a_new_dagster_home_gets_run_monitoring_that_sees_in_process_runs(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import dagster as dg
+
+    from embedops.pipelines.liveness import WatchedRunLauncher
+
+    run("search", "x", "--tenant", "acme")  # any command writes the instance file of a new DAGSTER_HOME
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        assert instance.run_monitoring_enabled
+        assert isinstance(instance.run_launcher, WatchedRunLauncher)
