@@ -83,3 +83,24 @@ def test_a_newline_in_a_file_name_cannot_forge_an_output_line(run, tmp_path: Pat
     assert ingested[1].startswith("  quarantined empty\\n  quarantined nothing: all is well.md: empty")
     assert len(found) == 4 and not any(line.startswith(" 2.") for line in found)  # header, then one hit
     assert f"  tides.md\\n{forged}\\n.md #0  chunk " in found[1]
+
+
+def test_the_reserved_golden_tenant_cannot_be_ingested(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "sources" / "embedops-golden"  # a folder of that name under the sources root
+    folder.mkdir(parents=True)
+    (folder / "a.md").write_text("# A\n\nA document that must not reach the golden-set namespace.\n")
+    result = run("ingest", "--tenant", "embedops-golden")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "tenant name 'embedops-golden' is reserved" in result.stderr
+    assert not (tmp_path / "home" / "tables" / "source_documents" / "embedops-golden").exists()
+
+
+def test_a_new_dagster_home_gets_run_monitoring_that_sees_in_process_runs(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import dagster as dg
+
+    from embedops.pipelines.liveness import WatchedRunLauncher
+
+    run("search", "x", "--tenant", "acme")  # any command writes the instance file of a new DAGSTER_HOME
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        assert instance.run_monitoring_enabled
+        assert isinstance(instance.run_launcher, WatchedRunLauncher)

@@ -103,7 +103,7 @@ def test_a_killed_backfill_resumes_without_redoing_finished_tenants(
 
 
 @pytest.mark.parametrize("store_kind", STORE_KINDS)
-def test_cutover_command_refuses_a_worse_space_and_force_is_loud_and_recorded(
+def test_cutover_and_rollback_onto_a_worse_space_need_force_and_are_recorded(
     make_migration: MakeMigration, tmp_path: Path
 ) -> None:
     project = make_migration("minilm", "static")
@@ -142,3 +142,16 @@ def test_cutover_command_refuses_a_worse_space_and_force_is_loud_and_recorded(
     assert listing["history"][-1]["forced"] is True
     back = run("rollback", "--alias", "docs", "--json")
     assert back.exit_code == 0 and json.loads(back.stdout)["to_space"] == "minilm"
+    assert json.loads(back.stdout)["forced"] is False
+
+    # rolling back again would put the gate-refused space back into service: that needs --force
+    again = run("rollback", "--alias", "docs")
+    assert again.exit_code == 2
+    assert "space 'static' refused" in again.stderr and "failed the cutover gate" in again.stderr
+    assert "below serving" in again.stderr and "--force" in again.stderr
+    assert project.store.get_alias("docs") == project.spaces.get("minilm").space_id
+    forced_back = run("rollback", "--alias", "docs", "--force", "--json")
+    assert forced_back.exit_code == 0 and "FORCED" in forced_back.stderr
+    swap = json.loads(forced_back.stdout)
+    assert (swap["action"], swap["forced"], swap["to_space"]) == ("forced-rollback", True, "static")
+    assert project.store.get_alias("docs") == project.spaces.get("static").space_id

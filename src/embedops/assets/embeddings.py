@@ -39,12 +39,12 @@ def chunk_embeddings(
             previous=previous,
             max_failure_share=workspace.settings.max_model_failure_share,
         )
+        tables.write("embedding_quarantine", (tenant, space.name), quarantine_table(result.quarantined), context.run_id)
     if result.model_failures:
         context.log.warning(
             f"{tenant}/{space.name}: the model failed on {result.model_failures} text(s); "
             f"{len(result.quarantined)} document(s) keep {result.stale_rows} stale row(s) and are retried next run"
         )
-    tables.write("embedding_quarantine", (tenant, space.name), quarantine_table(result.quarantined), context.run_id)
     return dg.MaterializeResult(
         metadata={
             "rows": result.rows,

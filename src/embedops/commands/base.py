@@ -47,8 +47,9 @@ class EmbedopsGroup(click.Group):
             raise UserError(str(exc)) from exc
 
 
-# A new DAGSTER_HOME: no storage block (Dagster's embedded SQLite), and the hot-first run queue that
-# `dagster dev` and the daemon use for runs launched from the UI or by sensors.
+# A new DAGSTER_HOME: no storage block (Dagster's embedded SQLite), the hot-first run queue that
+# `dagster dev` and the daemon use for runs launched from the UI or by sensors, and run monitoring,
+# which fails runs whose process died (embedops.pipelines.liveness) so they do not hold the queue.
 INSTANCE_YAML = """telemetry:
   enabled: false
 run_coordinator:
@@ -56,6 +57,15 @@ run_coordinator:
   class: HotFirstRunCoordinator
   config:
     max_concurrent_runs: 2
+run_launcher:
+  module: embedops.pipelines.liveness
+  class: WatchedRunLauncher
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_runtime_seconds: 0
 """
 
 

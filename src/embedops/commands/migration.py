@@ -169,10 +169,10 @@ def backfill(space_name: str, max_tenants: int | None, as_json: bool) -> None:
 
 def run_cutover(ctx: Context, alias: str, space: SpaceSpec, force: bool) -> dict[str, Any]:
     """Run cutover_job in-process (so the move is a Dagster run) and return the recorded swap."""
+    from embedops.pipelines.execution import execute_job, step_failures
     from embedops.pipelines.migration import WHO_TAG
 
     run_config = {"ops": {"cutover_alias": {"config": {"alias": alias, "space": space.name, "force": force}}}}
-    from embedops.pipelines.execution import execute_job, step_failures
 
     result = execute_job(
         ctx.defs, "cutover_job", ctx.instance(), tags={WHO_TAG: who_am_i()}, run_config=run_config,
@@ -223,17 +223,25 @@ def cutover(alias: str | None, space_name: str, force: bool, as_json: bool) -> N
 
 @click.command("rollback")
 @click.option("--alias", default=None, help="Default: the alias of the space config.")
+@click.option("--force", is_flag=True, help="Roll back onto a space that failed the gate. Recorded as forced.")
 @click.option("--json", "as_json", is_flag=True)
-def rollback_command(alias: str | None, as_json: bool) -> None:
+def rollback_command(alias: str | None, force: bool, as_json: bool) -> None:
     """Point the alias back at the space it served before, in one atomic step."""
     ctx = Context()
     config = ctx.workspace.spaces()
     alias = alias or config.alias
-    swap = rollback(ctx.store(), _manifest(ctx), config, ctx.settings.home, alias, who_am_i())
+    swap = rollback(ctx.store(), _manifest(ctx), config, ctx.settings.home, alias, who_am_i(), force=force)
     if as_json:
         _echo_json(swap.to_json())
-        return
-    click.echo(f"alias {alias!r}: {swap.from_space} -> {swap.to_space} (rollback, by {swap.who} at {swap.at})")
+    else:
+        click.echo(
+            f"alias {alias!r}: {swap.from_space} -> {swap.to_space} ({swap.action}, by {swap.who} at {swap.at})"
+        )
+    if swap.forced:
+        click.echo(
+            f"FORCED onto {swap.to_space!r}, which failed the cutover gate: {'; '.join(swap.gate['reasons'])}",
+            err=True,
+        )
 
 
 COMMANDS = [spaces, backfill, cutover, rollback_command]

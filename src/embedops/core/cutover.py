@@ -139,8 +139,33 @@ def _move(
     return next(s for s in manifest.history(alias) if s.id == swap_id)
 
 
-def rollback(store: VectorStore, manifest: Manifest, config: SpacesConfig, home: Path, alias: str, who: str) -> Swap:
-    """Point ``alias`` back at the space it served before its last move: one atomic repoint."""
+def forced_admission(manifest: Manifest, alias: str, space_id: str) -> Swap | None:
+    """The forced cutover by which ``space_id`` last entered service on ``alias`` past a refusing gate.
+
+    None when its last cutover onto the alias passed the gate, or it never had one (the space the
+    alias started on). A rollback does not count: it moves without asking the gate.
+    """
+    for swap in reversed(manifest.history(alias)):
+        landed = swap.status in ("done", "pending")
+        if landed and swap.to_space_id == space_id and swap.action in ("cutover", "forced-cutover"):
+            return swap if swap.forced else None
+    return None
+
+
+def rollback(
+    store: VectorStore,
+    manifest: Manifest,
+    config: SpacesConfig,
+    home: Path,
+    alias: str,
+    who: str,
+    force: bool = False,
+) -> Swap:
+    """Point ``alias`` back at the space it served before its last move: one atomic repoint.
+
+    A space that went into service only by a forced cutover past the gate is not a rollback target:
+    moving back onto it needs ``force`` and is recorded as forced, like the cutover that put it there.
+    """
     with alias_lock(home, alias):
         current = store.get_alias(alias)
         if current is None:
@@ -160,9 +185,20 @@ def rollback(store: VectorStore, manifest: Manifest, config: SpacesConfig, home:
             ) from exc
         if manifest.state(target.name) == "retired":
             raise AliasError(f"previous space {target.name!r} of alias {alias!r} is retired; cannot roll back")
-        swap = _move(
-            store, manifest, config, alias, current, target, who, "rollback", {"rolled_back_swap": last.id}, False
-        )
+        forced = forced_admission(manifest, alias, target.space_id)
+        if forced is not None and not force:
+            reasons = "; ".join(forced.gate.get("reasons", [])) or "see the swap's gate numbers"
+            raise GateRefusedError(
+                f"rollback of alias {alias!r} to space {target.name!r} refused: {target.name!r} failed the "
+                f"cutover gate ({reasons}) and served only by forced cutover #{forced.id} ({forced.who}, "
+                f"{forced.at}). Cut over to it through the gate (`embedops cutover --alias {alias} --space "
+                f"{target.name}`), or override with `embedops rollback --alias {alias} --force` (recorded as forced)"
+            )
+        gate_json: dict[str, Any] = {"rolled_back_swap": last.id}
+        if forced is not None:
+            gate_json.update(forced_past=forced.id, reasons=forced.gate.get("reasons", []))
+        action = "forced-rollback" if forced is not None else "rollback"
+        swap = _move(store, manifest, config, alias, current, target, who, action, gate_json, forced is not None)
         manifest.hold(last.to_space)
         return swap
 

@@ -18,11 +18,8 @@ import pyarrow as pa
 
 from embedops.core.fingerprints import canonical_hash, sha256_text
 from embedops.core.sources import DOCUMENTS_SCHEMA
+from embedops.core.tenants import GOLDEN_TENANT
 from embedops.errors import ConfigError
-
-# The store namespace golden documents are indexed under. A valid store tenant name (the stores check
-# it), reserved: the registry refuses it as a customer tenant and customer tenant listings skip it.
-GOLDEN_TENANT = "embedops-golden"
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from embedops.core.golden import GOLDEN_TENANT
 from embedops.core.sqlite import open_db
 from embedops.core.tenants import validate_tenant
-from embedops.errors import InvalidTenantError, UnknownTenantError
+from embedops.errors import UnknownTenantError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, source_dir TEXT NOT NULL, added_at TEXT NOT NULL);
@@ -28,8 +27,6 @@ class Registry:
 
     def add_tenant(self, name: str, source_dir: Path) -> None:
         validate_tenant(name)
-        if name == GOLDEN_TENANT:
-            raise InvalidTenantError(f"tenant name {name!r} is reserved for golden-set evaluation; choose another")
         with self._conn:
             self._conn.execute(
                 "INSERT INTO tenants VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET source_dir=excluded.source_dir",

@@ -11,6 +11,7 @@ next one through a ``TableWriter``, so no step holds a tenant's corpus in memory
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -133,26 +134,51 @@ class TableStore:
     def writer(
         self, asset: str, partition: tuple[str, ...], schema: pa.Schema, run_id: str = "local"
     ) -> Iterator[TableWriter]:
-        """A new version written batch by batch; it becomes the latest only when the block succeeds."""
+        """A new version written batch by batch; it becomes the latest only when the block succeeds.
+
+        The block holds the partition's lock (an flock, which the kernel drops when its process
+        dies), so writers of one partition take turns, and whatever a dead writer left (a ``.part``
+        file, a version it never made the latest) is deleted before the new version is written.
+        """
         folder = self._dir(asset, *partition)
         folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        path = folder / f"{stamp}-{run_id[:8]}.parquet"
-        out = TableWriter(folder / f".{path.name}.part", schema)
-        try:
-            yield out
-            out.close()
-        except BaseException:
-            out.close()
-            out.path.unlink(missing_ok=True)
-            raise
-        os.replace(out.path, path)
-        out.path = path
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".latest.")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(path.name)
-        os.replace(tmp, folder / "LATEST")
-        self._prune(folder)
+        with open(folder / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._remove_leftovers(folder)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            path = folder / f"{stamp}-{run_id[:8]}.parquet"
+            out = TableWriter(folder / f".{path.name}.part", schema)
+            try:
+                yield out
+                out.close()
+            except BaseException:
+                out.close()
+                out.path.unlink(missing_ok=True)
+                raise
+            os.replace(out.path, path)
+            out.path = path
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".latest.")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(path.name)
+            os.replace(tmp, folder / "LATEST")
+            self._prune(folder)
+
+    def leftovers(self, asset: str, partition: tuple[str, ...]) -> list[Path]:
+        """Files a writer killed mid-way left in the partition: ``.part`` files, versions never made latest."""
+        return self._leftovers(self._dir(asset, *partition))
+
+    def _leftovers(self, folder: Path) -> list[Path]:
+        if not folder.is_dir():
+            return []
+        partial = [*folder.glob(".*.part"), *folder.glob(".latest.*")]
+        pointer = folder / "LATEST"
+        latest = pointer.read_text().strip() if pointer.exists() else ""
+        unpublished = [v for v in folder.glob("*.parquet") if v.name > latest]  # names sort by time
+        return sorted(partial + unpublished)
+
+    def _remove_leftovers(self, folder: Path) -> None:
+        for path in self._leftovers(folder):
+            path.unlink(missing_ok=True)
 
     def dataset(self, asset: str, partition: tuple[str, ...]) -> ds.Dataset | None:
         """The latest materialization as a Parquet dataset to read in batches, or None."""

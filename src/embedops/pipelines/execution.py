@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 
 from embedops.errors import RunFailedError
+from embedops.pipelines.liveness import worker_tags
 
 # The event log keeps every event; the console stays silent, so a failed run prints only our one line.
 QUIET: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -68,6 +69,7 @@ def execute_job(
 ) -> dg.ExecuteInProcessResult:
     """Run ``job`` (only ``check_keys`` of it, when given) in process on ``instance``.
 
+    The run carries this process's ``worker_tags``, so the run monitor can fail it if the process dies.
     A failed run raises RunFailedError unless ``raise_on_error`` is false; then the caller reads
     ``step_failures(result)``.
     """
@@ -77,7 +79,7 @@ def execute_job(
     result = job_def.execute_in_process(
         instance=instance,
         partition_key=partition_key,
-        tags=tags,
+        tags={**worker_tags(), **(tags or {})},
         run_config={**(run_config or {}), **QUIET},
         raise_on_error=False,
     )

@@ -49,7 +49,7 @@ from embedops.core.stores.weaviate.schema import (
     vector_dimension,
 )
 from embedops.core.tables import BATCH_ROWS, Rows, batches, columns, where_in
-from embedops.core.tenants import validate_tenant
+from embedops.core.tenants import validate_namespace
 from embedops.errors import NotMaterializedError, SpaceMismatchError, VectorStoreError
 
 UPSERT_BATCH = 200
@@ -92,7 +92,7 @@ class WeaviateStore(WeaviateConnection):
         ``rows`` may be a Parquet dataset: the plan is made from the key columns (chunk id and
         ``CHANGE_COLUMNS``) and the new and changed rows are then read and written batch by batch.
         """
-        tenant = validate_tenant(tenant)
+        tenant = validate_namespace(tenant)
         keys = self._keys(rows, tenant, space_id, space_name)
         space = self._space_for_write(space_id, space_name, rows)
         if space is None:  # no collection yet and nothing to write
@@ -114,7 +114,7 @@ class WeaviateStore(WeaviateConnection):
         return SyncResult(upserted=upserted, deleted=deleted, rows=self._count(space, tenant))
 
     def upsert(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> int:
-        tenant = validate_tenant(tenant)
+        tenant = validate_namespace(tenant)
         keys = self._keys(rows, tenant, space_id, space_name)
         space = self._space_for_write(space_id, space_name, rows)
         if space is None or keys.num_rows == 0:
@@ -123,7 +123,7 @@ class WeaviateStore(WeaviateConnection):
         return self._write(space, tenant, batches(rows))
 
     def delete(self, tenant: str, space_id: str, chunk_ids: Sequence[str]) -> int:
-        tenant = validate_tenant(tenant)
+        tenant = validate_namespace(tenant)
         space = self._open(space_id)
         if space is None or not chunk_ids or not self._has_tenant(space, tenant):
             return 0
@@ -132,7 +132,7 @@ class WeaviateStore(WeaviateConnection):
     # -- reads ----------------------------------------------------------------------------------
 
     def count(self, tenant: str, space_id: str) -> int:
-        tenant = validate_tenant(tenant)
+        tenant = validate_namespace(tenant)
         space = self._open(space_id)
         if space is None or not self._has_tenant(space, tenant):
             return 0
@@ -145,7 +145,7 @@ class WeaviateStore(WeaviateConnection):
                 f"a query embedded in space {query_space_id!r} cannot search the index of space "
                 f"{space_id!r}; embed the query with the index's space"
             )
-        tenant = validate_tenant(tenant)
+        tenant = validate_namespace(tenant)
         space = self._readable(tenant, space_id)
         if k <= 0:
             return []
@@ -181,7 +181,7 @@ class WeaviateStore(WeaviateConnection):
 
     def export(self, tenant: str, space_id: str, with_vectors: bool = False) -> pa.Table:
         """Every object of the tenant as index rows, ordered by (doc_id, seq)."""
-        tenant = validate_tenant(tenant)
+        tenant = validate_namespace(tenant)
         space = self._readable(tenant, space_id)
         parts = list(self._pages(space, tenant, with_vectors, BATCH_ROWS))
         table = pa.concat_tables(parts) if parts else _export_schema(space.dimension, with_vectors).empty_table()
@@ -191,7 +191,7 @@ class WeaviateStore(WeaviateConnection):
         self, tenant: str, space_id: str, with_vectors: bool = False, size: int = BATCH_ROWS
     ) -> Iterator[pa.Table]:
         """Every object of the tenant as index rows, ``size`` at a time, in the server's order."""
-        tenant = validate_tenant(tenant)
+        tenant = validate_namespace(tenant)
         space = self._readable(tenant, space_id)
         return self._pages(space, tenant, with_vectors, size)
 
