@@ -41,3 +41,7 @@ class VectorStoreError(EmbedopsError):
 
 class PagerDeliveryError(EmbedopsError):
     """The pager endpoint did not accept an event; it stays queued for the next attempt."""
+
+
+class RowContractError(VectorStoreError):
+    """Rows given to a vector store break its contract (another tenant's, a repeated chunk id); nothing is written."""

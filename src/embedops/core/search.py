@@ -8,7 +8,6 @@ import pyarrow as pa
 from embedops.core.embedder import Embedder
 from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.stores.base import Hit, VectorStore
-from embedops.core.tenants import validate_tenant
 from embedops.errors import NotMaterializedError, SpaceMismatchError
 
 
@@ -57,7 +56,6 @@ def search_tenant(
     exact: bool = False,
 ) -> list[Hit]:
     """Embed ``query`` in ``space`` and return the tenant's top-k chunks (ANN, or exact with ``exact``)."""
-    validate_tenant(tenant)
     if not query.strip():
         raise ValueError("the query is empty; give some words to search for")
     vector = embedder.encode([query])[0]
