@@ -53,7 +53,7 @@ def _sync_index(
     result = store.sync(tenant, space.space_id, space.name, rows)
     if space.name == spaces.serving_space.name and store.get_alias(spaces.alias) is None:  # point_first re-checks
         home = workspace.settings.home
-        details = {"run_id": context.run_id, "tenant": tenant}
+        details = {"run_id": context.run.run_id, "tenant": tenant}
         with closing(open_manifest(home, spaces, store)) as manifest:
             if point_first(store, manifest, spaces, home, spaces.alias, space, FIRST_SYNC, details) is not None:
                 context.log.info(f"alias {spaces.alias!r} now serves space {space.name!r}")
