@@ -81,3 +81,7 @@ class RunFailedError(EmbedopsError):
         where = f"{job}{f' for {partition}' if partition else ''}"
         lines = [f"{f.error} ({where}, step {f.step}, run {run_id})" for f in failures]
         return cls("\n".join(lines) or f"{where} failed (run {run_id})", run_id, failures)
+
+
+class RowContractError(VectorStoreError):
+    """Rows given to a vector store break its contract (another tenant's, a repeated chunk id); nothing is written."""

@@ -68,6 +68,7 @@ def test_model_migration_then_rollback_runbooks(tmp_path: Path, golden_dir: Path
     assert manifest["aliases"]["docs"] == next(s["space_id"] for s in manifest["spaces"] if s["name"] == "static")
     assert [s["state"] for s in manifest["spaces"]] == ["serving", "retired"]
     assert [(h["action"], h["who"]) for h in manifest["history"]] == [
+        ("first-pointing", "vector_index first sync"),
         ("cutover", "runbook-test"),
         ("rollback", "runbook-test"),
     ]

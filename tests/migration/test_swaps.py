@@ -78,7 +78,8 @@ def test_cutover_and_rollback_are_atomic_under_concurrent_searches(
     assert errors == []
     assert len(served) > 20 and set(served) == {static.space_id, minilm.space_id}
     history = manifest.history("docs")
-    assert len(history) == 16 and all(s.status == "done" for s in history)
+    assert history[0].action == "first-pointing"  # by the serving space's first sync
+    assert len(history) == 17 and all(s.status == "done" for s in history)
     assert store.get_alias("docs") == static.space_id
 
 

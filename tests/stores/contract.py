@@ -5,6 +5,7 @@ A test module subclasses ``VectorStoreContract`` and provides a ``store`` fixtur
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from embedops.core.stores.base import PROVENANCE_FIELDS, VectorStore, index_schema
-from embedops.errors import NotMaterializedError, SpaceMismatchError
+from embedops.core.tables import BATCH_ROWS
+from embedops.errors import InvalidTenantError, NotMaterializedError, RowContractError, SpaceMismatchError
 
 DIM = 8
 SPACE = ("a1b2c3d4e5f6", "contract-space")
@@ -65,6 +67,37 @@ def as_tenant(rows: pa.Table, tenant: str) -> pa.Table:
 
 def _ids(n: int) -> list[str]:
     return [f"{i}-a" for i in range(n)]
+
+
+# More rows than one streamed batch, so a fault in the last row is met only after a whole batch was read.
+STREAMED = BATCH_ROWS + 10
+INVALID_TENANTS = ("Acme", "../acme", "", "a b", "acme/../globex", "x" * 64)
+
+
+def _with_last(rows: pa.Table, column: str, value: str) -> pa.Table:
+    """``rows`` with ``column`` of the last row set to ``value``."""
+    values = rows.column(column).to_pylist()
+    values[-1] = value
+    field = rows.schema.field(column)
+    return rows.set_column(rows.schema.get_field_index(column), field, pa.array(values, field.type))
+
+
+def _refused_and_nothing_written(
+    store: VectorStore, tmp_path: Path, rows_of: Callable[[str], pa.Table], error: type[Exception], match: str
+) -> None:
+    """Every write of ``rows_of(tenant)`` is refused: sync and upsert, of a table and of a streamed dataset, to
+    a tenant with rows and to a new one; afterwards the store reads back exactly as before."""
+    store.sync("acme", *SPACE, make_rows("acme", ["1-a", "2-a"]))
+    before = store.export("acme", SPACE[0], with_vectors=True)
+    for tenant in ("acme", "initech"):
+        rows = rows_of(tenant)
+        for given in (rows, as_dataset(rows, tmp_path / f"{tenant}.parquet")):
+            for write in (store.sync, store.upsert):
+                with pytest.raises(error, match=match):
+                    write(tenant, *SPACE, given)
+    assert store.tenants(SPACE[0]) == ["acme"] and store.tenants(OTHER_SPACE[0]) == []
+    assert store.count("acme", SPACE[0]) == 2
+    assert store.export("acme", SPACE[0], with_vectors=True).equals(before)
 
 
 class VectorStoreContract:
@@ -175,6 +208,59 @@ class VectorStoreContract:
         with pytest.raises(SpaceMismatchError):
             store.sync("acme", *SPACE, make_rows("acme", ["1-a"], space=OTHER_SPACE))
         assert store.count("acme", SPACE[0]) == 0
+
+    def test_an_invalid_tenant_name_is_refused_everywhere_and_nothing_is_written(self, store: VectorStore) -> None:
+        store.sync("acme", *SPACE, make_rows("acme", ["1-a"]))
+        before = store.export("acme", SPACE[0], with_vectors=True)
+        query = np.ones(DIM, dtype=np.float32)
+        for tenant in INVALID_TENANTS:
+            rows = as_tenant(make_rows("acme", ["1-a", "2-a"]), tenant)
+            calls = [
+                lambda t=tenant, r=rows: store.sync(t, *SPACE, r),
+                lambda t=tenant, r=rows: store.upsert(t, *SPACE, r),
+                lambda t=tenant: store.delete(t, SPACE[0], ["1-a"]),
+                lambda t=tenant: store.count(t, SPACE[0]),
+                lambda t=tenant: store.search(t, SPACE[0], query, 1, SPACE[0]),
+                lambda t=tenant: store.export(t, SPACE[0]),
+            ]
+            for call in calls:
+                with pytest.raises(InvalidTenantError, match="is not a valid tenant name"):
+                    call()
+        assert store.tenants(SPACE[0]) == ["acme"]
+        assert store.export("acme", SPACE[0], with_vectors=True).equals(before)
+
+    def test_rows_of_another_tenant_are_refused_and_nothing_is_written(
+        self, store: VectorStore, tmp_path: Path
+    ) -> None:
+        _refused_and_nothing_written(
+            store,
+            tmp_path,
+            lambda tenant: _with_last(make_rows(tenant, _ids(STREAMED)), "tenant", "globex"),
+            RowContractError,
+            r"tenant\(s\) \['globex'\] cannot be written to tenant",
+        )
+
+    def test_rows_repeating_a_chunk_id_are_refused_and_nothing_is_written(
+        self, store: VectorStore, tmp_path: Path
+    ) -> None:
+        _refused_and_nothing_written(
+            store,
+            tmp_path,
+            lambda tenant: make_rows(tenant, [*_ids(STREAMED - 1), "0-a"]),  # the repeat is in the second batch
+            RowContractError,
+            r"repeat chunk ids \['0-a'\]",
+        )
+
+    def test_rows_of_another_space_among_them_are_refused_and_nothing_is_written(
+        self, store: VectorStore, tmp_path: Path
+    ) -> None:
+        _refused_and_nothing_written(
+            store,
+            tmp_path,
+            lambda tenant: _with_last(make_rows(tenant, _ids(STREAMED)), "space_id", OTHER_SPACE[0]),
+            SpaceMismatchError,
+            rf"\['{OTHER_SPACE[0]}'\] cannot be written to the index of space '{SPACE[1]}' \({SPACE[0]}\)",
+        )
 
     def test_delete_by_id(self, store: VectorStore) -> None:
         store.sync("acme", *SPACE, make_rows("acme", ["1-a", "2-a", "3-a"]))

@@ -1,5 +1,6 @@
 import time
 from collections.abc import Iterator
+from contextlib import closing
 
 import dagster as dg
 
@@ -10,11 +11,13 @@ from embedops.assets.check_support import (
     keep_distribution_baseline,
     tenant_space,
 )
+from embedops.core.cutover import open_manifest, point_first
 from embedops.errors import NotMaterializedError
 from embedops.pipelines.partitions import split_key, tenant_space_partitions
 from embedops.resources import VectorStoreResource, WorkspaceResource
 
 _DESCRIPTION = "The tenant's collection in the space, synced to the embeddings in one commit (deletes included)."
+FIRST_SYNC = "vector_index first sync"  # who the manifest records as first pointing the alias
 
 
 @dg.multi_asset(
@@ -48,9 +51,12 @@ def _sync_index(
         raise NotMaterializedError(f"chunk_embeddings for {tenant}/{space.name} is not materialized yet")
     store = vector_store.open()
     result = store.sync(tenant, space.space_id, space.name, rows)
-    if store.get_alias(spaces.alias) is None and space.name == spaces.serving_space.name:
-        store.set_alias(spaces.alias, space.space_id)
-        context.log.info(f"alias {spaces.alias!r} now serves space {space.name!r}")
+    if space.name == spaces.serving_space.name and store.get_alias(spaces.alias) is None:  # point_first re-checks
+        home = workspace.settings.home
+        details = {"run_id": context.run.run_id, "tenant": tenant}
+        with closing(open_manifest(home, spaces, store)) as manifest:
+            if point_first(store, manifest, spaces, home, spaces.alias, space, FIRST_SYNC, details) is not None:
+                context.log.info(f"alias {spaces.alias!r} now serves space {space.name!r}")
     if keep_distribution_baseline(workspace.settings.home, tenant, space, rows):
         context.log.info(f"kept the distribution baseline of {tenant}/{space.name} for the drift checks")
     return dg.MaterializeResult(

@@ -135,7 +135,6 @@ def adapter_search(
 ) -> tuple[Adapter, list[Any]]:
     """Embed the query in the new space, map it into the serving space, search the serving index."""
     from embedops.core.embedder import SpaceEmbedder
-    from embedops.core.tenants import validate_tenant
 
     config = ctx.workspace.spaces()
     if space_name:
@@ -155,9 +154,7 @@ def adapter_search(
             f"{serving.name!r} ({serving.space_id}); fit it again"
         )
     vector = SpaceEmbedder(config.get(bridge.source)).encode([query])
-    hits = ctx.store().search(
-        validate_tenant(tenant), serving.space_id, bridge.apply(vector)[0], k, query_space_id=serving.space_id
-    )
+    hits = ctx.store().search(tenant, serving.space_id, bridge.apply(vector)[0], k, query_space_id=serving.space_id)
     return bridge, hits
 
 

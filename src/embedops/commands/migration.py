@@ -11,7 +11,7 @@ import click
 
 from embedops.commands.base import Context
 from embedops.core.cutover import open_manifest, retire, rollback, who_am_i
-from embedops.core.manifest import Manifest
+from embedops.core.manifest import Manifest, Swap
 from embedops.core.migration import MigrationConfig, tenant_status
 from embedops.core.spaces import SpaceSpec
 from embedops.errors import AliasError, GateRefusedError
@@ -70,7 +70,12 @@ def space_entries(ctx: Context) -> dict[str, Any]:
         "tolerance": migration.tolerance,
         "spaces": out,
         "history": [s.to_json() for s in history],
+        "first_pointing": {a: _json_or_none(manifest.first_pointing(a)) for a in aliases},
     }
+
+
+def _json_or_none(swap: Swap | None) -> dict[str, Any] | None:
+    return None if swap is None else swap.to_json()
 
 
 def _print_space(entry: dict[str, Any]) -> None:
@@ -109,6 +114,13 @@ def spaces(click_ctx: click.Context, as_json: bool) -> None:
         return
     for entry in data["spaces"]:
         _print_space(entry)
+    for alias, first in data["first_pointing"].items():
+        if first:
+            details = ", ".join(f"{key} {value}" for key, value in sorted(first["gate"].items()))
+            click.echo(
+                f"alias {alias} first pointed at {first['to_space']} by {first['who']}"
+                f"{f' ({details})' if details else ''} at {first['at']}"
+            )
     for swap in data["history"][-5:]:
         click.echo(
             f"{swap['at']}  {swap['alias']}: {swap['from_space']} -> {swap['to_space']}  {swap['action']} "

@@ -1,4 +1,4 @@
-"""Moving an alias: gated cutover, rollback and retirement, each one atomic repoint in the store.
+"""Moving an alias: first pointing, gated cutover, rollback and retirement, each one atomic repoint in the store.
 
 The store's alias pointer is the single source of truth for what is served (readers see the old or
 the new pointer, never anything between); the manifest records each move before and after it
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedops.core.manifest import Manifest, Swap
+from embedops.core.manifest import FIRST_POINTING, Manifest, Swap
 from embedops.core.migration import GateResult, MigrationConfig, TenantStatus, gate, tenant_status
 from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.stores.base import VectorStore, index_schema
@@ -114,6 +114,28 @@ def cutover(
             )
         action = "forced-cutover" if force and not verdict.passed else "cutover"
         return _move(store, manifest, config, alias, current, space, who, action, verdict.to_json(), force)
+
+
+def point_first(
+    store: VectorStore,
+    manifest: Manifest,
+    config: SpacesConfig,
+    home: Path,
+    alias: str,
+    space: SpaceSpec,
+    who: str,
+    details: dict[str, Any],
+) -> Swap | None:
+    """Point an alias that points nowhere yet at ``space``: its first pointing, a move like any other.
+
+    Under the alias lock and recorded in the manifest (action ``first-pointing``, ``details`` such as the
+    run id kept with it). None when the alias already points somewhere: it is pointed first only once,
+    whichever of several concurrent first syncs gets the lock first.
+    """
+    with alias_lock(home, alias):
+        if store.get_alias(alias) is not None:
+            return None
+        return _move(store, manifest, config, alias, None, space, who, FIRST_POINTING, details, False)
 
 
 def _move(

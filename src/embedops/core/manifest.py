@@ -21,6 +21,7 @@ from typing import Any
 from embedops.core.sqlite import open_db
 
 STATES = ("building", "validated", "serving", "retired")
+FIRST_POINTING = "first-pointing"  # the action of the move that points an alias that pointed nowhere
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spaces (
@@ -208,6 +209,10 @@ class Manifest:
             )
             for r in rows
         ]
+
+    def first_pointing(self, alias: str) -> Swap | None:
+        """The move that first pointed the alias (action ``first-pointing``), or None when none is recorded."""
+        return next((s for s in self.history(alias) if s.action == FIRST_POINTING and s.status == "done"), None)
 
     def previous(self, alias: str, current_space_id: str) -> Swap | None:
         """The move that put the alias on its current space (a pending move counts if it landed)."""

@@ -56,7 +56,10 @@ def search_tenant(
     k: int = 10,
     exact: bool = False,
 ) -> list[Hit]:
-    """Embed ``query`` in ``space`` and return the tenant's top-k chunks (ANN, or exact with ``exact``)."""
+    """Embed ``query`` in ``space`` and return the tenant's top-k chunks (ANN, or exact with ``exact``).
+
+    ``tenant`` is a customer's: the store checks that the name is safe, this refuses reserved names too.
+    """
     validate_tenant(tenant)
     if not query.strip():
         raise InvalidQueryError("the query is empty; give some words to search for")

@@ -74,8 +74,10 @@ class SyncResult:
 class VectorStore(Protocol):
     """The narrow interface between the pipeline and a vector index.
 
-    ``space_id``/``space_name``/``dimension`` identify the collection; a store refuses rows or
-    queries of another space with SpaceMismatchError naming both.
+    ``space_id``/``space_name``/``dimension`` identify the collection. Every implementation enforces the
+    store contract itself (``embedops.core.stores.contract``), whatever its callers checked: it refuses an
+    invalid tenant name, rows of another tenant, a chunk id twice in one write, and rows or queries of
+    another space (SpaceMismatchError naming both), before it writes anything.
     """
 
     def sync(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> SyncResult:

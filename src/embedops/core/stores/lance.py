@@ -34,7 +34,8 @@ import pyarrow.compute as pc
 from lancedb.index import HnswSq
 
 from embedops.core.stores.base import Hit, SyncResult, index_schema
-from embedops.core.tables import BATCH_ROWS, Rows, batches, columns, count, where_in
+from embedops.core.stores.contract import check_query_space, check_tenant, checked_keys
+from embedops.core.tables import BATCH_ROWS, Rows, batches, where_in
 from embedops.errors import NotMaterializedError, SpaceMismatchError, VectorStoreError
 
 _META_KEY = b"embedops.space"
@@ -58,7 +59,8 @@ class LanceStore:
 
     @staticmethod
     def table_name(tenant: str, space_id: str) -> str:
-        return f"t_{tenant}__s_{space_id}"
+        """The tenant's table in the space; every read and write names its table here, so the tenant is checked."""
+        return f"t_{check_tenant(tenant)}__s_{space_id}"
 
     def _table_names(self) -> list[str]:
         return list(self._db.list_tables().tables)
@@ -78,14 +80,6 @@ class LanceStore:
             table.add_columns({"stale": "false"})
         return table
 
-    def _check_rows(self, rows: Rows, space_id: str, space_name: str) -> None:
-        found = set(pc.unique(columns(rows, ["space_id"]).column("space_id")).to_pylist())
-        if found - {space_id}:
-            raise SpaceMismatchError(
-                f"rows of space(s) {sorted(found - {space_id})} cannot be written to the index of space "
-                f"{space_name!r} ({space_id}); one collection holds one space"
-            )
-
     def _create(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> lancedb.table.Table:
         """The tenant's table, written from ``rows`` batch by batch in one commit."""
         dim = rows.schema.field("vector").type.list_size
@@ -94,10 +88,14 @@ class LanceStore:
         return self._db.create_table(self.table_name(tenant, space_id), data=_reader(rows, schema), schema=schema)
 
     def sync(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> SyncResult:
-        """Make the tenant's table hold exactly ``rows``, in at most one commit (see the module docstring)."""
-        self._check_rows(rows, space_id, space_name)
+        """Make the tenant's table hold exactly ``rows``, in at most one commit (see the module docstring).
+
+        The rows are checked against the store contract (``contract.checked_keys``) before the commit.
+        """
+        keys = checked_keys(rows, tenant, space_id, space_name, _KEY_COLUMNS)
         table = self._open(tenant, space_id)
         if table is None:
+            del keys
             table = self._create(tenant, space_id, space_name, rows)
             version = table.version
             written = table.count_rows()
@@ -105,7 +103,8 @@ class LanceStore:
             return SyncResult(upserted=written, deleted=0, rows=written, version=version)
         self._check_dimension(table, rows)
         key_schema = pa.schema([table.schema.field(name) for name in _KEY_COLUMNS])
-        source = columns(rows, _KEY_COLUMNS).cast(key_schema)
+        source = keys.cast(key_schema)
+        del keys
         target = table.search().select(list(_KEY_COLUMNS)).limit(None).to_arrow().select(_KEY_COLUMNS)
         changed, removed = _plan(source, target)
         everything = len(changed) == source.num_rows
@@ -149,12 +148,12 @@ class LanceStore:
             )
 
     def upsert(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> int:
-        self._check_rows(rows, space_id, space_name)
+        keys = checked_keys(rows, tenant, space_id, space_name, ["chunk_id"])
         table = self._open(tenant, space_id)
         if table is None:
             return int(self._create(tenant, space_id, space_name, rows).count_rows())
         self._check_dimension(table, rows)
-        if count(rows) == 0:
+        if keys.num_rows == 0:
             return 0
         result = (
             table.merge_insert("chunk_id")
@@ -179,11 +178,7 @@ class LanceStore:
     def search(
         self, tenant: str, space_id: str, query: np.ndarray, k: int, query_space_id: str
     ) -> list[Hit]:
-        if query_space_id != space_id:
-            raise SpaceMismatchError(
-                f"a query embedded in space {query_space_id!r} cannot search the index of space "
-                f"{space_id!r}; embed the query with the index's space"
-            )
+        check_query_space(space_id, query_space_id)
         table = self._materialized(tenant, space_id)
         found = (
             table.search(np.asarray(query, dtype=np.float32), vector_column_name="vector")

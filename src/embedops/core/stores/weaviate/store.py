@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from weaviate.classes.config import Configure, VectorDistances
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, MetadataQuery
@@ -30,6 +29,7 @@ from weaviate.collections import Collection
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateBaseError, WeaviateInsertManyAllFailedError
 
 from embedops.core.stores.base import Hit, SyncResult, index_schema
+from embedops.core.stores.contract import check_query_space, check_tenant, checked_keys
 from embedops.core.stores.weaviate.connection import WeaviateConnection
 from embedops.core.stores.weaviate.schema import (
     CHANGE_COLUMNS,
@@ -48,15 +48,14 @@ from embedops.core.stores.weaviate.schema import (
     to_properties,
     vector_dimension,
 )
-from embedops.core.tables import BATCH_ROWS, Rows, batches, columns, where_in
-from embedops.core.tenants import validate_namespace
+from embedops.core.tables import BATCH_ROWS, Rows, batches, where_in
 from embedops.errors import NotMaterializedError, SpaceMismatchError, VectorStoreError
 
 UPSERT_BATCH = 200
 DELETE_BATCH = 1000
 _ITERATOR_PAGE = 1000
 # What sync and upsert hold of the source rows at once (the rest is read batch by batch).
-_KEY_COLUMNS = ("chunk_id", "tenant", "space_id", *CHANGE_COLUMNS)
+_KEY_COLUMNS = ("chunk_id", *CHANGE_COLUMNS)
 
 
 class WeaviateStore(WeaviateConnection):
@@ -92,7 +91,6 @@ class WeaviateStore(WeaviateConnection):
         ``rows`` may be a Parquet dataset: the plan is made from the key columns (chunk id and
         ``CHANGE_COLUMNS``) and the new and changed rows are then read and written batch by batch.
         """
-        tenant = validate_namespace(tenant)
         keys = self._keys(rows, tenant, space_id, space_name)
         space = self._space_for_write(space_id, space_name, rows)
         if space is None:  # no collection yet and nothing to write
@@ -114,7 +112,6 @@ class WeaviateStore(WeaviateConnection):
         return SyncResult(upserted=upserted, deleted=deleted, rows=self._count(space, tenant))
 
     def upsert(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> int:
-        tenant = validate_namespace(tenant)
         keys = self._keys(rows, tenant, space_id, space_name)
         space = self._space_for_write(space_id, space_name, rows)
         if space is None or keys.num_rows == 0:
@@ -123,7 +120,7 @@ class WeaviateStore(WeaviateConnection):
         return self._write(space, tenant, batches(rows))
 
     def delete(self, tenant: str, space_id: str, chunk_ids: Sequence[str]) -> int:
-        tenant = validate_namespace(tenant)
+        tenant = check_tenant(tenant)
         space = self._open(space_id)
         if space is None or not chunk_ids or not self._has_tenant(space, tenant):
             return 0
@@ -132,7 +129,7 @@ class WeaviateStore(WeaviateConnection):
     # -- reads ----------------------------------------------------------------------------------
 
     def count(self, tenant: str, space_id: str) -> int:
-        tenant = validate_namespace(tenant)
+        tenant = check_tenant(tenant)
         space = self._open(space_id)
         if space is None or not self._has_tenant(space, tenant):
             return 0
@@ -140,12 +137,8 @@ class WeaviateStore(WeaviateConnection):
 
     def search(self, tenant: str, space_id: str, query: np.ndarray, k: int, query_space_id: str) -> list[Hit]:
         """Top-k objects of the tenant by cosine similarity (1 - Weaviate's cosine distance)."""
-        if query_space_id != space_id:
-            raise SpaceMismatchError(
-                f"a query embedded in space {query_space_id!r} cannot search the index of space "
-                f"{space_id!r}; embed the query with the index's space"
-            )
-        tenant = validate_namespace(tenant)
+        check_query_space(space_id, query_space_id)
+        tenant = check_tenant(tenant)
         space = self._readable(tenant, space_id)
         if k <= 0:
             return []
@@ -181,7 +174,7 @@ class WeaviateStore(WeaviateConnection):
 
     def export(self, tenant: str, space_id: str, with_vectors: bool = False) -> pa.Table:
         """Every object of the tenant as index rows, ordered by (doc_id, seq)."""
-        tenant = validate_namespace(tenant)
+        tenant = check_tenant(tenant)
         space = self._readable(tenant, space_id)
         parts = list(self._pages(space, tenant, with_vectors, BATCH_ROWS))
         table = pa.concat_tables(parts) if parts else _export_schema(space.dimension, with_vectors).empty_table()
@@ -191,7 +184,7 @@ class WeaviateStore(WeaviateConnection):
         self, tenant: str, space_id: str, with_vectors: bool = False, size: int = BATCH_ROWS
     ) -> Iterator[pa.Table]:
         """Every object of the tenant as index rows, ``size`` at a time, in the server's order."""
-        tenant = validate_namespace(tenant)
+        tenant = check_tenant(tenant)
         space = self._readable(tenant, space_id)
         return self._pages(space, tenant, with_vectors, size)
 
@@ -270,30 +263,9 @@ class WeaviateStore(WeaviateConnection):
     # -- internals ------------------------------------------------------------------------------
 
     def _keys(self, rows: Rows, tenant: str, space_id: str, space_name: str) -> pa.Table:
-        """The key columns of ``rows`` (``_KEY_COLUMNS``), once the rows are checked to belong here."""
+        """The key columns of ``rows`` (``_KEY_COLUMNS``), once the rows are checked against the store contract."""
         collection_name(space_id)
-        missing = set(PAYLOAD_COLUMNS + ("vector",)) - set(rows.schema.names)
-        if missing:
-            raise VectorStoreError(f"rows for {tenant!r} lack the index columns {sorted(missing)}")
-        keys = columns(rows, _KEY_COLUMNS)
-        if keys.num_rows == 0:
-            return keys
-        found = set(pc.unique(keys.column("space_id")).to_pylist())
-        if found - {space_id}:
-            raise SpaceMismatchError(
-                f"rows of space(s) {sorted(found - {space_id})} cannot be written to the index of space "
-                f"{space_name!r} ({space_id}); one collection holds one space"
-            )
-        tenants = set(pc.unique(keys.column("tenant")).to_pylist())
-        if tenants - {tenant}:
-            raise VectorStoreError(
-                f"rows of tenant(s) {sorted(tenants - {tenant})} cannot be written to tenant {tenant!r}"
-            )
-        counted = pc.value_counts(keys.column("chunk_id")).flatten()
-        if len(counted[0]) != keys.num_rows:
-            repeated = counted[0].filter(pc.greater(counted[1], 1)).to_pylist()
-            raise VectorStoreError(f"rows for tenant {tenant!r} repeat chunk ids {sorted(repeated)[:10]}")
-        return keys
+        return checked_keys(rows, tenant, space_id, space_name, _KEY_COLUMNS)
 
     def _space_for_write(self, space_id: str, space_name: str, rows: Rows) -> CollectionSpace | None:
         dimension = vector_dimension(rows)
