@@ -114,7 +114,8 @@ def test_a_failed_write_leaves_the_latest_version_and_no_partial_file(tmp_path: 
             out.write(pa.table({"i": [2, 3]}))
             raise RuntimeError("disk went away")
     assert tables.read("x", ("acme",)).column("i").to_pylist() == [1]  # type: ignore[union-attr]
-    assert sorted(p.name for p in (tmp_path / "x" / "acme").iterdir() if not p.name.endswith(".parquet")) == ["LATEST"]
+    leftovers = [p.name for p in (tmp_path / "x" / "acme").iterdir() if not p.name.endswith(".parquet")]
+    assert sorted(leftovers) == [".lock", "LATEST"]  # the partition's writer lock stays; no .part file
     dataset = tables.dataset("x", ("acme",))
     assert dataset is not None and dataset.to_table().column("i").to_pylist() == [1]
 
