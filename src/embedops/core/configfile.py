@@ -104,10 +104,9 @@ def _type_at(schema: Any, loc: Sequence[str | int]) -> Any:
     tp = _unwrap(schema)
     for part in loc:
         origin = get_origin(tp)
-        if dataclasses.is_dataclass(tp) and isinstance(part, str):
-            fields = {f.name: f.type for f in dataclasses.fields(tp)}
-            hints = getattr(tp, "__pydantic_fields__", {})
-            tp = _unwrap(hints[part].annotation) if part in hints else fields.get(part)
+        fields = getattr(tp, "__pydantic_fields__", {})  # a config type: its resolved field types
+        if isinstance(part, str) and part in fields:
+            tp = _unwrap(fields[part].annotation)
         elif origin in (tuple, list) and isinstance(part, int):
             tp = _unwrap(get_args(tp)[0])
         elif origin in (dict, Mapping) and isinstance(part, str):
