@@ -74,9 +74,9 @@ def test_space_config_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({}, "list under 'spaces:'"),
+        ({}, "spaces is required"),
         ({"spaces": [{"name": "a"}, {"name": "a"}]}, "twice"),
-        ({"spaces": [{"name": "a", "colour": "red"}]}, "unknown or missing field"),
+        ({"spaces": [{"name": "a", "colour": "red"}]}, r"spaces\[0\].colour is not a known key"),
         ({"spaces": [{"name": "Bad Name"}]}, "not valid"),
         ({"spaces": [{"name": "a", "chunker": {"max_tokens": 10, "overlap_tokens": 20}}]}, "inconsistent"),
         ({"spaces": [{"name": "a", "model": {"name": "m", "backend": "onnx", "path": "/x"}}]}, "backend"),

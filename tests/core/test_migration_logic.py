@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from embedops.core.migration import MigrationConfig, TenantStatus, gate, hot_first, rrf_fuse
-from embedops.core.spaces import DEFAULT_SPACE, ModelSpec, SpaceSpec
+from embedops.core.migration import TenantStatus, gate, hot_first, rrf_fuse
+from embedops.core.spaces import DEFAULT_SPACE, MigrationConfig, ModelSpec, SpaceSpec, load_config
 from embedops.core.stores.base import Hit
 from embedops.errors import ConfigError
 
@@ -91,15 +91,14 @@ def test_rrf_combines_ranks_only() -> None:
 def test_migration_settings_come_from_the_space_config(tmp_path: Path) -> None:
     path = tmp_path / "spaces.yaml"
     path.write_text("spaces: [{name: a}]\nmigration: {golden: /g, tolerance: 0.02, tenant_weights: {acme: 3}}\n")
-    config = MigrationConfig.load(path, environ={})
+    config = load_config(path, environ={}).migration
     assert (config.golden, config.tolerance, config.weight("acme"), config.weight("other")) == ("/g", 0.02, 3.0, 1.0)
-    assert MigrationConfig.load(path, environ={"EMBEDOPS_GOLDEN": "/x"}).golden == "/x"
-    assert MigrationConfig.load(None, environ={}).tolerance == 0.01
-    path.write_text("spaces: [{name: a}]\nmigration: {tolerence: 0.02}\n")
-    with pytest.raises(ConfigError, match="unknown field"):
-        MigrationConfig.load(path, environ={})
-    with pytest.raises(ConfigError, match="deletion_policy"):
-        MigrationConfig(deletion_policy="shred")
+    assert load_config(path, environ={"EMBEDOPS_GOLDEN": "/x"}).migration.golden == "/x"
+    assert load_config(None, environ={}).migration.tolerance == 0.01
+    assert load_config(None, environ={"EMBEDOPS_GOLDEN": "/x"}).migration.golden == "/x"
+    path.write_text("spaces: [{name: a}]\nmigration: {deletion_policy: shred}\n")
+    with pytest.raises(ConfigError, match="migration: deletion_policy 'shred' is not one of"):
+        load_config(path, environ={})
 
 
 def test_the_static_model_package_resolves_offline() -> None:

@@ -286,8 +286,8 @@ def test_config_defaults_and_errors(tmp_path: Path) -> None:
         {"pattern": "news/**", "policy": "daily"}]}})
     assert config.sentinel.sample == 10 and config.freshness.policies[0].policy == "daily"
     for bad, message in [
-        ({"sentinel": {"warn": 1}}, "unknown setting"),
-        ({"bogus": {}}, "unknown section"),
+        ({"sentinel": {"warn": 1}}, "sentinel.warn is not a known key; did you mean warn_at"),
+        ({"bogus": {}}, "bogus is not a known key"),
         ({"freshness": {"policies": [{"pattern": "*", "policy": "hourly"}]}}, "not one of"),
         ({"sentinel": {"warn_at": 0.5, "error_at": 0.1}}, "pass_below <= warn_at <= error_at"),
     ]:

@@ -12,7 +12,8 @@ from embedops.resources import EmbedderResource, VectorStoreResource, WorkspaceR
 
 
 class GoldenSetConfig(dg.Config):
-    """The golden set (a BEIR folder; default: ``migration.golden`` or EMBEDOPS_GOLDEN), optionally sliced."""
+    """The golden set (a BEIR folder; default: ``migration.golden`` or EMBEDOPS_GOLDEN) and its qrels split
+    (default: ``migration.golden_split``, else test, else the only one), optionally sliced."""
 
     golden: str | None = None
     split: str | None = None
@@ -34,13 +35,14 @@ def golden_set_evaluation(
     started = time.monotonic()
     spaces = workspace.spaces()
     space = spaces.get(context.partition_key)
-    folder = config.golden or migration_config(workspace).golden
+    migration = migration_config(workspace)
+    folder = config.golden or migration.golden
     if not folder:
         raise ConfigError(
             "no golden set configured: set 'migration: {golden: DIR}' in the space config, EMBEDOPS_GOLDEN, "
             "or the asset's config 'golden' (a BEIR folder: corpus.jsonl, queries.jsonl, qrels/*.tsv)"
         )
-    golden = load_beir(folder, config.split)
+    golden = load_beir(folder, config.split or migration.golden_split)
     if config.queries:
         golden = slice_golden(golden, config.queries, config.distractors, config.max_chars)
     store = vector_store.open()

@@ -13,7 +13,7 @@ from embedops.commands.base import Context, printable
 from embedops.core.adapter import Adapter, adapter_path
 from embedops.core.cutover import open_manifest
 from embedops.core.golden import load_beir, slice_golden
-from embedops.core.migration import FusedHit, MigrationConfig, rrf_fuse
+from embedops.core.migration import FusedHit, rrf_fuse
 from embedops.core.spaces import SpaceSpec
 from embedops.errors import ConfigError, NotMaterializedError
 
@@ -21,7 +21,7 @@ SHOWN = ("recall@10", "ndcg@10", "mrr@10")
 
 
 def _golden_folder(ctx: Context, golden: Path | None) -> str:
-    folder = str(golden) if golden else MigrationConfig.load(ctx.settings.spaces_file).golden
+    folder = str(golden) if golden else ctx.workspace.spaces().migration.golden
     if not folder:
         raise ConfigError(
             "no golden set: pass --golden DIR (a BEIR folder) or set 'migration: {golden: DIR}' "

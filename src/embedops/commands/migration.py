@@ -12,7 +12,7 @@ import click
 from embedops.commands.base import Context
 from embedops.core.cutover import open_manifest, retire, rollback, who_am_i
 from embedops.core.manifest import Manifest, Swap
-from embedops.core.migration import MigrationConfig, tenant_status
+from embedops.core.migration import tenant_status
 from embedops.core.spaces import SpaceSpec
 from embedops.errors import AliasError, GateRefusedError
 
@@ -32,7 +32,7 @@ def space_entries(ctx: Context) -> dict[str, Any]:
     config = ctx.workspace.spaces()
     store = ctx.store()
     manifest = open_manifest(ctx.settings.home, config, store)
-    migration = MigrationConfig.load(ctx.settings.spaces_file)
+    migration = ctx.workspace.spaces().migration
     history = manifest.history()
     aliases = sorted({config.alias} | {s.alias for s in history})
     pointers = {a: store.get_alias(a) for a in aliases}
@@ -136,7 +136,7 @@ def spaces_retire(name: str) -> None:
     config = ctx.workspace.spaces()
     store = ctx.store()
     manifest = open_manifest(ctx.settings.home, config, store)
-    policy = MigrationConfig.load(ctx.settings.spaces_file).deletion_policy
+    policy = ctx.workspace.spaces().migration.deletion_policy
     done = retire(store, manifest, config, ctx.settings.home, config.get(name), policy, [])
     click.echo(
         f"retired space {done.space} ({done.space_id}); deletion policy {done.policy}: "

@@ -4,11 +4,53 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+import threading
+from collections.abc import Callable, Hashable, Iterable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_files(paths: Iterable[Path]) -> str:
+    """sha256 of the files' bytes one after another, read in blocks."""
+    h = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """A cheap marker of a folder's files: their names, sizes and modification times (no content read)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        h.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+class FingerprintCache(Generic[K, V]):
+    """One value per key for the life of the process, computed again only when the key's fingerprint
+    changes (for a folder: ``folder_fingerprint``). Thread-safe; a value is computed under the lock."""
+
+    def __init__(self) -> None:
+        self._entries: dict[K, tuple[str, V]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K, fingerprint: str, compute: Callable[[], V]) -> V:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != fingerprint:
+                entry = (fingerprint, compute())
+                self._entries[key] = entry
+            return entry[1]
 
 
 def sha256_text(text: str) -> str:

@@ -7,60 +7,21 @@ materialized and reconciled, and candidate recall@10 >= serving recall@10 - tole
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from embedops.core.golden import GOLDEN_TENANT
 from embedops.core.monitoring import Outcome
 from embedops.core.monitoring.reconcile import quarantined_documents, reconcile_tenant
-from embedops.core.spaces import SpaceSpec
+from embedops.core.spaces import MigrationConfig, SpaceSpec
 from embedops.core.stores.base import Hit, VectorStore
 from embedops.core.tables import TableStore
 from embedops.core.tenants import validate_tenant
-from embedops.errors import ConfigError, InvalidTenantError
+from embedops.errors import InvalidTenantError
 
-DELETION_POLICIES = ("drop-on-retire", "keep")
 GATE_METRIC = "recall@10"
-
-
-@dataclass(frozen=True)
-class MigrationConfig:
-    """The ``migration:`` section of the space config (all optional)."""
-
-    golden: str | None = None
-    golden_split: str | None = None
-    tolerance: float = 0.01
-    tenant_weights: Mapping[str, float] = field(default_factory=dict)
-    deletion_policy: str = "drop-on-retire"
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.tolerance < 1:
-            raise ConfigError(f"migration tolerance {self.tolerance} must be in [0, 1), e.g. 0.01")
-        if self.deletion_policy not in DELETION_POLICIES:
-            raise ConfigError(f"migration deletion_policy {self.deletion_policy!r} is not one of {DELETION_POLICIES}")
-
-    @classmethod
-    def load(cls, spaces_file: Path | None, environ: Mapping[str, str] | None = None) -> MigrationConfig:
-        """Read ``migration:`` from the space config; EMBEDOPS_GOLDEN overrides the golden folder."""
-        env = os.environ if environ is None else environ
-        raw: dict[str, Any] = {}
-        if spaces_file is not None and Path(spaces_file).is_file():
-            data = yaml.safe_load(Path(spaces_file).read_text(encoding="utf-8")) or {}
-            raw = dict(data.get("migration") or {}) if isinstance(data, dict) else {}
-        if env.get("EMBEDOPS_GOLDEN"):
-            raw["golden"] = env["EMBEDOPS_GOLDEN"]
-        try:
-            return cls(**raw)
-        except TypeError as exc:
-            raise ConfigError(f"space config {spaces_file}: 'migration:' has an unknown field: {exc}") from exc
-
-    def weight(self, tenant: str) -> float:
-        return float(self.tenant_weights.get(tenant, 1.0))
 
 
 @dataclass(frozen=True)

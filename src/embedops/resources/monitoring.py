@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
@@ -13,16 +14,21 @@ from embedops.core.monitoring.state import MonitoringState
 class MonitoringResource(dg.ConfigurableResource):
     """Check thresholds and staleness policies (monitoring.yaml) and the state checks keep in EMBEDOPS_HOME.
 
-    Without ``config_file``, $EMBEDOPS_MONITORING or <home>/monitoring.yaml is read at each evaluation,
-    so a changed threshold applies from the next check on.
+    Without ``config_file``, $EMBEDOPS_MONITORING or <home>/monitoring.yaml is read, once per resource
+    instance: Dagster builds one for each run and sensor tick, so a changed threshold applies from the
+    next run of the checks on.
     """
 
     home: str
     config_file: str | None = None
 
-    def config(self) -> MonitoringConfig:
+    @cached_property
+    def _config(self) -> MonitoringConfig:
         path = Path(self.config_file) if self.config_file else config_path(Path(self.home), dict(os.environ))
         return load_monitoring(path)
+
+    def config(self) -> MonitoringConfig:
+        return self._config
 
     def state(self) -> MonitoringState:
         return MonitoringState.at(Path(self.home))

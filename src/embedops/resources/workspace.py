@@ -13,7 +13,13 @@ from embedops.core.tables import TableStore
 
 
 class WorkspaceResource(dg.ConfigurableResource):
-    """EMBEDOPS_HOME and what lives in it: materialized tables, the embedding cache, the registry."""
+    """EMBEDOPS_HOME and what lives in it: materialized tables, the embedding cache, the registry, and
+    the space config.
+
+    The space config is read once per resource instance. Dagster builds the instance anew for each run
+    and sensor tick (and a command builds its Definitions once), so a run reads the file once and an
+    edited file applies from the next run on, also in a long-lived code server.
+    """
 
     home: str
     sources_root: str
@@ -41,8 +47,13 @@ class WorkspaceResource(dg.ConfigurableResource):
             max_model_failure_share=self.max_model_failure_share,
         )
 
-    def spaces(self) -> SpacesConfig:
+    @cached_property
+    def _spaces(self) -> SpacesConfig:
         return load_config(self.settings.spaces_file)
+
+    def spaces(self) -> SpacesConfig:
+        """The space config (with its ``migration:`` section), as this run or command first read it."""
+        return self._spaces
 
     def tables(self) -> TableStore:
         return TableStore(self.settings.tables_dir)

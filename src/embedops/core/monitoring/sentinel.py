@@ -8,8 +8,6 @@ today's preprocessing and chunking.
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from typing import Any
 
 import numpy as np
@@ -18,21 +16,12 @@ import pyarrow.compute as pc
 
 from embedops.core.chunking import chunk_document
 from embedops.core.embedder import fresh_model
+from embedops.core.fingerprints import FingerprintCache, folder_fingerprint
 from embedops.core.preprocess import preprocess
 from embedops.core.spaces import ModelSpec, SpaceSpec
 
-_LOADED: dict[ModelSpec, tuple[str, Any]] = {}
-_LOCK = threading.Lock()
-
-
-def folder_fingerprint(spec: ModelSpec) -> str:
-    """A cheap marker of the model folder's files: names, sizes and modification times."""
-    folder = spec.model_dir()
-    h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        stat = path.stat()
-        h.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+# one model per process and spec, loaded again when the files in its folder change
+_LOADED: FingerprintCache[ModelSpec, Any] = FingerprintCache()
 
 
 class TodayEmbedder:
@@ -41,13 +30,8 @@ class TodayEmbedder:
     def __init__(self, space: SpaceSpec, batch_size: int = 32) -> None:
         self.space = space
         self.batch_size = batch_size
-        fingerprint = folder_fingerprint(space.model)
-        with _LOCK:
-            cached = _LOADED.get(space.model)
-            if cached is None or cached[0] != fingerprint:
-                cached = (fingerprint, fresh_model(space.model))
-                _LOADED[space.model] = cached
-        self._model = cached[1]
+        fingerprint = folder_fingerprint(space.model.model_dir())
+        self._model = _LOADED.get(space.model, fingerprint, lambda: fresh_model(space.model))
         self.dimension = int(self._model.dimension)
 
     def encode(self, texts: list[str]) -> np.ndarray:
