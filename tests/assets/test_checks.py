@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from embedops.core.monitoring.drift import fixed_sample
 from embedops.core.stores.lance import LanceStore
 from embedops.pipelines.check_runs import CheckReport, run_checks
 from tests.assets.test_pipeline import DOCS
@@ -127,6 +129,35 @@ def test_distribution_shift_and_neighbour_stability(ingested: Project) -> None:
     assert shift.metadata["norm_change"] == pytest.approx(0.2, abs=1e-3)
     assert not nn.passed and nn.severity == "ERROR" and nn.metadata["mean_overlap"] < 0.7
     assert "norm change" in shift.metadata["drift_trend"]
+
+
+def test_the_drift_checks_read_the_index_a_batch_at_a_time(ingested: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    (ingested.settings.home / "monitoring.yaml").write_text("sentinel: {sample: 2}\n")
+    ids = _rows(ingested)["chunk_id"].to_pylist()
+    assert len(ids) > 2
+
+    def whole(*args: object, **kwargs: object) -> pa.Table:
+        raise AssertionError("a check read the whole index with export()")
+
+    batch_rows: list[int] = []
+    export_batches = LanceStore.export_batches
+
+    def small_batches(self: LanceStore, tenant: str, space_id: str, with_vectors: bool = False,
+                      size: int = 2048) -> Iterator[pa.Table]:
+        for batch in export_batches(self, tenant, space_id, with_vectors=with_vectors, size=1):
+            batch_rows.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(LanceStore, "export", whole)
+    monkeypatch.setattr(LanceStore, "export_batches", small_batches)
+    results = checks(ingested, "sentinel_drift", "distribution_shift", "nn_stability")
+    assert all(r.passed for r in results.values()), [r.description for r in results.values()]
+    sentinel, shift = results["sentinel_drift"], results["distribution_shift"]
+    assert sentinel.metadata["sampled"] == 2
+    assert {w["chunk_id"] for w in sentinel.metadata["worst"]} == set(fixed_sample(ids, 2))
+    assert shift.metadata["mean_norm"] == pytest.approx(1.0, abs=1e-3)  # every unit vector, read in batches
+    assert shift.metadata["centroid_distance"] == pytest.approx(0.0, abs=1e-5)
+    assert batch_rows == [1] * len(batch_rows) and len(batch_rows) >= 3 * len(ids)  # each check went through every row
 
 
 def test_a_document_older_than_its_policy_allows(ingested: Project) -> None:

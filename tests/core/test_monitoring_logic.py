@@ -21,9 +21,9 @@ from embedops.core.monitoring.config import (
     parse_monitoring,
 )
 from embedops.core.monitoring.drift import (
-    cosine_distances,
     distribution_shift,
     fixed_sample,
+    fixed_sample_rows,
     grade_high,
     grade_low,
     neighbour_stability,
@@ -65,12 +65,6 @@ def test_neighbour_bands(value: float, expected: str | None) -> None:
     assert grade_low(value, 0.85, 0.70) == expected
 
 
-def test_cosine_distances_rowwise() -> None:
-    a = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
-    b = np.array([[2.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [1.0, 0.0]])
-    assert cosine_distances(a, b) == pytest.approx([0.0, 1.0, 2.0, 1.0])
-
-
 def test_fixed_sample_is_stable_and_local() -> None:
     ids = [f"c{i}" for i in range(500)]
     first = fixed_sample(ids, 100)
@@ -80,6 +74,18 @@ def test_fixed_sample_is_stable_and_local() -> None:
     assert fixed_sample([i for i in ids if i not in outside], 100) == first
     shrunk = fixed_sample([i for i in ids if i != first[0]], 100)
     assert len(set(shrunk) - set(first)) == 1
+
+
+@pytest.mark.parametrize("batch", [1, 7, 100, 500])
+def test_fixed_sample_rows_read_batch_by_batch_are_the_fixed_sample(batch: int) -> None:
+    ids = [f"c{i}" for i in range(500)]
+    table = pa.table({"chunk_id": ids, "seq": list(range(500))})
+    picked = fixed_sample_rows((table.slice(s, batch) for s in range(0, 500, batch)), 40)
+    assert picked is not None and picked.column("chunk_id").to_pylist() == fixed_sample(ids, 40)
+    assert picked.column_names == ["chunk_id", "seq"]
+    assert [int(i[1:]) for i in picked.column("chunk_id").to_pylist()] == picked.column("seq").to_pylist()
+    assert fixed_sample_rows(iter([]), 40) is None
+    assert fixed_sample_rows([table.slice(0, 3)], 40).num_rows == 3  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("noise", "level"), [(0.0, None), (0.3, WARN), (5.0, ERROR)])

@@ -11,20 +11,19 @@ from typing import Any
 
 import dagster as dg
 import numpy as np
-import pyarrow as pa
 
 from embedops.core.fingerprints import sha256_bytes
 from embedops.core.monitoring import ERROR, Outcome
-from embedops.core.monitoring.drift import centroid_and_norm, vector_matrix
+from embedops.core.monitoring.drift import centroid_and_norm
 from embedops.core.monitoring.freshness import documents, freshness, pending_changes
 from embedops.core.monitoring.reconcile import one_space, provenance
 from embedops.core.monitoring.state import MonitoringState
 from embedops.core.sources import list_source
 from embedops.core.spaces import SpacesConfig, SpaceSpec
-from embedops.core.stores.base import VectorStore, index_rows
+from embedops.core.stores.base import VectorStore, index_batches, index_rows
 from embedops.core.tables import Rows, batches, count
 from embedops.core.tenants import validate_tenant
-from embedops.errors import NotMaterializedError
+from embedops.core.vectors import vector_matrix
 from embedops.pipelines.partitions import tenant_space_partitions
 
 # partitioned asset checks are a Dagster preview feature; they are what shows results per partition
@@ -78,16 +77,10 @@ def invariant_results(
     if not names:
         return
 
-    def rows(with_vectors: bool) -> Iterator[pa.Table]:  # batch by batch: a check never holds the collection
-        try:
-            yield from store.export_batches(tenant, space.space_id, with_vectors=with_vectors)
-        except NotMaterializedError:
-            return
-
     if "one_space_per_collection" in names:
-        yield to_result(one_space(rows(False), space, limit), INDEX_KEY)
+        yield to_result(one_space(index_batches(store, tenant, space), space, limit), INDEX_KEY)
     if "provenance_complete" in names:
-        yield to_result(provenance(rows(True), space, tenant, limit), INDEX_KEY)
+        yield to_result(provenance(index_batches(store, tenant, space, True), space, tenant, limit), INDEX_KEY)
 
 
 def keep_distribution_baseline(home: Path, tenant: str, space: SpaceSpec, rows: Rows) -> bool:

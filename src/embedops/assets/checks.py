@@ -6,25 +6,23 @@ lives in core/monitoring; these wrappers load the inputs and record the outcome.
 """
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from embedops.assets.check_support import freshness_outcome, tenant_space, to_result
 from embedops.core.monitoring import ERROR, Outcome
 from embedops.core.monitoring.drift import (
     centroid_and_norm,
     distribution_shift,
-    fixed_sample,
+    fixed_sample_rows,
     neighbour_stability,
     sentinel_drift,
     trend_table,
-    vector_matrix,
 )
 from embedops.core.monitoring.quality import chunks_quality, documents_quality
 from embedops.core.monitoring.reconcile import reconcile_tenant
 from embedops.core.monitoring.sentinel import TodayEmbedder, rederive, sentinel_texts
-from embedops.core.stores.base import index_rows
+from embedops.core.stores.base import empty_index, index_batches
 from embedops.core.tenants import validate_tenant
+from embedops.core.vectors import vector_matrix
 from embedops.pipelines.partitions import tenant_partitions, tenant_space_partitions
 from embedops.resources import EmbedderResource, VectorStoreResource, WorkspaceResource
 from embedops.resources.monitoring import MonitoringResource
@@ -65,9 +63,10 @@ def sentinel_drift_check(
     """A fixed sample of chunks re-embedded with the model and recipe as they load today vs stored vectors."""
     tenant, space = tenant_space(context, workspace.spaces())
     config = monitoring.config()
-    rows = index_rows(vector_store.open(), tenant, space, with_vectors=True)
-    sample = set(fixed_sample(rows.column("chunk_id").to_pylist(), config.sentinel.sample))
-    picked = rows.filter(pc.is_in(rows["chunk_id"], value_set=pa.array(sorted(sample), pa.string())))
+    batches = index_batches(vector_store.open(), tenant, space, with_vectors=True)
+    picked = fixed_sample_rows(batches, config.sentinel.sample)
+    if picked is None:
+        picked = empty_index(space, with_vectors=True)
     today = TodayEmbedder(space, embedder.batch_size)
     if today.dimension != space.dimension:
         return to_result(Outcome("sentinel_drift", False, ERROR, f"the model {space.model.name!r} now produces "
@@ -99,9 +98,8 @@ def nn_stability(
     if not queries and kept:
         queries = kept[0]
     if not queries:  # none configured: sample chunk texts once and keep them fixed
-        rows = index_rows(store, tenant, space)
-        texts = dict(zip(rows.column("chunk_id").to_pylist(), rows.column("text").to_pylist(), strict=True))
-        queries = [texts[c] for c in fixed_sample(list(texts), config.queries_per_tenant, salt="nn")]
+        sample = fixed_sample_rows(index_batches(store, tenant, space), config.queries_per_tenant, salt="nn")
+        queries = sample.column("text").to_pylist() if sample is not None else []
     previous = kept[1] if kept and kept[0] == queries else None
     vectors = list(embedder.for_space(space).encode(queries)) if queries else []
     current = [[h.chunk_id for h in store.search(tenant, space.space_id, v, config.k, space.space_id)]
@@ -122,7 +120,8 @@ def distribution_shift_check(
 ) -> dg.AssetCheckResult:
     """Centroid cosine distance and mean-norm change against the baseline of the first materialization."""
     tenant, space = tenant_space(context, workspace.spaces())
-    centroid, norm = centroid_and_norm(vector_matrix(index_rows(vector_store.open(), tenant, space, True)))
+    batches = index_batches(vector_store.open(), tenant, space, with_vectors=True)
+    centroid, norm = centroid_and_norm(vector_matrix(batch) for batch in batches)
     state = monitoring.state()
     try:
         base = state.baseline(tenant, space.space_id)

@@ -30,9 +30,9 @@ def source_documents(context: dg.AssetExecutionContext, workspace: WorkspaceReso
         )
     tables = workspace.tables()
     # the new table becomes the latest as the step's last act: a run killed before leaves the previous one
-    with tables.writer("source_documents", (tenant,), DOCUMENTS_SCHEMA, context.run_id) as out:
+    with tables.writer("source_documents", (tenant,), DOCUMENTS_SCHEMA, context.run.run_id) as out:
         scan = scan_tenant(tenant, root, workspace.max_document_bytes, out)
-        tables.write("source_quarantine", (tenant,), scan.quarantine_table(), context.run_id)
+        tables.write("source_quarantine", (tenant,), scan.quarantine_table(), context.run.run_id)
         for item in scan.quarantined:
             context.log.warning(f"quarantined {tenant}/{item['doc_id']}: {item['reason']}")
     return dg.MaterializeResult(

@@ -29,7 +29,8 @@ def chunk_embeddings(
         raise NotMaterializedError(f"document_chunks for {tenant}/{space.name} is not materialized yet")
     schema = index_schema(space.dimension)
     previous = tables.dataset("chunk_embeddings", (tenant, space.name))
-    with tables.writer("chunk_embeddings", (tenant, space.name), schema, context.run_id) as out:
+    run_id = context.run.run_id
+    with tables.writer("chunk_embeddings", (tenant, space.name), schema, run_id) as out:
         result = embed_chunks(
             chunks,
             space,
@@ -39,7 +40,7 @@ def chunk_embeddings(
             previous=previous,
             max_failure_share=workspace.settings.max_model_failure_share,
         )
-        tables.write("embedding_quarantine", (tenant, space.name), quarantine_table(result.quarantined), context.run_id)
+        tables.write("embedding_quarantine", (tenant, space.name), quarantine_table(result.quarantined), run_id)
     if result.model_failures:
         context.log.warning(
             f"{tenant}/{space.name}: the model failed on {result.model_failures} text(s); "

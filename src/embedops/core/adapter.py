@@ -17,14 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from embedops.core.vectors import normalize
 from embedops.errors import ConfigError, NotMaterializedError, SpaceMismatchError
 
 METHODS = ("procrustes", "least-squares")
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def fit_map(
@@ -34,7 +30,7 @@ def fit_map(
 
     ``ridge`` is relative to the mean eigenvalue of X^T X, so it means the same at any scale.
     """
-    x, y = _unit(x_new).astype(np.float64), _unit(y_old).astype(np.float64)
+    x, y = normalize(np.asarray(x_new, dtype=np.float64)), normalize(np.asarray(y_old, dtype=np.float64))
     if x.shape[0] != y.shape[0] or x.shape[0] < 2:
         raise ValueError(f"need at least 2 paired vectors with equal counts, got {x.shape[0]} and {y.shape[0]}")
     method = method or ("procrustes" if x.shape[1] == y.shape[1] else "least-squares")
@@ -75,11 +71,11 @@ class Adapter:
                 f"adapter {self.source!r} -> {self.target!r} takes vectors of dimension {self.matrix.shape[0]}, "
                 f"got {v.shape[-1]}; embed the query in space {self.source!r}"
             )
-        return _unit(v @ self.matrix)
+        return normalize(v @ self.matrix)
 
     def latency_us(self, repeats: int = 2000) -> float:
         """Added time per query, in microseconds: mapping one query vector, best of three runs."""
-        query = _unit(np.asarray(np.random.default_rng(0).standard_normal(self.matrix.shape[0]), dtype=np.float32))
+        query = normalize(np.asarray(np.random.default_rng(0).standard_normal(self.matrix.shape[0]), dtype=np.float32))
         best = float("inf")
         for _ in range(3):
             started = time.perf_counter()

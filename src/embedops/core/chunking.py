@@ -25,8 +25,13 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from embedops.core.preprocess import preprocess
 from embedops.errors import ConfigError
+
+if TYPE_CHECKING:
+    from embedops.core.spaces import SpaceSpec
 
 TokenCounter = Callable[[str], int]
 
@@ -92,6 +97,16 @@ def chunk_document(
         Chunk(seq=seq, text=body, token_count=tokens, heading=heading)
         for seq, (heading, body, tokens) in enumerate(pieces)
     ]
+
+
+def chunk_in_space(raw: str, suffix: str, space: SpaceSpec, count_tokens: TokenCounter) -> list[Chunk]:
+    """A source document's chunks in a space's recipe: its preprocessing version, then its chunker settings.
+
+    Ingest and the sentinel check both chunk through here, so the sentinel re-derives what ingest makes.
+    """
+    text = preprocess(raw, suffix, space.preprocessing)
+    settings = space.chunker
+    return chunk_document(text, count_tokens, settings.max_tokens, settings.overlap_tokens, settings.min_tokens)
 
 
 # --- structure: sections and paragraphs ---------------------------------------------------------

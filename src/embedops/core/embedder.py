@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from embedops.core.spaces import ModelSpec, SpaceSpec
+from embedops.core.vectors import normalize
 from embedops.errors import ModelLoadError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -170,10 +171,7 @@ class SpaceEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         self.calls += len(texts)
         vectors = self._model.encode(texts, self.batch_size)
-        if self.space.normalize:
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.where(norms == 0, 1.0, norms)
-        return vectors.astype(np.float32)
+        return (normalize(vectors) if self.space.normalize else vectors).astype(np.float32)
 
     def count_tokens(self, text: str) -> int:
         return self._model.count_tokens(text)

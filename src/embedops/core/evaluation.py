@@ -26,6 +26,7 @@ from embedops.core.metrics import evaluate_run, mean_overlap
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import VectorStore, index_schema
 from embedops.core.tables import Collector, TableStore
+from embedops.core.vectors import normalize, vector_matrix
 
 K = 10
 CHUNK_DEPTH = 100  # chunks fetched per query, so that 10 distinct documents are found
@@ -108,15 +109,13 @@ def _doc_ranking(chunk_docs: list[str]) -> list[str]:
 
 def exact_rankings(rows: pa.Table, queries: np.ndarray) -> tuple[list[list[str]], list[list[str]]]:
     """Per query: chunk ids and doc ids, best first, by exact cosine over every row."""
-    matrix = np.asarray(rows.column("vector").combine_chunks().flatten(), dtype=np.float32).reshape(rows.num_rows, -1)
-    matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+    matrix = normalize(vector_matrix(rows, dtype=np.float32)).T
     chunk_ids = rows.column("chunk_id").to_pylist()
     doc_ids = rows.column("doc_id").to_pylist()
     depth = min(CHUNK_DEPTH, rows.num_rows)
     out_chunks, out_docs = [], []
-    for start in range(0, len(q), 256):
-        scores = q[start : start + 256] @ matrix.T
+    for start in range(0, len(queries), 256):
+        scores = normalize(queries[start : start + 256]) @ matrix
         top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
         for i, cand in enumerate(top):
             order = cand[np.lexsort((cand, -scores[i, cand]))]

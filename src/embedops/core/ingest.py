@@ -18,10 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from embedops.core.cache import EmbeddingCache
-from embedops.core.chunking import Chunk, chunk_document
+from embedops.core.chunking import Chunk, chunk_in_space
 from embedops.core.embedder import Embedder
 from embedops.core.fingerprints import cache_key, chunk_id, sha256_text
-from embedops.core.preprocess import preprocess
 from embedops.core.settings import DEFAULT_MAX_MODEL_FAILURE_SHARE
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import index_schema
@@ -149,9 +148,7 @@ def _chunk(
     doc: dict, space: SpaceSpec, count_tokens: Callable[[str], int], unknown_share: Callable[[str], float] | None
 ) -> list[dict] | str:
     """The chunk rows of one document in the space's recipe, or why it has none to embed."""
-    text = preprocess(doc["text"], doc["suffix"], space.preprocessing)
-    chunker = space.chunker
-    pieces = chunk_document(text, count_tokens, chunker.max_tokens, chunker.overlap_tokens, chunker.min_tokens)
+    pieces = chunk_in_space(doc["text"], doc["suffix"], space, count_tokens)
     if not pieces:
         return "no text left after preprocessing"
     unreadable = _unreadable(pieces, unknown_share) if unknown_share else None

@@ -9,6 +9,7 @@ from embedops.core.embedder import Embedder
 from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.stores.base import Hit, VectorStore
 from embedops.core.tenants import validate_tenant
+from embedops.core.vectors import cosine_similarities, vector_matrix
 from embedops.errors import InvalidQueryError, NotMaterializedError, SpaceMismatchError
 
 
@@ -21,11 +22,7 @@ def exact_search(rows: pa.Table, query: np.ndarray, k: int, query_space_id: str)
         raise SpaceMismatchError(
             f"a query embedded in space {query_space_id!r} cannot search rows of space(s) {sorted(spaces)}"
         )
-    matrix = np.asarray(rows.column("vector").combine_chunks().flatten(), dtype=np.float32)
-    matrix = matrix.reshape(rows.num_rows, -1)
-    q = np.asarray(query, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(q) or 1.0)
-    scores = matrix @ q / np.where(norms == 0, 1.0, norms)
+    scores = cosine_similarities(np.asarray(query, dtype=np.float32), vector_matrix(rows, dtype=np.float32))
     top = np.argsort(-scores, kind="stable")[:k]
     meta = rows.drop_columns(["vector"]).take(pa.array(top)).to_pylist()
     hits = []

@@ -3,12 +3,10 @@ from __future__ import annotations
 import dagster as dg
 
 from embedops.assets.check_support import INDEX_KEY, INVARIANT_CHECKS
-from embedops.pipelines.partitions import tenant_partitions, tenant_space_partitions
 
 source_documents_job = dg.define_asset_job(
     "source_documents_job",
     selection=dg.AssetSelection.assets("source_documents").without_checks(),  # checks: monitoring_checks_job
-    partitions_def=tenant_partitions,
     description="Read a tenant's source folder.",
 )
 
@@ -17,6 +15,5 @@ embed_space_job = dg.define_asset_job(
     # the index checks its own invariants as it syncs; comparing checks run in monitoring_checks_job
     selection=dg.AssetSelection.assets("document_chunks", "chunk_embeddings", "vector_index").without_checks()
     | dg.AssetSelection.checks(*(dg.AssetCheckKey(INDEX_KEY, name) for name in INVARIANT_CHECKS)),
-    partitions_def=tenant_space_partitions,
     description="Chunk, embed and index one tenant in one space.",
 )

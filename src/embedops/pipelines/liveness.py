@@ -18,17 +18,16 @@ another host is reported RUNNING, as before. Set it in DAGSTER_HOME/dagster.yaml
     run_monitoring:
       enabled: true
 
-This uses Dagster's launcher health-check interface (``dagster._core.launcher``), which has no
-public equivalent; tests/pipelines/test_dead_runs.py fails if an upgrade changes it.
+This uses Dagster's launcher health-check interface, which has no public equivalent; it comes from
+``embedops.pipelines.dagster_internals``, whose test fails if an upgrade changes it.
 """
 
 from __future__ import annotations
 
-from dagster import DefaultRunLauncher
-from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
-from dagster._core.storage.dagster_run import DagsterRun
+from dagster import DagsterRun, DefaultRunLauncher
 
 from embedops.core.liveness import ProcessIdentity, is_alive, this_process
+from embedops.pipelines.dagster_internals import CheckRunHealthResult, WorkerStatus
 
 HOST_TAG, PID_TAG, STARTED_TAG = "embedops/host", "embedops/pid", "embedops/pid_started"
 

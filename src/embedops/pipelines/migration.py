@@ -86,7 +86,7 @@ def cutover_alias(
     space = spaces.get(config.space)
     verdict = gate_for(workspace, vector_store, space, config.alias, context.instance)
     tags = context.run.tags if context.run else {}
-    who = tags.get(WHO_TAG) or tags.get("dagster/user") or f"dagster run {context.run_id}"
+    who = tags.get(WHO_TAG) or tags.get("dagster/user") or f"dagster run {context.run.run_id}"
     if config.force and not verdict.passed:
         context.log.warning(f"FORCED cutover of {config.alias!r} to {space.name!r} by {who}: {verdict.explain()}")
     store = vector_store.open()

@@ -7,11 +7,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.event_api import PartitionKeyFilter
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
 
 from embedops.core.monitoring.pager import Evaluation
 from embedops.errors import PagerDeliveryError
+from embedops.pipelines.dagster_internals import latest_check_evaluations
 from embedops.pipelines.partitions import tenant_space_partitions
 from embedops.resources.monitoring import MonitoringResource
 from embedops.resources.pager import PagerResource
@@ -76,25 +75,16 @@ def latest_evaluations(
     instance: dg.DagsterInstance, keys: Iterable[dg.AssetCheckKey], after: int | None
 ) -> tuple[list[Evaluation], int]:
     """The latest completed evaluation of every (check, partition) that changed after storage id ``after``."""
-    storage = instance.event_log_storage
-    cursor = after or 0
+    records, cursor = latest_check_evaluations(instance, keys, after)
     found = []
-    for info in storage.get_asset_check_partition_info(list(keys), after_storage_id=after):
-        cursor = max(cursor, info.latest_check_event_storage_id)
-        records = storage.get_asset_check_execution_history(
-            info.check_key, limit=1, status={Status.SUCCEEDED, Status.FAILED},
-            partition_filter=PartitionKeyFilter(key=info.partition_key),
-        )
-        event = records[0].event if records else None
-        data = event.dagster_event.asset_check_evaluation_data if event and event.dagster_event else None
-        if data is None:
-            continue
+    for record in records:
+        data = record.evaluation
         ids = data.metadata.get("failing_ids")
         found.append(Evaluation(
-            check=info.check_key.name, asset=info.check_key.asset_key.to_user_string(),
-            partition=info.partition_key, passed=data.passed, severity=data.severity.value,
+            check=record.check_key.name, asset=record.check_key.asset_key.to_user_string(),
+            partition=record.partition, passed=data.passed, severity=data.severity.value,
             description=data.description or "",
-            details={"run_id": records[0].run_id, "failing_ids": ids.value if ids is not None else []},
+            details={"run_id": record.run_id, "failing_ids": ids.value if ids is not None else []},
         ))
     return found, cursor
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import logging
 
-from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
-from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+import dagster as dg
 
 from embedops.core.settings import Settings
 from embedops.pipelines.backfill import PRIORITY_TAG, backfill_order, priority_tags
+from embedops.pipelines.dagster_internals import instance_of
 from embedops.resources import WorkspaceResource
 
 TENANT_TAG = "dagster/partition/tenant"  # Dagster's tag for the tenant dimension of a tenant x space run
@@ -33,23 +33,24 @@ TENANT_TAG = "dagster/partition/tenant"  # Dagster's tag for the tenant dimensio
 log = logging.getLogger(__name__)
 
 
-class HotFirstRunCoordinator(QueuedRunCoordinator):
+class HotFirstRunCoordinator(dg.QueuedRunCoordinator):
     """QueuedRunCoordinator that gives tenant x space runs their tenant's hotness as priority."""
 
-    def submit_run(self, context: SubmitRunContext) -> DagsterRun:
+    def submit_run(self, context: dg.SubmitRunContext) -> dg.DagsterRun:
         run = context.dagster_run
         tenant = run.tags.get(TENANT_TAG)
-        if tenant and PRIORITY_TAG not in run.tags and run.status == DagsterRunStatus.NOT_STARTED:
+        if tenant and PRIORITY_TAG not in run.tags and run.status == dg.DagsterRunStatus.NOT_STARTED:
             tags = self._hotness_tags(tenant)
             if tags:
-                self._instance.add_run_tags(run.run_id, tags)
-                tagged = self._instance.get_run_by_id(run.run_id) or run
-                context = SubmitRunContext(tagged, context.workspace)
+                instance = instance_of(self)
+                instance.add_run_tags(run.run_id, tags)
+                tagged = instance.get_run_by_id(run.run_id) or run
+                context = dg.SubmitRunContext(tagged, context.workspace)
         return super().submit_run(context)
 
     def _hotness_tags(self, tenant: str) -> dict[str, str]:
         try:
-            order = backfill_order(WorkspaceResource.from_settings(Settings.from_env()), self._instance)
+            order = backfill_order(WorkspaceResource.from_settings(Settings.from_env()), instance_of(self))
         except Exception as exc:  # a run must never be lost for want of a priority
             log.warning(f"run queue: no hotness priority for tenant {tenant!r} ({type(exc).__name__}: {exc})")
             return {}

@@ -14,33 +14,13 @@ import pyarrow as pa
 
 from embedops.core.monitoring import ERROR, WARN, Outcome, graded
 from embedops.core.monitoring.config import DistributionConfig, NeighbourConfig, SentinelConfig
+from embedops.core.vectors import cosine_distances, norms
+
+_RANK = "__sample_rank"
 
 
-def as_matrix(vectors: Sequence) -> np.ndarray:
-    """A list of vectors (lists or arrays) as a float64 matrix (n, d); (0, 0) when empty."""
-    if len(vectors) == 0:
-        return np.zeros((0, 0))
-    return np.asarray([np.asarray(v, dtype=np.float64) for v in vectors])
-
-
-def vector_matrix(table: pa.Table, column: str = "vector") -> np.ndarray:
-    """The vector column of an Arrow table as a float64 matrix (n, d)."""
-    if table.num_rows == 0:
-        return np.zeros((0, 0))
-    values = table.column(column).combine_chunks()
-    try:
-        return np.asarray(values.flatten(), dtype=np.float64).reshape(table.num_rows, -1)
-    except ValueError:  # ragged lists: let as_matrix report the shapes
-        return as_matrix(values.to_pylist())
-
-
-def cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise 1 - cos(a_i, b_i); a zero vector is at distance 1 from anything."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    dots = np.einsum("ij,ij->i", a, b)
-    sims = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 0.0)
-    return np.clip(1.0 - sims, 0.0, 2.0)
+def _rank(salt: str, item: str) -> str:
+    return hashlib.sha256(f"{salt}\x00{item}".encode()).hexdigest()
 
 
 def fixed_sample(ids: Sequence[str], n: int, salt: str = "sentinel") -> list[str]:
@@ -48,7 +28,20 @@ def fixed_sample(ids: Sequence[str], n: int, salt: str = "sentinel") -> list[str
 
     An id keeps its place as long as it exists, so a sentinel set changes only where chunks do.
     """
-    return sorted(ids, key=lambda i: hashlib.sha256(f"{salt}\x00{i}".encode()).hexdigest())[:n]
+    return sorted(ids, key=lambda i: _rank(salt, i))[:n]
+
+
+def fixed_sample_rows(
+    tables: Iterable[pa.Table], n: int, salt: str = "sentinel", column: str = "chunk_id"
+) -> pa.Table | None:
+    """The rows whose ``column`` is in ``fixed_sample`` of all ids, in its order, read table by table:
+    never more than ``n`` rows and one table are held. None when no table came."""
+    kept: pa.Table | None = None
+    for table in tables:
+        ranks = pa.array([_rank(salt, i) for i in table.column(column).to_pylist()], pa.string())
+        ranked = table.append_column(_RANK, ranks)
+        kept = (ranked if kept is None else pa.concat_tables([kept, ranked])).sort_by(_RANK).slice(0, n)
+    return None if kept is None else kept.drop_columns([_RANK])
 
 
 def grade_high(value: float, warn: float, error: float) -> str | None:
@@ -152,15 +145,15 @@ def neighbour_stability(
 def centroid_and_norm(vectors: np.ndarray | Iterable[np.ndarray]) -> tuple[np.ndarray, float]:
     """Mean vector and mean L2 norm of a matrix of vectors, or of matrices met one at a time."""
     parts = [vectors] if isinstance(vectors, np.ndarray) else vectors
-    total, norms, n = np.zeros(0), 0.0, 0
+    total, lengths, n = np.zeros(0), 0.0, 0
     for part in parts:
         matrix = np.asarray(part, dtype=np.float64)
         if matrix.size == 0:
             continue
         total = matrix.sum(axis=0) + (total if n else 0.0)
-        norms += float(np.linalg.norm(matrix, axis=1).sum())
+        lengths += float(norms(matrix).sum())
         n += len(matrix)
-    return (total / n, norms / n) if n else (np.zeros(0), 0.0)
+    return (total / n, lengths / n) if n else (np.zeros(0), 0.0)
 
 
 def distribution_shift(

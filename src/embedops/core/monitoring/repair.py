@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from embedops.core.stores.base import PROVENANCE_FIELDS
+from embedops.core.vectors import cosine_distances
 
 VECTOR_TOLERANCE = 1e-4  # cosine distance a float32 round trip stays far below
 
@@ -35,11 +36,10 @@ class RepairPlan:
 def _cosine_distance(a: list[float] | None, b: list[float] | None) -> float:
     if a is None or b is None or len(a) != len(b):
         return 1.0
-    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
-    if not np.isfinite(x).all() or norm == 0:
+    x, y = np.asarray([a], dtype=np.float64), np.asarray([b], dtype=np.float64)
+    if not np.isfinite(x).all():
         return 1.0
-    return 1.0 - float(x @ y) / norm
+    return float(cosine_distances(x, y)[0])
 
 
 def find_bad_rows(index: pa.Table, expected: pa.Table, space_id: str) -> RepairPlan:

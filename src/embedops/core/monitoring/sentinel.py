@@ -14,11 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embedops.core.chunking import chunk_document
+from embedops.core.chunking import chunk_in_space
 from embedops.core.embedder import fresh_model
 from embedops.core.fingerprints import FingerprintCache, folder_fingerprint
-from embedops.core.preprocess import preprocess
 from embedops.core.spaces import ModelSpec, SpaceSpec
+from embedops.core.vectors import normalize
 
 # one model per process and spec, loaded again when the files in its folder change
 _LOADED: FingerprintCache[ModelSpec, Any] = FingerprintCache()
@@ -36,10 +36,7 @@ class TodayEmbedder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         vectors = self._model.encode(texts, self.batch_size) if texts else np.zeros((0, self.dimension))
-        if self.space.normalize and len(vectors):
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.where(norms == 0, 1.0, norms)
-        return np.asarray(vectors, dtype=np.float32)
+        return np.asarray(normalize(vectors) if self.space.normalize else vectors, dtype=np.float32)
 
     def count_tokens(self, text: str) -> int:
         return int(self._model.count_tokens(text))
@@ -51,11 +48,7 @@ def rederive(documents: pa.Table | None, doc_ids: set[str], space: SpaceSpec, em
     if documents is None or not doc_ids:
         return out
     for doc in documents.filter(pc.is_in(documents["doc_id"], value_set=pa.array(sorted(doc_ids)))).to_pylist():
-        text = preprocess(doc["text"], doc["suffix"], space.preprocessing)
-        pieces = chunk_document(
-            text, embedder.count_tokens, space.chunker.max_tokens, space.chunker.overlap_tokens,
-            space.chunker.min_tokens,
-        )
+        pieces = chunk_in_space(doc["text"], doc["suffix"], space, embedder.count_tokens)
         out[doc["doc_id"]] = (doc["checksum"], [p.text for p in pieces])
     return out
 

@@ -124,10 +124,24 @@ class VectorStore(Protocol):
         ...
 
 
+def empty_index(space: SpaceSpec, with_vectors: bool = False) -> pa.Table:
+    """No index rows, with the columns an export of the space has."""
+    table = index_schema(space.dimension).empty_table()
+    return table if with_vectors else table.drop_columns(["vector"])
+
+
 def index_rows(store: VectorStore, tenant: str, space: SpaceSpec, with_vectors: bool = False) -> pa.Table:
     """Every row of the tenant's collection in the space; an empty table when there is none."""
     try:
         return store.export(tenant, space.space_id, with_vectors=with_vectors)
     except NotMaterializedError:
-        schema = index_schema(space.dimension)
-        return schema.empty_table() if with_vectors else schema.empty_table().drop_columns(["vector"])
+        return empty_index(space, with_vectors)
+
+
+def index_batches(store: VectorStore, tenant: str, space: SpaceSpec, with_vectors: bool = False) -> Iterator[pa.Table]:
+    """The tenant's rows in the space a batch at a time (``export_batches``), for readers that must not hold
+    the whole collection; nothing when there is no index."""
+    try:
+        yield from store.export_batches(tenant, space.space_id, with_vectors=with_vectors)
+    except NotMaterializedError:
+        return

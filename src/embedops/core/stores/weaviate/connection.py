@@ -25,6 +25,7 @@ from weaviate.exceptions import (
     WeaviateTimeoutError,
 )
 
+from embedops.core.stores.weaviate.client_internals import client_address, ping_grpc
 from embedops.errors import ConfigError, EmbedopsError, VectorStoreError
 
 MIN_SERVER_VERSION = (1, 32)
@@ -56,11 +57,7 @@ class WeaviateConnection:
         self._api_key = api_key
         if client is not None:
             self._owns_client = False
-            connection = getattr(client, "_connection", None)
-            self.url = str(getattr(connection, "url", "the Weaviate server"))
-            params = getattr(connection, "_connection_params", None)
-            address = getattr(params, "_grpc_address", None)
-            self.grpc_address = f"{address[0]}:{address[1]}" if address else "its gRPC port"
+            self.url, self.grpc_address = client_address(client)
             self._client = client
             if not client.is_connected():
                 with self._errors("connect"):
@@ -145,10 +142,8 @@ class WeaviateConnection:
 
     def _check_server(self) -> None:
         """Refuse a server that cannot serve embedops: gRPC down, or too old for aliases."""
-        ping = getattr(self._client._connection, "_ping_grpc", None)  # the client's own health check
-        if ping is not None:
-            with self._errors("check its gRPC port"):
-                ping("sync")
+        with self._errors("check its gRPC port"):
+            ping_grpc(self._client)
         with self._errors("read its version"):
             version = str(self._client.get_meta().get("version", ""))
         match = _VERSION.match(version)
