@@ -7,7 +7,7 @@ from embedops.core.evaluation import evaluate_with_serving
 from embedops.core.golden import load_beir, slice_golden
 from embedops.errors import ConfigError, UnknownSpaceError
 from embedops.pipelines.migration import gate_for, migration_config
-from embedops.pipelines.partitions import space_partitions
+from embedops.pipelines.partitions import by_space, space_partitions
 from embedops.resources import EmbedderResource, VectorStoreResource, WorkspaceResource
 
 
@@ -21,7 +21,13 @@ class GoldenSetConfig(dg.Config):
     max_chars: int | None = None
 
 
-@dg.asset(partitions_def=space_partitions, group_name="monitoring", kinds={"lancedb", "numpy"})
+@dg.asset(
+    partitions_def=space_partitions,
+    # it searches the space's index of every tenant; the cutover gate (cutover_sensor, cutover_job) reads it
+    deps=[dg.AssetDep("vector_index", partition_mapping=by_space)],
+    group_name="monitoring",
+    kinds={"lancedb", "numpy"},
+)
 def golden_set_evaluation(
     context: dg.AssetExecutionContext,
     config: GoldenSetConfig,

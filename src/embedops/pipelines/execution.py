@@ -58,6 +58,15 @@ def launched_by(kind: str, name: str | None = None) -> dict[str, str]:
     return {LAUNCHED_BY: f"{kind}:{name}" if name else kind}
 
 
+def launcher_of(tags: dict[str, str]) -> dict[str, str]:
+    """``launched_by`` for a queued run that does not say: a backfill, a sensor, a schedule, else the UI."""
+    for dagster_tag, kind in (("dagster/backfill", "backfill"), ("dagster/sensor_name", "sensor"),
+                              ("dagster/schedule_name", "schedule")):
+        if tags.get(dagster_tag):
+            return launched_by(kind, tags[dagster_tag])
+    return launched_by("ui")
+
+
 def one_line(text: str) -> str:
     return " ".join(text.split())
 

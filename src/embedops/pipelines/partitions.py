@@ -14,10 +14,12 @@ tenant_partitions = dg.DynamicPartitionsDefinition(name="tenants")
 space_partitions = dg.DynamicPartitionsDefinition(name="spaces")
 tenant_space_partitions = dg.MultiPartitionsDefinition({"tenant": tenant_partitions, "space": space_partitions})
 
-# document_chunks (tenant x space) reads source_documents (tenant); the mapping is marked beta
+# document_chunks (tenant x space) reads source_documents (tenant); golden_set_evaluation (space) reads
+# vector_index (tenant x space) of every tenant; the mapping is marked beta
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
     by_tenant = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="tenant")
+    by_space = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="space")
 
 
 def tenant_space_key(tenant: str, space: str) -> dg.MultiPartitionKey:

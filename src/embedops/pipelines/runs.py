@@ -16,6 +16,7 @@ from embedops.core.spaces import SpaceSpec
 from embedops.core.tenants import validate_tenant
 from embedops.errors import ConfigError, RunFailedError
 from embedops.pipelines.execution import execute_job
+from embedops.pipelines.in_flight import embeds_next
 from embedops.pipelines.partitions import register_partitions, tenant_space_key
 from embedops.resources import WorkspaceResource
 
@@ -68,7 +69,8 @@ def run_ingest(
             raise ConfigError(f"source folder {source} for tenant {tenant!r} does not exist; create it first")
         workspace.registry().add_tenant(tenant, source)
     register_partitions(instance, [tenant], workspace.spaces())
-    docs_run = execute_job(defs, "source_documents_job", instance, tenant)
+    # the embed runs follow in this process: dual_write_sensor leaves these spaces to them
+    docs_run = execute_job(defs, "source_documents_job", instance, tenant, tags=embeds_next([s.name for s in spaces]))
     source_meta = _metadata(docs_run, "source_documents")
     summaries = []
     failed: list[RunFailedError] = []
