@@ -32,10 +32,20 @@ def embeds_next(spaces: list[str]) -> dict[str, str]:
     return {EMBEDS_TAG: ",".join(spaces)}
 
 
-def embedded_by_trigger(instance: dg.DagsterInstance, run_id: str) -> set[str]:
-    """The spaces that the run which read a tenant's sources embeds itself, from its tags."""
+def written_by_trigger(instance: dg.DagsterInstance, run_id: str) -> set[str]:
+    """Tenant x space keys that the run which read a tenant's sources writes next, or whose backfill does
+    (finished or not): the spaces of its ``embedops/embeds`` tag, the targets of its backfill."""
     run = instance.get_run_by_id(run_id)
-    return {s for s in (run.tags.get(EMBEDS_TAG, "") if run else "").split(",") if s}
+    if run is None:
+        return set()
+    tenant = run.tags.get("dagster/partition", "")
+    keys = {
+        str(dg.MultiPartitionKey({"tenant": tenant, "space": space}))
+        for space in run.tags.get(EMBEDS_TAG, "").split(",")
+        if space and tenant
+    }
+    backfill = instance.get_backfill(run.tags["dagster/backfill"]) if "dagster/backfill" in run.tags else None
+    return keys | (_backfill_keys(backfill) if backfill is not None else set())
 
 
 def writes_embeddings(run: dg.DagsterRun) -> bool:

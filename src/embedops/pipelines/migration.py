@@ -19,7 +19,7 @@ from embedops.core.migration import GateResult, MigrationConfig, known_tenants
 from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.errors import GateRefusedError
 from embedops.pipelines.execution import launched_by
-from embedops.pipelines.in_flight import embedded_by_trigger, partitions_in_flight
+from embedops.pipelines.in_flight import partitions_in_flight, written_by_trigger
 from embedops.pipelines.jobs import embed_space_job
 from embedops.pipelines.partitions import tenant_space_key
 from embedops.resources import VectorStoreResource, WorkspaceResource
@@ -232,10 +232,10 @@ def dual_write_sensor(
         tenant = record.partition_key
         if tenant is None:
             continue
-        own = embedded_by_trigger(context.instance, record.run_id)
+        own = written_by_trigger(context.instance, record.run_id)
         for space in spaces:
             key = tenant_space_key(tenant, space.name)
-            if space.name in own or str(key) in busy:
+            if str(key) in own or str(key) in busy:
                 left.append(f"{tenant}/{space.name}")
                 continue
             busy.add(str(key))
