@@ -79,6 +79,7 @@ def sentinel_drift_check(
     outcome = sentinel_drift([r["chunk_id"] for r in records], vector_matrix(picked), today.encode(texts),
                              config.sentinel, changed, config.list_limit)
     outcome.check = "sentinel_drift"
+    outcome.metadata.setdefault("mean_distance", 0.0)  # a number on every evaluation: the UI plots it
     values = {"sentinel_mean_distance": outcome.metadata["mean_distance"]} if records else {}
     outcome.markdown["drift_trend"] = _record(monitoring, tenant, space.space_id, values,
                                               {"sentinel_mean_distance": "sentinel mean cosine distance"})
@@ -107,6 +108,7 @@ def nn_stability(
     current = [[h.chunk_id for h in store.search(tenant, space.space_id, v, config.k, space.space_id)]
                for v in vectors]
     outcome = neighbour_stability(queries, previous, current, config)
+    outcome.metadata.setdefault("mean_overlap", 1.0)  # the first evaluation is its own reference
     state.keep_neighbours(tenant, space.space_id, queries, current)
     state.close()
     values = {"nn_mean_overlap": outcome.metadata["mean_overlap"]} if previous is not None else {}
@@ -129,7 +131,8 @@ def distribution_shift_check(
         if base is None:  # materialized before monitoring existed: this evaluation becomes the baseline
             if centroid.size:
                 state.keep_baseline(tenant, space.space_id, centroid, norm, 0)
-            return to_result(Outcome("distribution_shift", True, description="no baseline yet: kept this one"))
+            return to_result(Outcome("distribution_shift", True, description="no baseline yet: kept this one",
+                                     metadata={"centroid_distance": 0.0, "norm_change": 0.0}))
     finally:
         state.close()
     outcome = distribution_shift(centroid, norm, base.centroid, base.mean_norm, monitoring.config().distribution)

@@ -3,6 +3,7 @@ import time
 import dagster as dg
 
 from embedops.assets.documents import quarantine_metadata
+from embedops.assets.metadata import table_of
 from embedops.core.ingest import CHUNKS_SCHEMA, plan_chunks
 from embedops.core.sources import quarantine_table
 from embedops.errors import NotMaterializedError
@@ -36,7 +37,7 @@ def document_chunks(
             "documents": len(plan.diff.added) + len(plan.diff.changed) + len(plan.diff.unchanged),
             "chunks": plan.rows,
             **plan.diff.counts(),
-            "deleted_documents": dg.MetadataValue.json(plan.diff.deleted[:200]),
+            **({"deleted_documents": table_of(plan.diff.deleted)} if plan.diff.deleted else {}),
             "space_id": space.space_id,
             "table": dg.MetadataValue.path(str(out.path)),
             "duration_s": round(time.monotonic() - started, 3),

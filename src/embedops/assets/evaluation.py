@@ -2,6 +2,7 @@ import time
 
 import dagster as dg
 
+from embedops.assets.metadata import listing
 from embedops.core.cutover import open_manifest
 from embedops.core.evaluation import evaluate_with_serving
 from embedops.core.golden import load_beir, slice_golden
@@ -73,9 +74,8 @@ def golden_set_evaluation(
             "serving_space": serving.name if serving else "",
             **{f"serving_{k}": float(serving_numbers[k]) for k in shown if serving_numbers},
             "gate_passed": verdict.passed,
-            "gate_reasons": dg.MetadataValue.json(
-                [f"space {space.name!r} serves alias {spaces.alias!r}"] if is_serving else verdict.reasons
-            ),
+            **listing("gate_reasons",
+                      [f"space {space.name!r} serves alias {spaces.alias!r}"] if is_serving else verdict.reasons),
             "duration_s": round(time.monotonic() - started, 3),
         }
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from embedops.assets.metadata import plain
 from embedops.core.spaces import SpacesConfig
 from embedops.core.tenants import validate_tenant
 from embedops.errors import NotMaterializedError, UnknownCheckError
@@ -77,7 +78,7 @@ def targets(
 def _reports(result: dg.ExecuteInProcessResult, tenant: str, space: str | None) -> list[CheckReport]:
     reports = []
     for e in result.get_asset_check_evaluations():
-        metadata: dict[str, Any] = {k: v.value for k, v in e.metadata.items()}
+        metadata: dict[str, Any] = plain(e.metadata)
         reports.append(CheckReport(
             check=e.check_name, asset=e.asset_key.to_user_string(), tenant=tenant, space=space, passed=e.passed,
             severity=e.severity.value, description=e.description or "", ids=list(metadata.pop("failing_ids", [])),

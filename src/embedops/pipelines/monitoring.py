@@ -11,6 +11,7 @@ import dagster as dg
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
 
+from embedops.assets.metadata import listed
 from embedops.core.monitoring.pager import Evaluation
 from embedops.errors import PagerDeliveryError
 from embedops.pipelines.execution import launched_by
@@ -79,7 +80,7 @@ def latest_evaluations(
             check=info.check_key.name, asset=info.check_key.asset_key.to_user_string(),
             partition=info.partition_key, passed=data.passed, severity=data.severity.value,
             description=data.description or "",
-            details={"run_id": records[0].run_id, "failing_ids": ids.value if ids is not None else []},
+            details={"run_id": records[0].run_id, "failing_ids": listed(ids)},
         ))
     return found, cursor
 

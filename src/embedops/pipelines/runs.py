@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from embedops.assets.metadata import plain
 from embedops.core.spaces import SpaceSpec
 from embedops.core.tenants import validate_tenant
 from embedops.errors import ConfigError, RunFailedError
@@ -51,7 +52,7 @@ def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
     events = result.asset_materializations_for_node(node)
     if not events:
         return {}
-    return {k: v.value for k, v in events[-1].metadata.items()}
+    return plain(events[-1].metadata)
 
 
 def run_ingest(
