@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import dagster as dg
 
@@ -25,6 +26,11 @@ from embedops.pipelines.sensors import declared_spaces_sensor, tenant_folders_se
 from embedops.resources import EmbedderResource, VectorStoreResource, WorkspaceResource
 from embedops.resources.monitoring import MonitoringResource
 from embedops.resources.pager import PagerResource
+
+# Dagster 1.13 warns that sensor `owners` is beta each time it copies a sensor to bind resources
+# (SensorDefinition.with_attributes passes owners=None), in every process that loads these Definitions;
+# the project sets no owners.
+warnings.filterwarnings("ignore", "Parameter `owners` of initializer `SensorDefinition", dg.BetaWarning)
 
 
 def vector_store_resource(settings: Settings) -> VectorStoreResource:
