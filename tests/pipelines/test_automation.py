@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import dagster as dg
+from pathlib import Path
 
+import dagster as dg
+import pytest
+
+from embedops.errors import RunFailedError
 from embedops.pipelines.backfill import space_backfill_sensor
-from embedops.pipelines.execution import LAUNCHED_BY
+from embedops.pipelines.execution import LAUNCHED_BY, execute_job
 from embedops.pipelines.migration import dual_write_sensor
 from embedops.pipelines.partitions import tenant_space_key
 from tests.conftest import Project
@@ -43,3 +47,28 @@ def test_dual_write_never_requests_a_partition_that_a_run_already_writes(ingeste
 
 def test_the_backfill_sensor_says_when_no_space_is_building(ingested: Project) -> None:
     assert skip_reason(sensor_tick(ingested, space_backfill_sensor)) == "no space is building"
+
+
+def test_a_partition_invented_in_the_ui_fails_at_once_and_writes_nothing(ingested: Project) -> None:
+    project, home = ingested, ingested.settings.home
+    project.instance.add_dynamic_partitions("tenants", ["nobody"])  # the materialize dialog's "Add a partition"
+    project.instance.add_dynamic_partitions("spaces", ["bogus"])
+
+    def written() -> set[Path]:  # a reader's SQLite -wal/-shm files and lock files are not data
+        return {p for p in home.rglob("*") if p.is_file() and "locks" not in p.parts
+                and not p.name.endswith(("-wal", "-shm"))}
+
+    before = written()
+    serving = project.spaces.serving_space.name
+    for job, key, error in (
+        ("embed_space_job", "bogus|acme", "space 'bogus' is not declared"),
+        ("embed_space_job", f"{serving}|nobody", "tenant 'nobody' is not declared"),
+        ("monitoring_checks_job", f"{serving}|nobody", "tenant 'nobody' is not declared"),
+    ):
+        with pytest.raises(RunFailedError) as failed:
+            execute_job(project.defs, job, project.instance, key)
+        steps = failed.value.failures  # the first step (and, in the checks job, each check) says why
+        assert steps and all(error in f.error for f in steps), str(failed.value)
+        if job == "embed_space_job":
+            assert [f.step for f in steps] == ["document_chunks"]
+    assert written() == before

@@ -21,10 +21,9 @@ from embedops.core.monitoring.freshness import documents, freshness, pending_cha
 from embedops.core.monitoring.reconcile import one_space, provenance
 from embedops.core.monitoring.state import MonitoringState
 from embedops.core.sources import list_source
-from embedops.core.spaces import SpacesConfig, SpaceSpec
+from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import VectorStore, index_rows
 from embedops.core.tables import Rows, batches, count
-from embedops.core.tenants import validate_tenant
 from embedops.errors import NotMaterializedError
 from embedops.pipelines.partitions import tenant_space_partitions
 
@@ -42,15 +41,6 @@ INDEX_CHECK_SPECS = [
     dg.AssetCheckSpec(name, asset=INDEX_KEY, description=text, partitions_def=tenant_space_partitions)
     for name, text in INVARIANT_CHECKS.items()
 ]
-
-
-def tenant_space(context: Any, spaces: SpacesConfig) -> tuple[str, SpaceSpec]:
-    """Tenant and space of a tenant x space run; the key may come as a string in a checks-only run."""
-    key = context.partition_key
-    if not isinstance(key, dg.MultiPartitionKey):
-        key = tenant_space_partitions.get_partition_key_from_str(str(key))
-    dims = key.keys_by_dimension
-    return validate_tenant(dims["tenant"]), spaces.get(dims["space"])
 
 
 def _metadata_value(name: str, value: Any) -> Any:

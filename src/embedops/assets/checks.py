@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embedops.assets.check_support import freshness_outcome, tenant_space, to_result
+from embedops.assets.check_support import freshness_outcome, to_result
 from embedops.core.monitoring import ERROR, Outcome
 from embedops.core.monitoring.drift import (
     centroid_and_norm,
@@ -25,7 +25,7 @@ from embedops.core.monitoring.reconcile import reconcile_tenant
 from embedops.core.monitoring.sentinel import TodayEmbedder, rederive, sentinel_texts
 from embedops.core.stores.base import index_rows
 from embedops.core.tenants import validate_tenant
-from embedops.pipelines.partitions import tenant_partitions, tenant_space_partitions
+from embedops.pipelines.partitions import tenant_partitions, tenant_space, tenant_space_partitions
 from embedops.resources import EmbedderResource, VectorStoreResource, WorkspaceResource
 from embedops.resources.monitoring import MonitoringResource
 
@@ -38,7 +38,7 @@ def reconciliation(
     monitoring: MonitoringResource,
 ) -> dg.AssetCheckResult:
     """Source documents = documents with vectors; index rows = chunk ledger; orphans and missing by id."""
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
     return to_result(
         reconcile_tenant(workspace.tables(), vector_store.open(), root, tenant, space, monitoring.config().list_limit)
@@ -63,7 +63,7 @@ def sentinel_drift_check(
     monitoring: MonitoringResource, embedder: EmbedderResource,
 ) -> dg.AssetCheckResult:
     """A fixed sample of chunks re-embedded with the model and recipe as they load today vs stored vectors."""
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     config = monitoring.config()
     rows = index_rows(vector_store.open(), tenant, space, with_vectors=True)
     sample = set(fixed_sample(rows.column("chunk_id").to_pylist(), config.sentinel.sample))
@@ -92,7 +92,7 @@ def nn_stability(
     monitoring: MonitoringResource, embedder: EmbedderResource,
 ) -> dg.AssetCheckResult:
     """Top-k of a fixed query set per tenant against the previous evaluation."""
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     config = monitoring.config().nn_stability
     store, state = vector_store.open(), monitoring.state()
     kept = state.neighbours(tenant, space.space_id)
@@ -123,7 +123,7 @@ def distribution_shift_check(
     monitoring: MonitoringResource,
 ) -> dg.AssetCheckResult:
     """Centroid cosine distance and mean-norm change against the baseline of the first materialization."""
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     centroid, norm = centroid_and_norm(vector_matrix(index_rows(vector_store.open(), tenant, space, True)))
     state = monitoring.state()
     try:
@@ -149,7 +149,7 @@ def freshness_check(
     monitoring: MonitoringResource,
 ) -> dg.AssetCheckResult:
     """Lag from source change to vectors (p50, p99) against the SLO; documents stale under their policy."""
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     config = monitoring.config()
     return to_result(freshness_outcome(workspace, vector_store.open(), monitoring, tenant, space, config.list_limit))
 
@@ -172,7 +172,7 @@ def document_chunks_quality(
     embedder: EmbedderResource,
 ) -> dg.AssetCheckResult:
     """Great Expectations: unique chunk ids, non-empty text, token counts within the model's max sequence."""
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     table = workspace.tables().read("document_chunks", (tenant, space.name))
     if table is None:
         return to_result(Outcome("document_chunks_quality", False, description="document_chunks not materialized"))

@@ -7,7 +7,7 @@ from embedops.assets.metadata import table_of
 from embedops.core.ingest import CHUNKS_SCHEMA, plan_chunks
 from embedops.core.sources import quarantine_table
 from embedops.errors import NotMaterializedError
-from embedops.pipelines.partitions import by_tenant, split_key, tenant_space_partitions
+from embedops.pipelines.partitions import by_tenant, tenant_space, tenant_space_partitions
 from embedops.resources import EmbedderResource, WorkspaceResource
 
 
@@ -22,7 +22,7 @@ def document_chunks(
 ) -> dg.MaterializeResult:
     """Chunks of every document in the space's recipe; unchanged documents keep their chunks."""
     started = time.monotonic()
-    tenant, space = split_key(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     tables = workspace.tables()
     documents = tables.dataset("source_documents", (tenant,))
     if documents is None:

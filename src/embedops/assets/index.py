@@ -10,12 +10,11 @@ from embedops.assets.check_support import (
     INDEX_KEY,
     invariant_results,
     keep_distribution_baseline,
-    tenant_space,
 )
 from embedops.core.cutover import open_manifest, point_first
 from embedops.core.spaces import SpacesConfig
 from embedops.errors import NotMaterializedError, UnknownSpaceError
-from embedops.pipelines.partitions import split_key, tenant_space_partitions
+from embedops.pipelines.partitions import tenant_space, tenant_space_partitions
 from embedops.resources import VectorStoreResource, WorkspaceResource
 
 _DESCRIPTION = "The tenant's collection in the space, synced to the embeddings in one commit (deletes included)."
@@ -38,7 +37,7 @@ def vector_index(
     """Sync the collection (when selected), then check its invariants: one space, complete provenance."""
     if INDEX_KEY in context.selected_asset_keys:
         yield _sync_index(context, workspace, vector_store)
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     yield from invariant_results(set(context.selected_asset_check_keys), vector_store.open(), tenant, space)
 
 
@@ -47,7 +46,7 @@ def _sync_index(
 ) -> dg.MaterializeResult:
     started = time.monotonic()
     spaces = workspace.spaces()
-    tenant, space = split_key(context, spaces)
+    tenant, space = tenant_space(context, workspace)
     rows = workspace.tables().dataset("chunk_embeddings", (tenant, space.name))
     if rows is None:
         raise NotMaterializedError(f"chunk_embeddings for {tenant}/{space.name} is not materialized yet")
