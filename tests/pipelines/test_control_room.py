@@ -8,10 +8,8 @@ taking turns). Every run is its own process. The space is the fast static model.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,8 @@ from embedops.definitions import build_defs
 from embedops.pipelines.execution import LAUNCHED_BY
 from embedops.pipelines.runs import run_ingest
 from tests.migration.conftest import STATIC
-from tests.processes import Background, free_port, wait_for
+from tests.pipelines.test_run_queue import LAUNCH as LAUNCH_BACKFILL
+from tests.processes import Background, free_port, graphql, wait_for, webserver_up
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -57,16 +56,6 @@ mutation Launch($params: ExecutionParams!) {
   }
 }
 """
-LAUNCH_BACKFILL = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-  }
-}
-"""
 SENSOR_TICK = """
 query Tick($sensor: SensorSelector!) {
   sensorOrError(sensorSelector: $sensor) {
@@ -84,12 +73,7 @@ class ControlRoom:
     daemon: Background
 
     def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/graphql", headers={"Content-Type": "application/json"},
-            data=json.dumps({"query": query, "variables": variables}).encode(),
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            body = json.loads(response.read())
+        body = graphql(self.port, query, variables)
         assert "errors" not in body, body
         return body["data"]
 
@@ -159,7 +143,7 @@ def control_room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlRo
     daemon = Background([str(BIN / "dagster-daemon"), "run", *workspace], root / "daemon.log", env, cwd=root)
     room = ControlRoom(port, dagster_home, daemon)
     try:
-        wait_for(lambda: _up(port), 120, "the Dagster webserver", web)
+        wait_for(lambda: webserver_up(port), 120, "the Dagster webserver", web)
         # dual_write_sensor's first tick starts watching from now
         wait_for(lambda: room.sensor_cursor("dual_write_sensor") is not None, 180, "dual_write_sensor's first tick",
                  daemon)
@@ -171,14 +155,6 @@ def control_room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlRo
 
 def settings_space(defs: dg.Definitions) -> Any:
     return defs.resources["workspace"].spaces().get("static")  # type: ignore[union-attr]
-
-
-def _up(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def _checks(dagster_home: Path, run_id: str) -> dict[str, tuple[bool, str | None]]:

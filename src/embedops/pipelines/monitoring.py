@@ -36,26 +36,29 @@ def _nightly(context: dg.ScheduleEvaluationContext, asset: str, name: str) -> li
     return requests or dg.SkipReason(f"no partition of {asset} is materialized yet: ingest a tenant first")
 
 
-@dg.schedule(
-    cron_schedule="0 2 * * *",
-    job=monitoring_checks_job,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every night at 02:00 UTC: every check of every materialized tenant x space (one run each).",
-)
-def nightly_reconciliation_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-    return _nightly(context, "vector_index", "nightly_reconciliation_schedule")
+def _nightly_schedule(name: str, job: dg.UnresolvedAssetJobDefinition, asset: str, what: str) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=name,
+        cron_schedule="0 2 * * *",
+        job=job,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Every night at 02:00 UTC: {what} (one run of {job.name} each).",
+    )
+    def nightly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+        return _nightly(context, asset, name)
+
+    return nightly
 
 
-@dg.schedule(
-    cron_schedule="0 2 * * *",
-    job=source_checks_job,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every night at 02:00 UTC: the source documents checks of every materialized tenant (one run each).",
+nightly_reconciliation_schedule = _nightly_schedule(
+    "nightly_reconciliation_schedule", monitoring_checks_job, "vector_index",
+    "every check of every materialized tenant x space",
 )
-def nightly_source_checks_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-    return _nightly(context, "source_documents", "nightly_source_checks_schedule")
+nightly_source_checks_schedule = _nightly_schedule(
+    "nightly_source_checks_schedule", source_checks_job, "source_documents",
+    "the source documents checks of every materialized tenant",
+)
 
 
 def latest_evaluations(
