@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -54,3 +57,22 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, process: 
         time.sleep(0.5)
     output = f":\n{process.tail()}" if process else ""
     raise AssertionError(f"timed out after {timeout} s waiting for {what}{output}")
+
+
+def webserver_up(port: int) -> bool:
+    """True once a Dagster webserver answers on 127.0.0.1:``port``."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def graphql(port: int, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """The answer of the Dagster webserver on 127.0.0.1:``port`` to a GraphQL request, as the UI sends it."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return dict(json.loads(response.read()))

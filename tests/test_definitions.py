@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+
 from embedops.definitions import defs
 
 
@@ -24,3 +26,25 @@ def test_dagster_definitions_validate_passes(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_ui_says_what_every_sensor_and_schedule_does() -> None:
+    automations = [*defs.sensors, *defs.schedules]  # type: ignore[misc]
+    assert {a.name for a in automations if not a.description} == set()
+    assert len(automations) == 8
+
+
+def test_the_checks_jobs_have_a_partition_picker_and_run_in_one_process() -> None:
+    for job, dimensions in (("monitoring_checks_job", ["space", "tenant"]), ("source_checks_job", None)):
+        job_def = defs.resolve_job_def(job)
+        partitions = job_def.partitions_def
+        assert partitions is not None, job
+        assert getattr(partitions, "partition_dimension_names", None) == dimensions
+        assert job_def.executor_def.name == "in_process"
+
+
+def test_golden_set_evaluation_reads_the_index_in_the_lineage_graph() -> None:
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey("golden_set_evaluation")).parent_keys} == {
+        "vector_index"
+    }

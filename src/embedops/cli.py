@@ -144,7 +144,8 @@ def demo() -> None:
                        f"{space.space_id}, sha256 {hit.provenance['source_checksum'][:12]}, "
                        f"embedded {hit.provenance['embedded_at']:%Y-%m-%d %H:%M:%S}]")
             click.echo(f"         {' '.join(hit.text.split())[:120]}")
-    click.echo(f"\nRuns are in Dagster: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -m embedops.definitions")
+    click.echo(f"\nRuns are in Dagster ({os.environ['DAGSTER_HOME']}); to look at them in the Dagster UI, from the "
+               f"repository: EMBEDOPS_HOME={ctx.settings.home} ./dev ui")
 
 
 from embedops.commands import evaluation as _evaluation_commands  # noqa: E402

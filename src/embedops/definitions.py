@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import dagster as dg
 
@@ -14,13 +15,22 @@ from embedops.assets.evaluation import golden_set_evaluation
 from embedops.assets.index import vector_index
 from embedops.core.settings import Settings
 from embedops.pipelines.backfill import space_backfill_sensor
-from embedops.pipelines.jobs import embed_space_job, source_documents_job
+from embedops.pipelines.jobs import embed_space_job, monitoring_checks_job, source_checks_job, source_documents_job
 from embedops.pipelines.migration import cutover_job, cutover_sensor, dual_write_sensor, golden_set_evaluation_job
-from embedops.pipelines.monitoring import monitoring_checks_job, nightly_reconciliation_schedule, pager_sensor
+from embedops.pipelines.monitoring import (
+    nightly_reconciliation_schedule,
+    nightly_source_checks_schedule,
+    pager_sensor,
+)
 from embedops.pipelines.sensors import declared_spaces_sensor, tenant_folders_sensor
 from embedops.resources import EmbedderResource, VectorStoreResource, WorkspaceResource
 from embedops.resources.monitoring import MonitoringResource
 from embedops.resources.pager import PagerResource
+
+# Dagster 1.13 warns that sensor `owners` is beta each time it copies a sensor to bind resources
+# (SensorDefinition.with_attributes passes owners=None), in every process that loads these Definitions;
+# the project sets no owners.
+warnings.filterwarnings("ignore", "Parameter `owners` of initializer `SensorDefinition", dg.BetaWarning)
 
 
 def vector_store_resource(settings: Settings) -> VectorStoreResource:
@@ -51,8 +61,9 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[source_documents, document_chunks, chunk_embeddings, vector_index, golden_set_evaluation],
         asset_checks=MONITORING_CHECKS,
-        jobs=[monitoring_checks_job, source_documents_job, embed_space_job, cutover_job, golden_set_evaluation_job],
-        schedules=[nightly_reconciliation_schedule],
+        jobs=[source_documents_job, embed_space_job, monitoring_checks_job, source_checks_job, cutover_job,
+              golden_set_evaluation_job],
+        schedules=[nightly_reconciliation_schedule, nightly_source_checks_schedule],
         sensors=[tenant_folders_sensor, declared_spaces_sensor, dual_write_sensor, cutover_sensor,
                  space_backfill_sensor, pager_sensor],
         resources={

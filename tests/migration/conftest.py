@@ -20,6 +20,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from embedops.assets.metadata import plain
 from embedops.core.cache import EmbeddingCache
 from embedops.core.embedder import SpaceEmbedder
 from embedops.core.evaluation import index_golden
@@ -152,7 +153,7 @@ def evaluate(project: Project, space: str) -> dict[str, Any]:
         instance=project.instance, partition_key=space
     )
     event = result.asset_materializations_for_node("golden_set_evaluation")[0]
-    return {k: v.value for k, v in event.metadata.items()}
+    return plain(event.metadata)
 
 
 def skip_reason(result: dg.SensorResult) -> str:

@@ -16,7 +16,11 @@ import pytest
 from embedops.core.embedder import SpaceEmbedder
 from embedops.definitions import pager_resource
 from embedops.pipelines.check_runs import run_checks
-from embedops.pipelines.monitoring import nightly_reconciliation_schedule, pager_sensor
+from embedops.pipelines.monitoring import (
+    nightly_reconciliation_schedule,
+    nightly_source_checks_schedule,
+    pager_sensor,
+)
 from embedops.resources.pager import PagerResource
 from tests.assets.test_pipeline import DOCS
 from tests.conftest import Project, make_project
@@ -167,7 +171,7 @@ def on_disk(tmp_path: Path, minilm: SpaceEmbedder) -> Iterator[Project]:
         yield project
 
 
-def test_the_nightly_schedule_checks_every_materialized_partition(on_disk: Project) -> None:
+def test_the_nightly_schedules_check_every_materialized_partition(on_disk: Project) -> None:
     ingested = on_disk
     ingested.write("acme", DOCS)
     ingested.ingest("acme")
@@ -177,20 +181,27 @@ def test_the_nightly_schedule_checks_every_materialized_partition(on_disk: Proje
         instance=ingested.instance, repository_def=ingested.defs.get_repository_def(),
         scheduled_execution_time=datetime(2026, 6, 1, 2, 0, tzinfo=UTC),
     )
-    requests = nightly_reconciliation_schedule.evaluate_tick(context).run_requests
     space = ingested.spaces.serving_space.name
-    partitions = [r.tags["dagster/partition"] for r in requests]
-    assert sorted(partitions) == sorted(["acme", "globex", f"{space}|acme", f"{space}|globex"])
-    index_request = next(r for r in requests if r.tags["dagster/partition"] == f"{space}|acme")
-    names = {k.name for k in index_request.asset_check_keys}
-    assert {"reconciliation", "sentinel_drift", "nn_stability", "distribution_shift", "freshness",
-            "one_space_per_collection", "provenance_complete", "document_chunks_quality"} <= names
-    assert index_request.run_key == f"nightly:2026-06-01:{space}|acme"
-    # the request runs as it is: the checks job, those checks, that partition
-    job = ingested.defs.resolve_job_def("monitoring_checks_job")
-    result = job.get_subset(asset_check_selection=set(index_request.asset_check_keys)).execute_in_process(
-        instance=ingested.instance, tags=index_request.tags
-    )
-    evaluations = result.get_asset_check_evaluations()
-    assert {e.check_name for e in evaluations} == names and {e.partition for e in evaluations} == {f"{space}|acme"}
-    assert all(e.passed for e in evaluations)
+    index_requests = nightly_reconciliation_schedule.evaluate_tick(context).run_requests
+    source_requests = nightly_source_checks_schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in index_requests] == [f"{space}|acme", f"{space}|globex"]
+    assert [r.partition_key for r in source_requests] == ["acme", "globex"]
+    assert index_requests[0].run_key == f"nightly:2026-06-01:{space}|acme"
+    assert {r.tags["embedops/launched_by"] for r in index_requests} == {"schedule:nightly_reconciliation_schedule"}
+    # each request runs as it is: the schedule's own partitioned job, every check of that partition
+    checked = {}
+    for schedule, request in ((nightly_reconciliation_schedule, index_requests[0]),
+                              (nightly_source_checks_schedule, source_requests[0])):
+        job = ingested.defs.resolve_job_def(schedule.job_name)
+        result = job.execute_in_process(instance=ingested.instance, partition_key=request.partition_key,
+                                        tags=request.tags)
+        evaluations = result.get_asset_check_evaluations()
+        assert {e.partition for e in evaluations} == {request.partition_key}
+        assert all(e.passed for e in evaluations)
+        checked[schedule.name] = {e.check_name for e in evaluations}
+    assert checked == {
+        "nightly_reconciliation_schedule": {
+            "reconciliation", "sentinel_drift", "nn_stability", "distribution_shift", "freshness",
+            "one_space_per_collection", "provenance_complete", "document_chunks_quality"},
+        "nightly_source_checks_schedule": {"source_documents_quality"},
+    }

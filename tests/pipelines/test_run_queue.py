@@ -8,10 +8,8 @@ new space, so the runs take seconds.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -24,7 +22,7 @@ from embedops.pipelines.partitions import tenant_space_key
 from embedops.pipelines.queue import HotFirstRunCoordinator
 from embedops.pipelines.runs import run_ingest
 from tests.migration.conftest import STATIC
-from tests.processes import Background, free_port, wait_for
+from tests.processes import Background, free_port, graphql, wait_for, webserver_up
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -48,23 +46,6 @@ def _instance_yaml(dagster_home: Path, max_concurrent_runs: int) -> None:
     assert config["run_coordinator"]["class"] == HotFirstRunCoordinator.__name__
     config["run_coordinator"]["config"].update(max_concurrent_runs=max_concurrent_runs, dequeue_interval_seconds=1)
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump({**config, "telemetry": {"enabled": False}}))
-
-
-def _graphql(port: int, query: str, variables: dict) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def _up(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -111,7 +92,7 @@ def test_a_backfill_launched_like_the_ui_runs_hottest_tenant_first(
     web = Background([str(BIN / "dagster-webserver"), *workspace, "-h", "127.0.0.1", "-p", str(port)],
                      tmp_path / "webserver.log", env, cwd=REPO)
     try:
-        wait_for(lambda: _up(port), 90, "the Dagster webserver", web)
+        wait_for(lambda: webserver_up(port), 90, "the Dagster webserver", web)
         params = {
             "assetSelection": [{"path": [name]} for name in ("document_chunks", "chunk_embeddings", "vector_index")],
             "partitionNames": [str(tenant_space_key(t, "static-narrow")) for t in sorted(TENANTS)],
@@ -119,7 +100,7 @@ def test_a_backfill_launched_like_the_ui_runs_hottest_tenant_first(
             # the launchpad's run config: steps in the run's own process, to keep the test short
             "runConfigData": {"execution": {"config": {"in_process": {}}}},
         }
-        launched = _graphql(port, LAUNCH, {"params": params})["data"]["launchPartitionBackfill"]
+        launched = graphql(port, LAUNCH, {"params": params})["data"]["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
     finally:
         web.stop()

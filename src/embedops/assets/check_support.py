@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
+from embedops.assets.metadata import table_of
 from embedops.core.fingerprints import sha256_bytes
 from embedops.core.monitoring import ERROR, Outcome
 from embedops.core.monitoring.drift import centroid_and_norm
@@ -19,10 +20,9 @@ from embedops.core.monitoring.freshness import documents, freshness, pending_cha
 from embedops.core.monitoring.reconcile import one_space, provenance
 from embedops.core.monitoring.state import MonitoringState
 from embedops.core.sources import list_source
-from embedops.core.spaces import SpacesConfig, SpaceSpec
+from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import VectorStore, index_batches, index_rows
 from embedops.core.tables import Rows, batches, count
-from embedops.core.tenants import validate_tenant
 from embedops.core.vectors import vector_matrix
 from embedops.pipelines.partitions import tenant_space_partitions
 
@@ -42,25 +42,24 @@ INDEX_CHECK_SPECS = [
 ]
 
 
-def tenant_space(context: Any, spaces: SpacesConfig) -> tuple[str, SpaceSpec]:
-    """Tenant and space of a tenant x space run; the key may come as a string in a checks-only run."""
-    key = context.partition_key
-    if not isinstance(key, dg.MultiPartitionKey):
-        key = tenant_space_partitions.get_partition_key_from_str(str(key))
-    dims = key.keys_by_dimension
-    return validate_tenant(dims["tenant"]), spaces.get(dims["space"])
-
-
-def _metadata_value(value: Any) -> Any:
+def _metadata_value(name: str, value: Any) -> Any:
+    if isinstance(value, str) and name.endswith("_dir"):
+        return dg.MetadataValue.path(value)
     if isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, list | tuple):
+        return table_of(value)
     return dg.MetadataValue.json(value)
 
 
 def to_result(outcome: Outcome, asset_key: dg.AssetKey | None = None) -> dg.AssetCheckResult:
-    """The Outcome as Dagster records it: failing ids and Markdown tables in the metadata."""
-    metadata: dict[str, Any] = {k: _metadata_value(v) for k, v in outcome.metadata.items() if v is not None}
-    metadata["failing_ids"] = dg.MetadataValue.json(outcome.ids)
+    """The Outcome as Dagster records it: lists as tables (empty ones left out), folders as paths,
+    failing ids as a table, and the Markdown tables (trends, histograms) shown as they are."""
+    metadata: dict[str, Any] = {
+        k: _metadata_value(k, v) for k, v in outcome.metadata.items() if v is not None and v != []
+    }
+    if outcome.ids:
+        metadata["failing_ids"] = table_of(outcome.ids)
     metadata.update({k: dg.MetadataValue.md(v) for k, v in outcome.markdown.items()})
     severity = dg.AssetCheckSeverity.ERROR if outcome.severity == ERROR else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(

@@ -7,7 +7,7 @@ lives in core/monitoring; these wrappers load the inputs and record the outcome.
 
 import dagster as dg
 
-from embedops.assets.check_support import freshness_outcome, tenant_space, to_result
+from embedops.assets.check_support import freshness_outcome, to_result
 from embedops.core.monitoring import ERROR, Outcome
 from embedops.core.monitoring.drift import (
     centroid_and_norm,
@@ -23,7 +23,7 @@ from embedops.core.monitoring.sentinel import TodayEmbedder, rederive, sentinel_
 from embedops.core.stores.base import empty_index, index_batches
 from embedops.core.tenants import validate_tenant
 from embedops.core.vectors import vector_matrix
-from embedops.pipelines.partitions import tenant_partitions, tenant_space_partitions
+from embedops.pipelines.partitions import tenant_partitions, tenant_space, tenant_space_partitions
 from embedops.resources import EmbedderResource, VectorStoreResource, WorkspaceResource
 from embedops.resources.monitoring import MonitoringResource
 
@@ -36,7 +36,7 @@ def reconciliation(
     monitoring: MonitoringResource,
 ) -> dg.AssetCheckResult:
     """Source documents = documents with vectors; index rows = chunk ledger; orphans and missing by id."""
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
     return to_result(
         reconcile_tenant(workspace.tables(), vector_store.open(), root, tenant, space, monitoring.config().list_limit)
@@ -61,7 +61,7 @@ def sentinel_drift_check(
     monitoring: MonitoringResource, embedder: EmbedderResource,
 ) -> dg.AssetCheckResult:
     """A fixed sample of chunks re-embedded with the model and recipe as they load today vs stored vectors."""
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     config = monitoring.config()
     batches = index_batches(vector_store.open(), tenant, space, with_vectors=True)
     picked = fixed_sample_rows(batches, config.sentinel.sample)
@@ -78,6 +78,7 @@ def sentinel_drift_check(
     outcome = sentinel_drift([r["chunk_id"] for r in records], vector_matrix(picked), today.encode(texts),
                              config.sentinel, changed, config.list_limit)
     outcome.check = "sentinel_drift"
+    outcome.metadata.setdefault("mean_distance", 0.0)  # a number on every evaluation: the UI plots it
     values = {"sentinel_mean_distance": outcome.metadata["mean_distance"]} if records else {}
     outcome.markdown["drift_trend"] = _record(monitoring, tenant, space.space_id, values,
                                               {"sentinel_mean_distance": "sentinel mean cosine distance"})
@@ -90,7 +91,7 @@ def nn_stability(
     monitoring: MonitoringResource, embedder: EmbedderResource,
 ) -> dg.AssetCheckResult:
     """Top-k of a fixed query set per tenant against the previous evaluation."""
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     config = monitoring.config().nn_stability
     store, state = vector_store.open(), monitoring.state()
     kept = state.neighbours(tenant, space.space_id)
@@ -105,6 +106,7 @@ def nn_stability(
     current = [[h.chunk_id for h in store.search(tenant, space.space_id, v, config.k, space.space_id)]
                for v in vectors]
     outcome = neighbour_stability(queries, previous, current, config)
+    outcome.metadata.setdefault("mean_overlap", 1.0)  # the first evaluation is its own reference
     state.keep_neighbours(tenant, space.space_id, queries, current)
     state.close()
     values = {"nn_mean_overlap": outcome.metadata["mean_overlap"]} if previous is not None else {}
@@ -119,7 +121,7 @@ def distribution_shift_check(
     monitoring: MonitoringResource,
 ) -> dg.AssetCheckResult:
     """Centroid cosine distance and mean-norm change against the baseline of the first materialization."""
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     batches = index_batches(vector_store.open(), tenant, space, with_vectors=True)
     centroid, norm = centroid_and_norm(vector_matrix(batch) for batch in batches)
     state = monitoring.state()
@@ -128,7 +130,8 @@ def distribution_shift_check(
         if base is None:  # materialized before monitoring existed: this evaluation becomes the baseline
             if centroid.size:
                 state.keep_baseline(tenant, space.space_id, centroid, norm, 0)
-            return to_result(Outcome("distribution_shift", True, description="no baseline yet: kept this one"))
+            return to_result(Outcome("distribution_shift", True, description="no baseline yet: kept this one",
+                                     metadata={"centroid_distance": 0.0, "norm_change": 0.0}))
     finally:
         state.close()
     outcome = distribution_shift(centroid, norm, base.centroid, base.mean_norm, monitoring.config().distribution)
@@ -145,7 +148,7 @@ def freshness_check(
     monitoring: MonitoringResource,
 ) -> dg.AssetCheckResult:
     """Lag from source change to vectors (p50, p99) against the SLO; documents stale under their policy."""
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     config = monitoring.config()
     return to_result(freshness_outcome(workspace, vector_store.open(), monitoring, tenant, space, config.list_limit))
 
@@ -168,7 +171,7 @@ def document_chunks_quality(
     embedder: EmbedderResource,
 ) -> dg.AssetCheckResult:
     """Great Expectations: unique chunk ids, non-empty text, token counts within the model's max sequence."""
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     table = workspace.tables().read("document_chunks", (tenant, space.name))
     if table is None:
         return to_result(Outcome("document_chunks_quality", False, description="document_chunks not materialized"))

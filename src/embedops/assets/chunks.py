@@ -3,10 +3,11 @@ import time
 import dagster as dg
 
 from embedops.assets.documents import quarantine_metadata
+from embedops.assets.metadata import table_of
 from embedops.core.ingest import CHUNKS_SCHEMA, plan_chunks
 from embedops.core.sources import quarantine_table
 from embedops.errors import NotMaterializedError
-from embedops.pipelines.partitions import by_tenant, split_key, tenant_space_partitions
+from embedops.pipelines.partitions import by_tenant, tenant_space, tenant_space_partitions
 from embedops.resources import EmbedderResource, WorkspaceResource
 
 
@@ -21,7 +22,7 @@ def document_chunks(
 ) -> dg.MaterializeResult:
     """Chunks of every document in the space's recipe; unchanged documents keep their chunks."""
     started = time.monotonic()
-    tenant, space = split_key(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     tables = workspace.tables()
     documents = tables.dataset("source_documents", (tenant,))
     if documents is None:
@@ -36,7 +37,7 @@ def document_chunks(
             "documents": len(plan.diff.added) + len(plan.diff.changed) + len(plan.diff.unchanged),
             "chunks": plan.rows,
             **plan.diff.counts(),
-            "deleted_documents": dg.MetadataValue.json(plan.diff.deleted[:200]),
+            **({"deleted_documents": table_of(plan.diff.deleted)} if plan.diff.deleted else {}),
             "space_id": space.space_id,
             "table": dg.MetadataValue.path(str(out.path)),
             "duration_s": round(time.monotonic() - started, 3),

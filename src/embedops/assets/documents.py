@@ -1,7 +1,9 @@
 import time
+from typing import Any
 
 import dagster as dg
 
+from embedops.assets.metadata import table_of
 from embedops.core.sources import DOCUMENTS_SCHEMA, scan_tenant
 from embedops.core.tenants import validate_tenant
 from embedops.errors import ConfigError
@@ -9,11 +11,11 @@ from embedops.pipelines.partitions import tenant_partitions
 from embedops.resources import WorkspaceResource
 
 
-def quarantine_metadata(quarantined: list[dict]) -> dict[str, dg.MetadataValue]:
-    """Quarantined documents as a count and a list a person can read in the UI."""
+def quarantine_metadata(quarantined: list[dict]) -> dict[str, Any]:
+    """Quarantined documents as a count and, when there are any, a table a person can read in the UI."""
     return {
         "quarantined": dg.MetadataValue.int(len(quarantined)),
-        "quarantined_documents": dg.MetadataValue.json(quarantined[:200]),
+        **({"quarantined_documents": table_of(quarantined)} if quarantined else {}),
     }
 
 
@@ -38,7 +40,7 @@ def source_documents(context: dg.AssetExecutionContext, workspace: WorkspaceReso
     return dg.MaterializeResult(
         metadata={
             "documents": scan.documents,
-            "source_dir": str(root),
+            "source_dir": dg.MetadataValue.path(str(root)),
             "table": dg.MetadataValue.path(str(out.path)),
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(scan.quarantined),

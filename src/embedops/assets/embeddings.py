@@ -7,7 +7,7 @@ from embedops.core.ingest import embed_chunks
 from embedops.core.sources import quarantine_table
 from embedops.core.stores.base import index_schema
 from embedops.errors import NotMaterializedError
-from embedops.pipelines.partitions import split_key, tenant_space_partitions
+from embedops.pipelines.partitions import tenant_space, tenant_space_partitions
 from embedops.resources import EmbedderResource, WorkspaceResource
 
 
@@ -22,7 +22,7 @@ def chunk_embeddings(
 ) -> dg.MaterializeResult:
     """A vector with full provenance for every chunk; the cache answers for text it has seen before."""
     started = time.monotonic()
-    tenant, space = split_key(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     tables = workspace.tables()
     chunks = tables.dataset("document_chunks", (tenant, space.name))
     if chunks is None:

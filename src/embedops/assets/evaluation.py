@@ -2,12 +2,13 @@ import time
 
 import dagster as dg
 
+from embedops.assets.metadata import listing
 from embedops.core.cutover import open_manifest
 from embedops.core.evaluation import evaluate_with_serving
 from embedops.core.golden import load_beir, slice_golden
 from embedops.errors import ConfigError, UnknownSpaceError
 from embedops.pipelines.migration import gate_for, migration_config
-from embedops.pipelines.partitions import space_partitions
+from embedops.pipelines.partitions import by_space, space_partitions
 from embedops.resources import EmbedderResource, VectorStoreResource, WorkspaceResource
 
 
@@ -22,7 +23,13 @@ class GoldenSetConfig(dg.Config):
     max_chars: int | None = None
 
 
-@dg.asset(partitions_def=space_partitions, group_name="monitoring", kinds={"lancedb", "numpy"})
+@dg.asset(
+    partitions_def=space_partitions,
+    # it searches the space's index of every tenant; the cutover gate (cutover_sensor, cutover_job) reads it
+    deps=[dg.AssetDep("vector_index", partition_mapping=by_space)],
+    group_name="monitoring",
+    kinds={"lancedb", "numpy"},
+)
 def golden_set_evaluation(
     context: dg.AssetExecutionContext,
     config: GoldenSetConfig,
@@ -69,9 +76,8 @@ def golden_set_evaluation(
             "serving_space": serving.name if serving else "",
             **{f"serving_{k}": float(serving_numbers[k]) for k in shown if serving_numbers},
             "gate_passed": verdict.passed,
-            "gate_reasons": dg.MetadataValue.json(
-                [f"space {space.name!r} serves alias {spaces.alias!r}"] if is_serving else verdict.reasons
-            ),
+            **listing("gate_reasons",
+                      [f"space {space.name!r} serves alias {spaces.alias!r}"] if is_serving else verdict.reasons),
             "duration_s": round(time.monotonic() - started, 3),
         }
     )

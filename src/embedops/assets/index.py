@@ -1,6 +1,7 @@
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from typing import Any
 
 import dagster as dg
 
@@ -9,11 +10,11 @@ from embedops.assets.check_support import (
     INDEX_KEY,
     invariant_results,
     keep_distribution_baseline,
-    tenant_space,
 )
 from embedops.core.cutover import open_manifest, point_first
-from embedops.errors import NotMaterializedError
-from embedops.pipelines.partitions import split_key, tenant_space_partitions
+from embedops.core.spaces import SpacesConfig
+from embedops.errors import NotMaterializedError, UnknownSpaceError
+from embedops.pipelines.partitions import tenant_space, tenant_space_partitions
 from embedops.resources import VectorStoreResource, WorkspaceResource
 
 _DESCRIPTION = "The tenant's collection in the space, synced to the embeddings in one commit (deletes included)."
@@ -36,7 +37,7 @@ def vector_index(
     """Sync the collection (when selected), then check its invariants: one space, complete provenance."""
     if INDEX_KEY in context.selected_asset_keys:
         yield _sync_index(context, workspace, vector_store)
-    tenant, space = tenant_space(context, workspace.spaces())
+    tenant, space = tenant_space(context, workspace)
     yield from invariant_results(set(context.selected_asset_check_keys), vector_store.open(), tenant, space)
 
 
@@ -45,7 +46,7 @@ def _sync_index(
 ) -> dg.MaterializeResult:
     started = time.monotonic()
     spaces = workspace.spaces()
-    tenant, space = split_key(context, spaces)
+    tenant, space = tenant_space(context, workspace)
     rows = workspace.tables().dataset("chunk_embeddings", (tenant, space.name))
     if rows is None:
         raise NotMaterializedError(f"chunk_embeddings for {tenant}/{space.name} is not materialized yet")
@@ -59,14 +60,51 @@ def _sync_index(
                 context.log.info(f"alias {spaces.alias!r} now serves space {space.name!r}")
     if keep_distribution_baseline(workspace.settings.home, tenant, space, rows):
         context.log.info(f"kept the distribution baseline of {tenant}/{space.name} for the drift checks")
+    target = store.get_alias(spaces.alias)
+    serving = _space_name(spaces, target)
+    upstream = {**_latest(context, "document_chunks"), **_latest(context, "chunk_embeddings")}
+    documents = {k: int(upstream.get(k, 0)) for k in ("added", "changed", "deleted")}
+    took = round(time.monotonic() - started, 3)
+    context.log.info(
+        f"{tenant}/{space.name}: +{documents['added']} ~{documents['changed']} -{documents['deleted']} documents, "
+        f"{result.upserted} rows upserted, {result.deleted} deleted, {result.rows} in all; "
+        f"{upstream.get('model_calls', 0)} model calls, {upstream.get('cache_hits', 0)} cache hits; {took} s; "
+        f"alias {spaces.alias} -> {serving}"
+    )
     return dg.MaterializeResult(
         metadata={
             "rows": result.rows,
             "upserted": result.upserted,
             "deleted": result.deleted,
+            **{f"documents_{k}": v for k, v in documents.items()},
+            "model_calls": int(upstream.get("model_calls", 0)),
+            "cache_hits": int(upstream.get("cache_hits", 0)),
             "version": result.version if result.version is not None else -1,
+            "space": space.name,
             "space_id": space.space_id,
-            "alias_target": store.get_alias(spaces.alias) or "",
-            "duration_s": round(time.monotonic() - started, 3),
+            "alias": spaces.alias,
+            "alias_target": serving,
+            "duration_s": took,
         }
     )
+
+
+def _space_name(spaces: SpacesConfig, space_id: str | None) -> str:
+    """The alias target by name (its id when it is no longer declared)."""
+    if space_id is None:
+        return "(none)"
+    try:
+        return spaces.by_id(space_id).name
+    except UnknownSpaceError:
+        return space_id
+
+
+def _latest(context: dg.AssetExecutionContext, asset: str) -> dict[str, Any]:
+    """The numbers of this partition's latest materialization of ``asset`` (this run's, in a pipeline run)."""
+    found = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[str(context.partition_key)]), limit=1
+    )
+    if not found.records or found.records[0].asset_materialization is None:
+        return {}
+    metadata = found.records[0].asset_materialization.metadata
+    return {k: v.value for k, v in metadata.items() if type(v.value) in (int, float)}

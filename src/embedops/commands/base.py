@@ -50,6 +50,7 @@ class EmbedopsGroup(click.Group):
 # A new DAGSTER_HOME: no storage block (Dagster's embedded SQLite), the hot-first run queue that
 # `dagster dev` and the daemon use for runs launched from the UI or by sensors, and run monitoring,
 # which fails runs whose process died (embedops.pipelines.liveness) so they do not hold the queue.
+# Runs of one partition take turns in the queue (dagster.yaml says why).
 INSTANCE_YAML = """telemetry:
   enabled: false
 run_coordinator:
@@ -57,6 +58,10 @@ run_coordinator:
   class: HotFirstRunCoordinator
   config:
     max_concurrent_runs: 2
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value: {applyLimitPerUniqueValue: true}
+        limit: 1
 run_launcher:
   module: embedops.pipelines.liveness
   class: WatchedRunLauncher

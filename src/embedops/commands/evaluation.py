@@ -53,7 +53,9 @@ def evaluate(
         ctx.defs, "golden_set_evaluation_job", ctx.instance(), space_name,
         run_config={"ops": {"golden_set_evaluation": {"config": op_config}}},
     )
-    meta = {k: v.value for k, v in result.asset_materializations_for_node("golden_set_evaluation")[0].metadata.items()}
+    from embedops.assets.metadata import plain
+
+    meta = plain(result.asset_materializations_for_node("golden_set_evaluation")[0].metadata)
     if as_json:
         click.echo(json.dumps({"space": space_name, "run_id": result.run_id, **meta}, indent=2, default=str))
         return
@@ -66,7 +68,7 @@ def evaluate(
     click.echo(f"  ANN vs exact top-10 overlap {meta['ann_exact_overlap@10']:.4f}")
     if meta.get("serving_space") and meta["serving_space"] != space_name:
         click.echo(f"  serving {meta['serving_space']}: " + "  ".join(f"{k} {meta['serving_' + k]:.4f}" for k in SHOWN))
-        reasons = "; ".join(str(r) for r in meta["gate_reasons"])  # type: ignore[union-attr]
+        reasons = "; ".join(str(r) for r in meta.get("gate_reasons", []))
         click.echo("  gate: passes" if meta["gate_passed"] else f"  gate: refuses ({reasons})")
 
 

@@ -20,7 +20,8 @@ from embedops.core.migration import HotTenant, TenantStatus, hot_first, tenant_s
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import VectorStore
 from embedops.errors import ConfigError, RunFailedError
-from embedops.pipelines.execution import execute_job
+from embedops.pipelines.execution import execute_job, launched_by
+from embedops.pipelines.in_flight import embeds_next, partitions_in_flight
 from embedops.pipelines.jobs import embed_space_job
 from embedops.pipelines.migration import customer_tenants, migration_config
 from embedops.pipelines.partitions import register_partitions, tenant_space_key
@@ -114,7 +115,7 @@ def _run_tenant(
     tags = {**priority_tags(hot), "embedops/backfill": space.name}
     try:
         if workspace.tables().read("source_documents", (hot.tenant,)) is None:
-            execute_job(defs, "source_documents_job", instance, hot.tenant, tags=tags)
+            execute_job(defs, "source_documents_job", instance, hot.tenant, tags={**tags, **embeds_next([space.name])})
         result = execute_job(
             defs, embed_space_job.name, instance, tenant_space_key(hot.tenant, space.name), tags=tags
         )
@@ -127,7 +128,13 @@ def _run_tenant(
     step.chunks = int(meta[-1].metadata["chunks"].value) if meta else 0  # type: ignore[arg-type]
 
 
-@dg.sensor(job=embed_space_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(
+    job=embed_space_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Backfills every building space, hottest tenant first (dagster/priority from recorded searches), "
+    "through the run queue; resumable. Off by default: turn it on to build a new space from the UI.",
+)
 def space_backfill_sensor(
     context: dg.SensorEvaluationContext, workspace: WorkspaceResource, vector_store: VectorStoreResource
 ) -> dg.SensorResult:
@@ -136,22 +143,28 @@ def space_backfill_sensor(
     store = vector_store.open()
     manifest = open_manifest(workspace.settings.home, config, store)
     building = [s for s in config.spaces if manifest.state(s.name) == "building"]
+    if not building:
+        return dg.SensorResult(skip_reason="no space is building")
     order = backfill_order(workspace, context.instance)
+    busy = partitions_in_flight(context.instance)
     requests = []
     for space in building:
         for hot in order:
-            if _status(workspace, store, hot.tenant, space).materialized:
+            key = tenant_space_key(hot.tenant, space.name)
+            if str(key) in busy or _status(workspace, store, hot.tenant, space).materialized:
                 continue
             source = workspace.tables().latest_path("source_documents", (hot.tenant,))
             if source is None:  # its sources were never read: tenant_folders_sensor does that first
                 continue
             requests.append(
                 dg.RunRequest(
-                    partition_key=tenant_space_key(hot.tenant, space.name),
+                    partition_key=key,
                     run_key=f"backfill:{space.space_id}:{hot.tenant}:{source.name}",
-                    tags={**priority_tags(hot), "embedops/backfill": space.name},
+                    tags={**priority_tags(hot), "embedops/backfill": space.name,
+                          **launched_by("sensor", "space_backfill_sensor")},
                 )
             )
     if not requests:
-        return dg.SensorResult(skip_reason="every building space is materialized for every tenant")
+        names = ", ".join(s.name for s in building)
+        return dg.SensorResult(skip_reason=f"every tenant is materialized, or on its way, in building space(s) {names}")
     return dg.SensorResult(run_requests=requests)

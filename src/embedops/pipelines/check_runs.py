@@ -5,17 +5,25 @@ Every run lands in the Dagster instance (DAGSTER_HOME), so the UI shows each eva
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import dagster as dg
 
+from embedops.assets.metadata import plain
 from embedops.core.spaces import SpacesConfig
 from embedops.core.tenants import validate_tenant
 from embedops.errors import NotMaterializedError, UnknownCheckError
 from embedops.pipelines.execution import execute_job, step_failures
-from embedops.pipelines.monitoring import TENANT_ASSETS, TENANT_SPACE_ASSETS, check_keys, partition_tags
+from embedops.pipelines.jobs import TENANT_ASSETS, TENANT_SPACE_ASSETS, monitoring_checks_job, source_checks_job
 from embedops.pipelines.partitions import register_partitions, tenant_space_key, tenant_space_partitions
+
+
+def check_keys(keys: Iterable[dg.AssetCheckKey], assets: Iterable[str]) -> list[dg.AssetCheckKey]:
+    """The checks (of ``keys``) that target one of ``assets``, in a stable order."""
+    wanted = {dg.AssetKey(a) for a in assets}
+    return sorted((k for k in keys if k.asset_key in wanted), key=lambda k: (k.asset_key.to_string(), k.name))
 
 
 @dataclass
@@ -70,7 +78,7 @@ def targets(
 def _reports(result: dg.ExecuteInProcessResult, tenant: str, space: str | None) -> list[CheckReport]:
     reports = []
     for e in result.get_asset_check_evaluations():
-        metadata: dict[str, Any] = {k: v.value for k, v in e.metadata.items()}
+        metadata: dict[str, Any] = plain(e.metadata)
         reports.append(CheckReport(
             check=e.check_name, asset=e.asset_key.to_user_string(), tenant=tenant, space=space, passed=e.passed,
             severity=e.severity.value, description=e.description or "", ids=list(metadata.pop("failing_ids", [])),
@@ -103,16 +111,15 @@ def run_checks(
         if unknown:
             raise UnknownCheckError(f"unknown check(s) {unknown}; known checks: {', '.join(sorted(known))}")
         all_keys = [k for k in all_keys if k.name in names]
-    runs: list[tuple[Any, str, str | None, list[dg.AssetCheckKey]]] = [
-        (tenant_space_key(t, s), t, s, check_keys(all_keys, TENANT_SPACE_ASSETS)) for t, s in pairs
-    ] + [(t, t, None, check_keys(all_keys, TENANT_ASSETS)) for t in tenants]
+    # the jobs the UI's Launchpad and the nightly schedules run: one run per partition
+    runs: list[tuple[str, str, str, str | None, list[dg.AssetCheckKey]]] = [
+        (monitoring_checks_job.name, tenant_space_key(t, s), t, s, check_keys(all_keys, TENANT_SPACE_ASSETS))
+        for t, s in pairs
+    ] + [(source_checks_job.name, t, t, None, check_keys(all_keys, TENANT_ASSETS)) for t in tenants]
     reports: list[CheckReport] = []
-    for key, t, s, keys in runs:
+    for job, key, t, s, keys in runs:
         if not keys:
             continue
-        result = execute_job(
-            defs, "monitoring_checks_job", instance, tags=partition_tags(key), check_keys=set(keys),
-            raise_on_error=False,
-        )
+        result = execute_job(defs, job, instance, key, check_keys=set(keys), raise_on_error=False)
         reports.extend(_reports(result, t, s))
     return reports

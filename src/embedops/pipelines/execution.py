@@ -18,6 +18,7 @@ import dagster as dg
 from embedops.errors import RunFailedError
 from embedops.pipelines.liveness import worker_tags
 
+LAUNCHED_BY = "embedops/launched_by"  # who started a run: cli, sensor:NAME, schedule:NAME, backfill:ID, ui
 # The event log keeps every event; the console stays silent, so a failed run prints only our one line.
 QUIET: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # "embedops.errors.ModelLoadError: msg" -> "msg"; "json.decoder.JSONDecodeError: msg" -> "JSONDecodeError: msg"
@@ -52,6 +53,20 @@ def step_failures(result: dg.ExecuteInProcessResult) -> list[StepFailure]:
     return failures
 
 
+def launched_by(kind: str, name: str | None = None) -> dict[str, str]:
+    """The tag that says who started a run, for the runs list: ``cli``, ``sensor:cutover_sensor``, ..."""
+    return {LAUNCHED_BY: f"{kind}:{name}" if name else kind}
+
+
+def launcher_of(tags: dict[str, str]) -> dict[str, str]:
+    """``launched_by`` for a queued run that does not say: a backfill, a sensor, a schedule, else the UI."""
+    for dagster_tag, kind in (("dagster/backfill", "backfill"), ("dagster/sensor_name", "sensor"),
+                              ("dagster/schedule_name", "schedule")):
+        if tags.get(dagster_tag):
+            return launched_by(kind, tags[dagster_tag])
+    return launched_by("ui")
+
+
 def one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -69,7 +84,8 @@ def execute_job(
 ) -> dg.ExecuteInProcessResult:
     """Run ``job`` (only ``check_keys`` of it, when given) in process on ``instance``.
 
-    The run carries this process's ``worker_tags``, so the run monitor can fail it if the process dies.
+    The run carries this process's ``worker_tags``, so the run monitor can fail it if the process dies,
+    and ``embedops/launched_by: cli`` unless ``tags`` say otherwise.
     A failed run raises RunFailedError unless ``raise_on_error`` is false; then the caller reads
     ``step_failures(result)``.
     """
@@ -79,7 +95,7 @@ def execute_job(
     result = job_def.execute_in_process(
         instance=instance,
         partition_key=partition_key,
-        tags={**worker_tags(), **(tags or {})},
+        tags={**worker_tags(), **launched_by("cli"), **(tags or {})},
         run_config={**(run_config or {}), **QUIET},
         raise_on_error=False,
     )

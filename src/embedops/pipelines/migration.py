@@ -18,6 +18,8 @@ from embedops.core.cutover import active_spaces, check_gate, cutover, open_manif
 from embedops.core.migration import GateResult, MigrationConfig, known_tenants
 from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.errors import GateRefusedError
+from embedops.pipelines.execution import launched_by
+from embedops.pipelines.in_flight import partitions_in_flight, written_by_trigger
 from embedops.pipelines.jobs import embed_space_job
 from embedops.pipelines.partitions import tenant_space_key
 from embedops.resources import VectorStoreResource, WorkspaceResource
@@ -139,6 +141,9 @@ def _candidates(config: SpacesConfig, manifest: Any, serving_id: str | None) -> 
     jobs=[cutover_job, golden_set_evaluation_job],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Moves the alias to a candidate space through the gate: measures a ready candidate on the golden "
+    "set (golden_set_evaluation_job), then runs cutover_job once every tenant is materialized, reconciliation "
+    "passes and recall@10 is within tolerance of the serving space; a refusing tick says why.",
 )
 def cutover_sensor(
     context: dg.SensorEvaluationContext, workspace: WorkspaceResource, vector_store: VectorStoreResource
@@ -171,7 +176,7 @@ def cutover_sensor(
                     job_name=golden_set_evaluation_job.name,
                     partition_key=space.name,
                     run_key=f"golden:{space.space_id}:{serving_id}:{golden}",
-                    tags={WHO_TAG: "cutover_sensor"},
+                    tags={WHO_TAG: "cutover_sensor", **launched_by("sensor", "cutover_sensor")},
                 )
             )
             context.log.info(f"{space.name}: every tenant is ready; measuring it on the golden set {golden}")
@@ -190,13 +195,20 @@ def cutover_sensor(
                 job_name=cutover_job.name,
                 run_key=run_key,
                 run_config={"ops": {"cutover_alias": {"config": {"alias": config.alias, "space": space.name}}}},
-                tags={WHO_TAG: "cutover_sensor"},
+                tags={WHO_TAG: "cutover_sensor", **launched_by("sensor", "cutover_sensor")},
             )
         ]
     )
 
 
-@dg.sensor(job=embed_space_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=embed_space_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends a tenant's new source documents to every active space (serving, building, validated) "
+    "as embed_space_job runs, except partitions that the run or backfill which read the sources, or a queued "
+    "or running run, already writes.",
+)
 def dual_write_sensor(
     context: dg.SensorEvaluationContext, workspace: WorkspaceResource, vector_store: VectorStoreResource
 ) -> dg.SensorResult:
@@ -209,21 +221,33 @@ def dual_write_sensor(
     found = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=SOURCE_DOCUMENTS, after_storage_id=after), limit=200, ascending=True
     )
+    if not found.records:
+        return dg.SensorResult(cursor=str(after), skip_reason="no new source_documents")
     config = workspace.spaces()
     spaces = active_spaces(config, open_manifest(Path(workspace.settings.home), config, vector_store.open()))
-    requests, cursor = [], after
+    busy = partitions_in_flight(context.instance)  # grows with each request: one run per partition per tick
+    requests, left, cursor = [], [], after
     for record in found.records:
         cursor = max(cursor, record.storage_id)
         tenant = record.partition_key
         if tenant is None:
             continue
+        own = written_by_trigger(context.instance, record.run_id)
         for space in spaces:
+            key = tenant_space_key(tenant, space.name)
+            if str(key) in own or str(key) in busy:
+                left.append(f"{tenant}/{space.name}")
+                continue
+            busy.add(str(key))
             requests.append(
                 dg.RunRequest(
-                    partition_key=tenant_space_key(tenant, space.name),
+                    partition_key=key,
                     run_key=f"dual-write:{record.storage_id}:{space.space_id}",
-                    tags={"embedops/trigger": "dual-write", "embedops/space": space.name},
+                    tags={"embedops/trigger": "dual-write", "embedops/space": space.name,
+                          **launched_by("sensor", "dual_write_sensor")},
                 )
             )
-    return dg.SensorResult(run_requests=requests, cursor=str(cursor))
-
+    if left:
+        context.log.info(f"already written by the run that read the sources or a run on its way: {', '.join(left)}")
+    skip = None if requests else f"every new source change is already on its way to its spaces ({', '.join(left)})"
+    return dg.SensorResult(run_requests=requests, cursor=str(cursor), skip_reason=skip)

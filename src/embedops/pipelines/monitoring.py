@@ -1,5 +1,6 @@
-"""The monitoring automation: a checks-only job, the nightly schedule that runs every check on every
-materialized partition, and the sensor that pages on-call for checks failing at ERROR severity."""
+"""The monitoring automation: the nightly schedules that run every check on every materialized
+partition (through the checks jobs of pipelines/jobs.py), and the sensor that pages on-call for checks
+failing at ERROR severity."""
 
 from __future__ import annotations
 
@@ -8,67 +9,55 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from embedops.assets.metadata import listed
 from embedops.core.monitoring.pager import Evaluation
 from embedops.errors import PagerDeliveryError
 from embedops.pipelines.dagster_internals import latest_check_evaluations
-from embedops.pipelines.partitions import tenant_space_partitions
+from embedops.pipelines.execution import launched_by
+from embedops.pipelines.jobs import monitoring_checks_job, source_checks_job
 from embedops.resources.monitoring import MonitoringResource
 from embedops.resources.pager import PagerResource
 
-TENANT_SPACE_ASSETS = ("document_chunks", "vector_index")
-TENANT_ASSETS = ("source_documents",)
-
-monitoring_checks_job = dg.define_asset_job(
-    "monitoring_checks_job",
-    selection=dg.AssetSelection.checks_for_assets(*TENANT_ASSETS, *TENANT_SPACE_ASSETS),
-    description="Every check of the index and its tables, for the partition named by the run's tags.",
-)
-
-
-def check_keys(keys: Iterable[dg.AssetCheckKey], assets: Iterable[str]) -> list[dg.AssetCheckKey]:
-    """The checks (of ``keys``) that target one of ``assets``, in a stable order."""
-    wanted = {dg.AssetKey(a) for a in assets}
-    return sorted((k for k in keys if k.asset_key in wanted), key=lambda k: (k.asset_key.to_string(), k.name))
-
-
-def partition_tags(key: str | dg.MultiPartitionKey) -> dict[str, str]:
-    """Tags that make a run of the (unpartitioned) checks job evaluate one partition."""
-    if isinstance(key, dg.MultiPartitionKey):
-        return dict(tenant_space_partitions.get_tags_for_partition_key(key))
-    return {"dagster/partition": key}
-
 
 def check_run_requests(
-    instance: dg.DagsterInstance, all_check_keys: Iterable[dg.AssetCheckKey], run_key_prefix: str
+    instance: dg.DagsterInstance, asset: str, run_key_prefix: str, tags: dict[str, str]
 ) -> list[dg.RunRequest]:
-    """One run per materialized tenant x space partition and one per materialized tenant."""
-    keys = list(all_check_keys)
-    requests = []
-    index_checks = check_keys(keys, TENANT_SPACE_ASSETS)
-    for raw in sorted(instance.get_materialized_partitions(dg.AssetKey("vector_index"))):
-        key = tenant_space_partitions.get_partition_key_from_str(raw)
-        requests.append(dg.RunRequest(run_key=f"{run_key_prefix}:{raw}", tags=partition_tags(key),
-                                      asset_check_keys=index_checks))
-    tenant_checks = check_keys(keys, TENANT_ASSETS)
-    for tenant in sorted(instance.get_materialized_partitions(dg.AssetKey("source_documents"))):
-        requests.append(dg.RunRequest(run_key=f"{run_key_prefix}:{tenant}", tags=partition_tags(tenant),
-                                      asset_check_keys=tenant_checks))
-    return requests
+    """One run of the checks job per materialized partition of ``asset``."""
+    return [
+        dg.RunRequest(run_key=f"{run_key_prefix}:{key}", partition_key=key, tags=tags)
+        for key in sorted(instance.get_materialized_partitions(dg.AssetKey(asset)))
+    ]
 
 
-@dg.schedule(
-    cron_schedule="0 2 * * *",
-    job=monitoring_checks_job,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-def nightly_reconciliation_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-    """Every night at 02:00 UTC: every check on every materialized partition."""
-    repository = context.repository_def
-    keys = repository.asset_graph.asset_check_keys if repository else []
+def _nightly(context: dg.ScheduleEvaluationContext, asset: str, name: str) -> list[dg.RunRequest] | dg.SkipReason:
     when = context.scheduled_execution_time or datetime.now(UTC)
-    requests = check_run_requests(context.instance, keys, f"nightly:{when:%Y-%m-%d}")
-    return requests or dg.SkipReason("nothing is materialized yet: ingest a tenant first")
+    requests = check_run_requests(context.instance, asset, f"nightly:{when:%Y-%m-%d}", launched_by("schedule", name))
+    return requests or dg.SkipReason(f"no partition of {asset} is materialized yet: ingest a tenant first")
+
+
+def _nightly_schedule(name: str, job: dg.UnresolvedAssetJobDefinition, asset: str, what: str) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=name,
+        cron_schedule="0 2 * * *",
+        job=job,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Every night at 02:00 UTC: {what} (one run of {job.name} each).",
+    )
+    def nightly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+        return _nightly(context, asset, name)
+
+    return nightly
+
+
+nightly_reconciliation_schedule = _nightly_schedule(
+    "nightly_reconciliation_schedule", monitoring_checks_job, "vector_index",
+    "every check of every materialized tenant x space",
+)
+nightly_source_checks_schedule = _nightly_schedule(
+    "nightly_source_checks_schedule", source_checks_job, "source_documents",
+    "the source documents checks of every materialized tenant",
+)
 
 
 def latest_evaluations(
@@ -84,12 +73,17 @@ def latest_evaluations(
             check=record.check_key.name, asset=record.check_key.asset_key.to_user_string(),
             partition=record.partition, passed=data.passed, severity=data.severity.value,
             description=data.description or "",
-            details={"run_id": record.run_id, "failing_ids": ids.value if ids is not None else []},
+            details={"run_id": record.run_id, "failing_ids": listed(ids)},
         ))
     return found, cursor
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Pages on-call (PagerDuty Events API v2) once per check, asset and partition failing at ERROR; "
+    "resolves the page when the check passes again. Off until EMBEDOPS_PAGER_URL is set.",
+)
 def pager_sensor(
     context: dg.SensorEvaluationContext, pager: PagerResource, monitoring: MonitoringResource
 ) -> dg.SensorResult | dg.SkipReason:

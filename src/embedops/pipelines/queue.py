@@ -1,8 +1,9 @@
 """The run queue, hottest tenant first, whoever launches the runs.
 
-``HotFirstRunCoordinator`` is Dagster's QueuedRunCoordinator with one addition: a tenant x space run
-that arrives without a ``dagster/priority`` tag gets its tenant's place in the backfill order
-(recorded searches, then the configured weight) as that tag before it is queued. The daemon
+``HotFirstRunCoordinator`` is Dagster's QueuedRunCoordinator with two additions. A run that does not
+say who launched it gets ``embedops/launched_by`` (``backfill:ID``, ``sensor:NAME``, ``schedule:NAME`` or
+``ui``). A tenant x space run that arrives without a ``dagster/priority`` tag gets its tenant's place
+in the backfill order (recorded searches, then the configured weight) as that tag before it is queued. The daemon
 dequeues the highest priority first, so a partition backfill launched from the Dagster UI, whose
 runs Dagster tags only with their partition, runs hottest tenant first like `embedops backfill`.
 Runs that already carry a priority (the backfill command, space_backfill_sensor, a person's tag)
@@ -26,6 +27,7 @@ import dagster as dg
 from embedops.core.settings import Settings
 from embedops.pipelines.backfill import PRIORITY_TAG, backfill_order, priority_tags
 from embedops.pipelines.dagster_internals import instance_of
+from embedops.pipelines.execution import LAUNCHED_BY, launcher_of
 from embedops.resources import WorkspaceResource
 
 TENANT_TAG = "dagster/partition/tenant"  # Dagster's tag for the tenant dimension of a tenant x space run
@@ -34,13 +36,16 @@ log = logging.getLogger(__name__)
 
 
 class HotFirstRunCoordinator(dg.QueuedRunCoordinator):
-    """QueuedRunCoordinator that gives tenant x space runs their tenant's hotness as priority."""
+    """QueuedRunCoordinator that tags who launched a run and gives tenant x space runs their tenant's
+    hotness as priority."""
 
     def submit_run(self, context: dg.SubmitRunContext) -> dg.DagsterRun:
         run = context.dagster_run
         tenant = run.tags.get(TENANT_TAG)
-        if tenant and PRIORITY_TAG not in run.tags and run.status == dg.DagsterRunStatus.NOT_STARTED:
-            tags = self._hotness_tags(tenant)
+        if run.status == dg.DagsterRunStatus.NOT_STARTED:
+            tags = {} if LAUNCHED_BY in run.tags else launcher_of(dict(run.tags))  # the runs list says who
+            if tenant and PRIORITY_TAG not in run.tags:
+                tags.update(self._hotness_tags(tenant))
             if tags:
                 instance = instance_of(self)
                 instance.add_run_tags(run.run_id, tags)

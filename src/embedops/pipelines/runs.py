@@ -12,10 +12,12 @@ from typing import Any
 
 import dagster as dg
 
+from embedops.assets.metadata import plain
 from embedops.core.spaces import SpaceSpec
 from embedops.core.tenants import validate_tenant
 from embedops.errors import ConfigError, RunFailedError
 from embedops.pipelines.execution import execute_job
+from embedops.pipelines.in_flight import embeds_next
 from embedops.pipelines.partitions import register_partitions, tenant_space_key
 from embedops.resources import WorkspaceResource
 
@@ -50,7 +52,7 @@ def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
     events = result.asset_materializations_for_node(node)
     if not events:
         return {}
-    return {k: v.value for k, v in events[-1].metadata.items()}
+    return plain(events[-1].metadata)
 
 
 def run_ingest(
@@ -68,7 +70,8 @@ def run_ingest(
             raise ConfigError(f"source folder {source} for tenant {tenant!r} does not exist; create it first")
         workspace.registry().add_tenant(tenant, source)
     register_partitions(instance, [tenant], workspace.spaces())
-    docs_run = execute_job(defs, "source_documents_job", instance, tenant)
+    # the embed runs follow in this process: dual_write_sensor leaves these spaces to them
+    docs_run = execute_job(defs, "source_documents_job", instance, tenant, tags=embeds_next([s.name for s in spaces]))
     source_meta = _metadata(docs_run, "source_documents")
     summaries = []
     failed: list[RunFailedError] = []

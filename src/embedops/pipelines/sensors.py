@@ -9,6 +9,7 @@ import dagster as dg
 
 from embedops.core.tenants import validate_tenant
 from embedops.errors import InvalidTenantError
+from embedops.pipelines.execution import launched_by
 from embedops.pipelines.jobs import source_documents_job
 from embedops.resources import WorkspaceResource
 
@@ -27,7 +28,13 @@ def folder_signature(folder: Path) -> str:
     return f"{count}:{size}:{newest:.6f}"
 
 
-@dg.sensor(job=source_documents_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=source_documents_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Watches the sources root (EMBEDOPS_SOURCES): a new folder becomes a tenant partition and is read "
+    "(source_documents_job); a folder whose files changed is read again.",
+)
 def tenant_folders_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
     """A new folder under the sources root becomes a tenant partition; a changed folder is re-read."""
     root = workspace.settings.sources_root
@@ -44,7 +51,8 @@ def tenant_folders_sensor(context: dg.SensorEvaluationContext, workspace: Worksp
         if not context.instance.has_dynamic_partition("tenants", tenant):
             new_tenants.append(tenant)
         if seen.get(tenant) != signatures[tenant]:
-            requests.append(dg.RunRequest(partition_key=tenant, run_key=f"{tenant}:{signatures[tenant]}"))
+            requests.append(dg.RunRequest(partition_key=tenant, run_key=f"{tenant}:{signatures[tenant]}",
+                                          tags=launched_by("sensor", "tenant_folders_sensor")))
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[dg.AddDynamicPartitionsRequest("tenants", new_tenants)] if new_tenants else [],
@@ -52,7 +60,12 @@ def tenant_folders_sensor(context: dg.SensorEvaluationContext, workspace: Worksp
     )
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Adds every space declared in the space config (EMBEDOPS_SPACES) as a space partition; "
+    "launches no run.",
+)
 def declared_spaces_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
     """Every space declared in the space config is a partition of the tenant x space assets."""
     names = workspace.spaces().names
