@@ -14,7 +14,6 @@ import embedops.core.configfile as configfile
 from embedops.core.embedder import SpaceEmbedder
 from embedops.core.spaces import load_config
 from embedops.pipelines.execution import execute_job
-from embedops.pipelines.monitoring import partition_tags
 from embedops.pipelines.partitions import tenant_space_key
 from embedops.pipelines.sensors import declared_spaces_sensor
 from tests.assets.test_pipeline import DOCS
@@ -63,8 +62,7 @@ def test_a_run_reads_each_config_file_once(tmp_path: Path, minilm: SpaceEmbedder
     reads.clear()
     checks = {k for k in project.defs.resolve_asset_graph().asset_check_keys
               if k.asset_key.path[0] == "vector_index" and k.name != "sentinel_drift"}  # it loads the model anew
-    result = execute_job(project.defs, "monitoring_checks_job", project.instance, tags=partition_tags(key),
-                         check_keys=checks)
+    result = execute_job(project.defs, "monitoring_checks_job", project.instance, key, check_keys=checks)
     assert len(result.get_asset_check_evaluations()) == len(checks) > 3
     assert sorted(reads) == sorted([spaces_file, monitoring_file])
 
