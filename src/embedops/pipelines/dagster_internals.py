@@ -6,6 +6,8 @@
   as the private ``_instance``.
 - The latest evaluation of every (check, partition) after a storage id (``latest_check_evaluations``),
   which the pager sensor reads: the public API reads check evaluations per run, not per partition.
+- Backfills (``requested_backfills``, ``backfill_partition_keys``): Dagster has no public API for the
+  backfills in progress or the partitions one targets; automation reads them to avoid a second run.
 
 Everything else comes from ``import dagster``. tests/pipelines/test_dagster_internals.py fails when a
 Dagster upgrade moves or changes any of these.
@@ -19,10 +21,20 @@ from typing import Any
 
 import dagster as dg
 from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-__all__ = ["CheckEvaluationRecord", "CheckRunHealthResult", "WorkerStatus", "instance_of", "latest_check_evaluations"]
+__all__ = [
+    "CheckEvaluationRecord",
+    "CheckRunHealthResult",
+    "PartitionBackfill",
+    "WorkerStatus",
+    "backfill_partition_keys",
+    "instance_of",
+    "latest_check_evaluations",
+    "requested_backfills",
+]
 
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 
@@ -60,3 +72,26 @@ def latest_check_evaluations(
         if data is not None:
             found.append(CheckEvaluationRecord(info.check_key, info.partition_key, records[0].run_id, data))
     return found, cursor
+
+
+def requested_backfills(instance: dg.DagsterInstance) -> list[PartitionBackfill]:
+    """The backfills still in progress (status REQUESTED)."""
+    return list(instance.get_backfills(status=BulkActionStatus.REQUESTED))
+
+
+def backfill_partition_keys(backfill: PartitionBackfill, assets: Iterable[dg.AssetKey], job_name: str) -> set[str]:
+    """The partition keys a backfill targets for any of ``assets``: an asset backfill's target subset, or a
+    job backfill's partition names when it backfills ``job_name``."""
+    data = backfill.asset_backfill_data
+    if data is not None:
+        target = data.target_subset
+        return {
+            key
+            for asset in assets
+            if asset in target.asset_keys
+            for key in target.get_partitions_subset(asset).get_partition_keys()
+        }
+    origin = backfill.partition_set_origin
+    if origin is not None and origin.partition_set_name.startswith(job_name):
+        return set(backfill.partition_names or [])
+    return set()

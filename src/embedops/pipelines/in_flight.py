@@ -2,16 +2,15 @@
 backfill still in progress, will write. Automation asks this before it requests a run, so a partition
 never gets a second run while one is on its way (dual_write_sensor, space_backfill_sensor).
 
-Backfills have no public API in Dagster: ``DagsterInstance.get_backfills`` and the backfill's target
-subset are internal. They are read here only; tests/pipelines/test_control_room.py (a real daemon and
-webserver) fails if an upgrade changes them.
+Backfills have no public API in Dagster: what is read of them comes from pipelines/dagster_internals.py;
+tests/pipelines/test_control_room.py (a real daemon and webserver) fails if an upgrade changes it.
 """
 
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 
+from embedops.pipelines.dagster_internals import PartitionBackfill, backfill_partition_keys, requested_backfills
 from embedops.pipelines.jobs import EMBED_ASSETS, embed_space_job
 
 # on a source_documents run whose own process embeds the tenant next (embedops ingest, embedops backfill):
@@ -55,19 +54,7 @@ def writes_embeddings(run: dg.DagsterRun) -> bool:
 
 
 def _backfill_keys(backfill: PartitionBackfill) -> set[str]:
-    data = backfill.asset_backfill_data
-    if data is not None:
-        target = data.target_subset
-        return {
-            key
-            for asset in _EMBED_KEYS
-            if asset in target.asset_keys
-            for key in target.get_partitions_subset(asset).get_partition_keys()
-        }
-    origin = backfill.partition_set_origin
-    if origin is not None and origin.partition_set_name.startswith(embed_space_job.name):
-        return set(backfill.partition_names or [])
-    return set()
+    return backfill_partition_keys(backfill, _EMBED_KEYS, embed_space_job.name)
 
 
 def partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
@@ -78,6 +65,6 @@ def partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
         tenant, space = run.tags.get(TENANT_TAG), run.tags.get(SPACE_TAG)
         if tenant and space and writes_embeddings(run):
             keys.add(str(dg.MultiPartitionKey({"tenant": tenant, "space": space})))
-    for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
+    for backfill in requested_backfills(instance):
         keys |= _backfill_keys(backfill)
     return keys

@@ -41,18 +41,21 @@ def _picker(partitions: dg.PartitionsDefinition) -> dg.PartitionedConfig:
     return dg.PartitionedConfig(partitions_def=partitions, run_config_for_partition_key_fn=lambda _key: {})
 
 
-monitoring_checks_job = dg.define_asset_job(
-    "monitoring_checks_job",
-    selection=dg.AssetSelection.checks_for_assets(*TENANT_SPACE_ASSETS),
-    config=_picker(tenant_space_partitions),
-    executor_def=dg.in_process_executor,
-    description="Every check of one tenant x space: the index against sources, model and past; chunk quality.",
-)
+def _checks_job(name: str, assets: tuple[str, ...], partitions: dg.PartitionsDefinition, description: str):  # type: ignore[no-untyped-def]
+    return dg.define_asset_job(
+        name,
+        selection=dg.AssetSelection.checks_for_assets(*assets),
+        config=_picker(partitions),
+        executor_def=dg.in_process_executor,
+        description=description,
+    )
 
-source_checks_job = dg.define_asset_job(
-    "source_checks_job",
-    selection=dg.AssetSelection.checks_for_assets(*TENANT_ASSETS),
-    config=_picker(tenant_partitions),
-    executor_def=dg.in_process_executor,
-    description="Every check of one tenant's source documents (Great Expectations).",
+
+monitoring_checks_job = _checks_job(
+    "monitoring_checks_job", TENANT_SPACE_ASSETS, tenant_space_partitions,
+    "Every check of one tenant x space: the index against sources, model and past; chunk quality.",
+)
+source_checks_job = _checks_job(
+    "source_checks_job", TENANT_ASSETS, tenant_partitions,
+    "Every check of one tenant's source documents (Great Expectations).",
 )

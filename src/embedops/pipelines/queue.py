@@ -28,9 +28,8 @@ from embedops.core.settings import Settings
 from embedops.pipelines.backfill import PRIORITY_TAG, backfill_order, priority_tags
 from embedops.pipelines.dagster_internals import instance_of
 from embedops.pipelines.execution import LAUNCHED_BY, launcher_of
+from embedops.pipelines.in_flight import TENANT_TAG
 from embedops.resources import WorkspaceResource
-
-TENANT_TAG = "dagster/partition/tenant"  # Dagster's tag for the tenant dimension of a tenant x space run
 
 log = logging.getLogger(__name__)
 
