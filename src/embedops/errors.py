@@ -54,6 +54,18 @@ class VectorStoreError(EmbedopsError):
     """The vector store refused an operation or could not be reached."""
 
 
+class StateUnreachableError(EmbedopsError):
+    """The control database (EMBEDOPS_DATABASE_URL) or the data store (EMBEDOPS_DATA_URL) cannot be reached."""
+
+
+class OldLayoutError(ConfigError):
+    """EMBEDOPS_HOME holds state in the layout of an earlier embedops, which this one does not read."""
+
+
+class PartitionBusyError(EmbedopsError):
+    """Another run holds the lease on the partition this run would write."""
+
+
 class PagerDeliveryError(EmbedopsError):
     """The pager endpoint did not accept an event; it stays queued for the next attempt."""
 
@@ -85,3 +97,13 @@ class RunFailedError(EmbedopsError):
 
 class RowContractError(VectorStoreError):
     """Rows given to a vector store break its contract (another tenant's, a repeated chunk id); nothing is written."""
+
+
+def redacted(url: str) -> str:
+    """``url`` with any password replaced by ``***``: the form of a URL fit for a log line or an error."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    credentials, _, place = rest.partition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{place}" if ":" in credentials else url

@@ -1,7 +1,17 @@
 """Where embedops keeps its state, read from the environment once.
 
-Everything embedded (LanceDB, the embedding cache, materialized tables, the registry) lives under
-one folder, EMBEDOPS_HOME; two homes never share state. Dagster's own storage is DAGSTER_HOME.
+Two settings place all state, so that a worker on any host, given only them (and credentials in
+its environment), can do any step for any partition:
+
+- EMBEDOPS_DATABASE_URL, the control plane (tenant registry, space manifest and swap history,
+  LanceDB aliases, monitoring state, pager outbox, search log, run leases): an SQLAlchemy URL,
+  by default SQLite at ``<EMBEDOPS_HOME>/control.sqlite``; in production PostgreSQL.
+- EMBEDOPS_DATA_URL, the data plane (materialized tables, the embedding cache's vectors, the
+  LanceDB index): a folder, by default ``<EMBEDOPS_HOME>/data``; in production an object store
+  prefix such as ``s3://bucket/prefix`` or a shared filesystem.
+
+EMBEDOPS_HOME itself then holds only scratch and the defaults above. Dagster's own storage is
+DAGSTER_HOME.
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ class Settings:
     spaces_file: Path | None = None
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     max_model_failure_share: float = DEFAULT_MAX_MODEL_FAILURE_SHARE
+    database_url: str = ""  # empty: SQLite under home (see ``control_url``)
+    data_url: str = ""  # empty: the folder home/data (see ``data_root``)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -38,7 +50,23 @@ class Settings:
             spaces_file=Path(spaces).expanduser().resolve() if spaces else None,
             max_document_bytes=int(env.get("EMBEDOPS_MAX_DOCUMENT_BYTES") or DEFAULT_MAX_DOCUMENT_BYTES),
             max_model_failure_share=_share(env.get("EMBEDOPS_MAX_MODEL_FAILURE_SHARE")),
+            database_url=env.get("EMBEDOPS_DATABASE_URL") or "",
+            data_url=env.get("EMBEDOPS_DATA_URL") or "",
         )
+
+    @property
+    def control_url(self) -> str:
+        """The control plane's SQLAlchemy URL (with its password: never log it, see ``errors.redacted``)."""
+        return self.database_url or f"sqlite:///{self.home / 'control.sqlite'}"
+
+    @property
+    def data_root(self) -> str:
+        """The data plane's root: an object-store URL (``s3://...``) or an absolute folder path."""
+        if not self.data_url:
+            return str(self.home / "data")
+        if "://" in self.data_url and not self.data_url.startswith("file://"):
+            return self.data_url.rstrip("/")
+        return str(Path(self.data_url.removeprefix("file://")).expanduser().resolve())
 
     @property
     def lance_dir(self) -> Path:
