@@ -1,73 +1,186 @@
-"""The embedding cache: vectors keyed on sha256(model identity, exact text), in SQLite.
+"""The embedding cache: vectors keyed on sha256(model identity, exact text), in the data plane.
 
 The key ignores where a chunk sits and how it was cut, so a re-chunking that leaves a chunk's text
 unchanged, or the same text in another document or tenant, costs no model call.
+
+The vectors live in one Lance dataset, ``<EMBEDOPS_DATA_URL>/cache/vectors.lance`` (a folder or an
+object-store prefix), shared by every worker on every host:
+
+- a ``put_many`` is one append, a commit Lance never refuses for a concurrent writer's sake (on S3 the
+  commit is a conditional put of the next manifest); a writer killed before its commit leaves only
+  unreferenced files, which the automatic cleanup removes later;
+- racing writers may store one key twice, with the same vector: a reader takes either;
+- ``get_many`` looks keys up through a BTREE index on ``key``; rows appended since the index last
+  caught up are scanned, so every ``_MAINTAIN_EVERY`` fragments a writer compacts the small
+  fragments and brings the index up to date (a concurrent maintainer's conflicting commit is dropped:
+  the next writer does it again).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
+import lance
 import numpy as np
+import pyarrow as pa
 
-from embedops.core.sqlite import open_db
+from embedops.core.dataplane import join, storage_options
 
-_BATCH = 500
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS vectors (
-    key TEXT PRIMARY KEY, model TEXT NOT NULL, dim INTEGER NOT NULL,
-    vector BLOB NOT NULL, created_at TEXT NOT NULL
-);
-"""
+log = logging.getLogger(__name__)
+
+SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32()), nullable=False),
+        pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+INDEX_NAME = "key_idx"
+_BATCH = 4096  # keys per lookup
+# Maintenance (compaction and index catch-up) when this many fragments are not in the key index.
+_MAINTAIN_EVERY = 16
+# Compaction merges fragments smaller than this (about 100 MB of 384-d vectors) and leaves bigger ones alone,
+# so a row is rewritten a few times at most, however big the cache grows.
+_FRAGMENT_ROWS = 65536
+# Old versions and files no commit references (a killed writer's) go after an hour, checked every 64 commits.
+_AUTO_CLEANUP = {"interval": 64, "older_than_seconds": 3600}
 
 
 class EmbeddingCache:
-    """Content-addressed store of vectors. Safe to share between processes (SQLite WAL)."""
+    """Content-addressed store of vectors under a data-plane root; safe to share between processes and hosts."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn = open_db(self.path, _SCHEMA)
+    def __init__(self, root_url: str, storage_options: dict[str, str] | None = None) -> None:
+        self.root = str(root_url)
+        self.uri = join(self.root, "cache", "vectors.lance")
+        self._options = dict(_default_options(self.root) if storage_options is None else storage_options)
+        self._ds: lance.LanceDataset | None = None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, tuple[np.ndarray, datetime]]:
         """Vectors and the time they were computed, for the keys that are cached."""
-        found: dict[str, tuple[np.ndarray, datetime]] = {}
         unique = list(dict.fromkeys(keys))
+        ds = self._latest()
+        found: dict[str, tuple[np.ndarray, datetime]] = {}
+        if ds is None or not unique:
+            return found
         for start in range(0, len(unique), _BATCH):
-            part = unique[start : start + _BATCH]
-            marks = ",".join("?" * len(part))
-            rows = self._conn.execute(
-                f"SELECT key, vector, created_at FROM vectors WHERE key IN ({marks})", part
-            )
-            for key, blob, created in rows:
-                found[key] = (np.frombuffer(blob, dtype=np.float32), datetime.fromisoformat(created))
+            table = ds.to_table(columns=["key", "vector", "created_at"], filter=_key_filter(unique[start : start + _BATCH]))
+            vectors = table.column("vector").combine_chunks()
+            flat = vectors.flatten().to_numpy(zero_copy_only=False)
+            offsets = vectors.offsets.to_numpy()
+            for i, (key, created) in enumerate(
+                zip(table.column("key").to_pylist(), table.column("created_at").to_pylist(), strict=True)
+            ):
+                found[key] = (flat[offsets[i] : offsets[i + 1]], created)
         return found
 
     def put_many(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> datetime:
-        """Store vectors under their keys; returns the timestamp recorded for them."""
+        """Store vectors under their keys (one commit); returns the timestamp recorded for them."""
         now = datetime.now(UTC)
-        rows = [
-            (key, model, int(vec.shape[0]), np.asarray(vec, dtype=np.float32).tobytes(), now.isoformat())
-            for key, vec in items
-        ]
-        with self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?)", rows)
+        pairs = list(items)
+        if not pairs:
+            return now
+        vectors = [np.asarray(vec, dtype=np.float32).ravel() for _, vec in pairs]
+        lengths = np.fromiter((v.shape[0] for v in vectors), dtype=np.int32, count=len(vectors))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        table = pa.table(
+            {
+                "key": pa.array([key for key, _ in pairs], pa.string()),
+                "model": pa.array([model] * len(pairs), pa.string()),
+                "vector": pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(vectors))),
+                "created_at": pa.array([now] * len(pairs), pa.timestamp("us", tz="UTC")),
+            },
+            schema=SCHEMA,
+        )
+        self._ds = self._append(table)
+        self._maintain(self._ds)
         return now
 
     def evict(self, keys: Sequence[str]) -> int:
-        """Forget the vectors of ``keys`` so the model computes them again; returns how many were cached."""
+        """Forget the vectors of ``keys`` (one commit) so the model computes them again; returns how many were cached."""
         unique = list(dict.fromkeys(keys))
-        removed = 0
-        with self._conn:
-            for start in range(0, len(unique), _BATCH):
-                part = unique[start : start + _BATCH]
-                cur = self._conn.execute(f"DELETE FROM vectors WHERE key IN ({','.join('?' * len(part))})", part)
-                removed += cur.rowcount
-        return removed
+        ds = self._latest()
+        if ds is None or not unique:
+            return 0
+        removed: set[str] = set()
+        for start in range(0, len(unique), _BATCH):
+            removed.update(ds.to_table(columns=["key"], filter=_key_filter(unique[start : start + _BATCH]))
+                           .column("key").to_pylist())
+        if removed:
+            ds.delete(_key_filter(sorted(removed)))
+        return len(removed)
 
     def __len__(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM vectors").fetchone()[0])
+        ds = self._latest()
+        return 0 if ds is None else ds.count_rows()
 
     def close(self) -> None:
-        self._conn.close()
+        self._ds = None
+
+    def _latest(self) -> lance.LanceDataset | None:
+        """The dataset at its newest version, or None before the first put anywhere."""
+        if self._ds is None:
+            try:
+                self._ds = lance.dataset(self.uri, storage_options=self._options)
+            except ValueError:  # lance says "Dataset at path ... was not found" with a ValueError
+                return None
+        else:
+            self._ds.checkout_latest()
+        return self._ds
+
+    def _append(self, table: pa.Table) -> lance.LanceDataset:
+        if self._latest() is None:
+            try:
+                ds = lance.write_dataset(
+                    table, self.uri, SCHEMA, mode="create", storage_options=self._options,
+                    auto_cleanup_options=_AUTO_CLEANUP,  # type: ignore[arg-type]
+                )
+            except (OSError, ValueError) as exc:  # another writer created it first: append like any other put
+                if self._latest() is None:
+                    raise
+                log.debug("the cache dataset appeared while this writer created it: %s", type(exc).__name__)
+            else:
+                _create_index(ds)
+                return ds
+        return lance.write_dataset(table, self.uri, SCHEMA, mode="append", storage_options=self._options)
+
+    def _maintain(self, ds: lance.LanceDataset) -> None:
+        """Compact small fragments and bring the key index up to date once enough fragments are outside it."""
+        indexed = _indexed_fragments(ds)
+        if indexed is None:
+            _create_index(ds)
+            return
+        if sum(1 for f in ds.get_fragments() if f.fragment_id not in indexed) < _MAINTAIN_EVERY:
+            return
+        try:
+            ds.optimize.compact_files(target_rows_per_fragment=_FRAGMENT_ROWS)
+            ds.optimize.optimize_indices()
+        except OSError as exc:  # a concurrent writer's maintenance or evict won the commit; the next put retries
+            log.info("cache maintenance deferred: %s", exc)
+
+
+def _default_options(root: str) -> dict[str, str]:
+    return storage_options(root)
+
+
+def _indexed_fragments(ds: lance.LanceDataset) -> set[int] | None:
+    for index in ds.describe_indices():
+        if index.name == INDEX_NAME:
+            return {f for segment in index.segments for f in segment.fragment_ids}
+    return None
+
+
+def _create_index(ds: lance.LanceDataset) -> None:
+    try:
+        ds.create_scalar_index("key", "BTREE", name=INDEX_NAME, replace=False)
+    except (OSError, ValueError) as exc:  # a concurrent writer created it
+        log.info("cache key index not created here: %s", exc)
+
+
+def _key_filter(keys: Sequence[str]) -> str:
+    quoted = ",".join("'" + key.replace("'", "''") + "'" for key in keys)
+    return f"key IN ({quoted})"
+
+
