@@ -51,7 +51,7 @@ def test_a_model_failing_on_every_text_fails_the_run_and_syncs_nothing(
 ) -> None:
     served = index(ingested)
     ingested.write("acme", {"lens.md": DOCS["lens.md"] + "\n\nA new paragraph about the lamp room."})
-    shutil.rmtree(ingested.workspace.settings.cache_path.parent)  # nothing cached: every text must go to the model
+    shutil.rmtree(Path(ingested.workspace.settings.data_root) / "cache")  # nothing cached: every text goes to the model
     monkeypatch.setattr(_Model, "encode", fail_on(""))
 
     with pytest.raises(RunFailedError) as failed:

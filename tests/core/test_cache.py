@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.processes import Background, free_port, wait_for
 
 from embedops.core.cache import EmbeddingCache
 from embedops.core.dataplane import storage_options
-from tests.processes import Background, free_port, wait_for
+from embedops.errors import StateUnreachableError
 
 DIM = 8
 
@@ -157,7 +158,7 @@ def fake_s3_moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     try:
         wait_for(lambda: _answers(endpoint), 60, "moto's S3 server", moto)
         for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "fake",
-                            "AWS_SECRET_ACCESS_KEY": "fake", "AWS_REGION": "us-east-1"}.items():
+                            "AWS_SECRET_ACCESS_KEY": "fake-secret-1234", "AWS_REGION": "us-east-1"}.items():
             monkeypatch.setenv(name, value)
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="embedops")
         yield "s3://embedops/data"
@@ -183,3 +184,16 @@ def test_the_cache_on_s3(fake_s3_moto: str) -> None:
     assert_holds(cache, range(300))
     assert cache.get_many([key(0)])[key(0)][1] == stamp
     assert cache.evict([key(0), key(1)]) == 2 and key(0) not in EmbeddingCache(fake_s3_moto).get_many([key(0)])
+
+
+def test_a_missing_bucket_or_a_store_that_does_not_answer_fails_loudly(
+    fake_s3_moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache it cannot reach is an infrastructure failure, not an empty cache: the run must not re-embed."""
+    with pytest.raises(StateUnreachableError, match="s3://no-such-bucket/data/cache.*EMBEDOPS_DATA_URL") as missing:
+        EmbeddingCache("s3://no-such-bucket/data").put_many("model-a", [(key(0), vector(0))])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    with pytest.raises(StateUnreachableError, match="cannot be read or written") as down:
+        EmbeddingCache(fake_s3_moto).get_many([key(0)])
+    for error in (missing.value, down.value):
+        assert "fake-secret-1234" not in str(error)

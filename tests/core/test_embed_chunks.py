@@ -51,7 +51,7 @@ def embed(
 def test_a_failing_text_quarantines_its_document_and_only_it(tmp_path: Path) -> None:
     encoder = FakeEncoder()
     docs = {"a.md": [f"alpha {i}" for i in range(10)], "b.md": ["beta", "POISON here"], "c.md": ["gamma"]}
-    result, rows = embed(chunks(docs), encoder, EmbeddingCache(tmp_path / "c.sqlite"), group_size=8)
+    result, rows = embed(chunks(docs), encoder, EmbeddingCache(str(tmp_path)), group_size=8)
     assert result.quarantined == [
         {"doc_id": "b.md", "stage": "embedding",
          "reason": "model failed: ValueError: cannot embed this text; no previous vectors; retried on the next run"}
@@ -61,7 +61,7 @@ def test_a_failing_text_quarantines_its_document_and_only_it(tmp_path: Path) -> 
 
 
 def test_cached_and_repeated_texts_cost_no_model_call(tmp_path: Path) -> None:
-    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    cache = EmbeddingCache(str(tmp_path))
     first, _ = embed(chunks({"a.md": ["one", "two", "one"]}), FakeEncoder(), cache)
     assert (first.model_calls, first.cache_hits, first.rows) == (2, 0, 3)
     encoder = FakeEncoder()
@@ -72,8 +72,8 @@ def test_cached_and_repeated_texts_cost_no_model_call(tmp_path: Path) -> None:
 def test_batches_never_split_a_document(tmp_path: Path) -> None:
     """Streaming in batches of 3 rows gives the rows of one big batch; a bad text still drops its whole document."""
     docs = {"a.md": ["a0", "a1"], "b.md": ["b0", "b1", "b2", "b3", "POISON b4"], "c.md": ["c0"], "d.md": ["d0", "d1"]}
-    whole, expected = embed(chunks(docs), FakeEncoder(), EmbeddingCache(tmp_path / "1.sqlite"))
-    streamed, rows = embed(chunks(docs), FakeEncoder(), EmbeddingCache(tmp_path / "2.sqlite"), batch_rows=3)
+    whole, expected = embed(chunks(docs), FakeEncoder(), EmbeddingCache(str(tmp_path / "1")))
+    streamed, rows = embed(chunks(docs), FakeEncoder(), EmbeddingCache(str(tmp_path / "2")), batch_rows=3)
     assert rows.drop_columns(["embedded_at"]).equals(expected.drop_columns(["embedded_at"]))
     assert "b.md" not in rows.column("doc_id").to_pylist() and streamed.quarantined == whole.quarantined
     assert (streamed.model_calls, streamed.rows) == (whole.model_calls, whole.rows) == (10, 5)

@@ -89,12 +89,12 @@ def test_bad_space_config_names_the_problem(data: dict, message: str) -> None:
 
 
 def test_cache_round_trip(tmp_path: Path) -> None:
-    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    cache = EmbeddingCache(str(tmp_path))
     vec = np.arange(4, dtype=np.float32)
     cache.put_many("m", [("k1", vec)])
     found = cache.get_many(["k1", "k2", "k1"])
     assert list(found) == ["k1"] and np.array_equal(found["k1"][0], vec)
-    assert len(EmbeddingCache(tmp_path / "c.sqlite")) == 1  # persisted
+    assert len(EmbeddingCache(str(tmp_path))) == 1  # persisted
 
 
 def test_tables_keep_versions_and_a_latest_pointer(tmp_path: Path) -> None:

@@ -65,14 +65,14 @@ def warm_cache(tmp_path_factory: pytest.TempPathFactory, golden_dir: Path, minil
     from embedops.core.spaces import parse_config
 
     root = tmp_path_factory.mktemp("warm")
-    cache = EmbeddingCache(root / "embeddings.sqlite")
+    cache = EmbeddingCache(str(root / "data"))
     golden = load_beir(golden_dir)
     for space in parse_config({"spaces": [MINILM, STATIC]}).spaces:
         embedder = SpaceEmbedder(space)
         index_golden(golden, space, embedder, cache, LanceStore(root / "lance"), TableStore(root / "tables"))
         cached_encode(list(golden.queries.values()), embedder, cache)
     cache.close()
-    return root / "embeddings.sqlite"
+    return root / "data" / "cache"
 
 
 MakeMigration = Callable[..., Project]
@@ -125,9 +125,7 @@ def make_migration(
         project = make_project(tmp_path, spaces_file)
         if server is not None:
             made.append(on_weaviate(project, server))
-        cache_file = project.settings.cache_path
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(warm_cache, cache_file)
+        shutil.copytree(warm_cache, Path(project.settings.data_root) / "cache", dirs_exist_ok=True)
         project.write("acme", ACME)
         project.write("globex", GLOBEX)
         if ingest:

@@ -34,8 +34,7 @@ def test_model_migration_then_rollback_runbooks(tmp_path: Path, golden_dir: Path
         "EMBEDOPS_GOLDEN": None,
         "EMBEDOPS_USER": "runbook-test",
     }
-    (tmp_path / "home" / "cache").mkdir(parents=True)
-    shutil.copyfile(warm_cache, tmp_path / "home" / "cache" / "embeddings.sqlite")
+    shutil.copytree(warm_cache, tmp_path / "home" / "data" / "cache")
 
     def run(args: list[str]) -> Result:
         return CliRunner().invoke(main, args, env=env, catch_exceptions=False)

@@ -90,7 +90,7 @@ def test_an_adapter_between_compatible_spaces_recovers_the_recall(golden_dir: Pa
         new,
         old,
         SpaceEmbedder,
-        EmbeddingCache(tmp_path / "cache.sqlite"),
+        EmbeddingCache(str(tmp_path / "data")),
         LanceStore(tmp_path / "lance"),
         TableStore(tmp_path / "tables"),
         tenant_chunks=[],

@@ -25,8 +25,10 @@ from datetime import UTC, datetime
 import lance
 import numpy as np
 import pyarrow as pa
+from lance.dataset import AutoCleanupConfig
 
 from embedops.core.dataplane import join, storage_options
+from embedops.errors import StateUnreachableError, redacted
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ _MAINTAIN_EVERY = 16
 # so a row is rewritten a few times at most, however big the cache grows.
 _FRAGMENT_ROWS = 65536
 # Old versions and files no commit references (a killed writer's) go after an hour, checked every 64 commits.
-_AUTO_CLEANUP = {"interval": 64, "older_than_seconds": 3600}
+_AUTO_CLEANUP: AutoCleanupConfig = {"interval": 64, "older_than_seconds": 3600}
 
 
 class EmbeddingCache:
@@ -66,7 +68,8 @@ class EmbeddingCache:
         if ds is None or not unique:
             return found
         for start in range(0, len(unique), _BATCH):
-            table = ds.to_table(columns=["key", "vector", "created_at"], filter=_key_filter(unique[start : start + _BATCH]))
+            part = unique[start : start + _BATCH]
+            table = ds.to_table(columns=["key", "vector", "created_at"], filter=_key_filter(part))
             vectors = table.column("vector").combine_chunks()
             flat = vectors.flatten().to_numpy(zero_copy_only=False)
             offsets = vectors.offsets.to_numpy()
@@ -99,7 +102,7 @@ class EmbeddingCache:
         return now
 
     def evict(self, keys: Sequence[str]) -> int:
-        """Forget the vectors of ``keys`` (one commit) so the model computes them again; returns how many were cached."""
+        """Forget the vectors of ``keys`` (one commit) so the model computes them again; returns how many it had."""
         unique = list(dict.fromkeys(keys))
         ds = self._latest()
         if ds is None or not unique:
@@ -121,30 +124,45 @@ class EmbeddingCache:
 
     def _latest(self) -> lance.LanceDataset | None:
         """The dataset at its newest version, or None before the first put anywhere."""
-        if self._ds is None:
-            try:
+        try:
+            if self._ds is None:
                 self._ds = lance.dataset(self.uri, storage_options=self._options)
-            except ValueError:  # lance says "Dataset at path ... was not found" with a ValueError
+            else:
+                self._ds.checkout_latest()
+        except ValueError as exc:
+            if "was not found" in str(exc):  # no put anywhere yet
                 return None
-        else:
-            self._ds.checkout_latest()
+            raise self._unreachable(exc) from exc
+        except OSError as exc:
+            raise self._unreachable(exc) from exc
         return self._ds
+
+    def _unreachable(self, exc: Exception) -> StateUnreachableError:
+        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        return StateUnreachableError(
+            f"the embedding cache at {redacted(self.uri)} cannot be read or written ({first}); check that "
+            "EMBEDOPS_DATA_URL names a folder or bucket that exists and that its store answers (for S3: "
+            "AWS_ENDPOINT_URL, AWS_REGION and the credentials in the environment)"
+        )
 
     def _append(self, table: pa.Table) -> lance.LanceDataset:
         if self._latest() is None:
             try:
                 ds = lance.write_dataset(
                     table, self.uri, SCHEMA, mode="create", storage_options=self._options,
-                    auto_cleanup_options=_AUTO_CLEANUP,  # type: ignore[arg-type]
+                    auto_cleanup_options=_AUTO_CLEANUP,
                 )
             except (OSError, ValueError) as exc:  # another writer created it first: append like any other put
                 if self._latest() is None:
-                    raise
+                    raise self._unreachable(exc) from exc
                 log.debug("the cache dataset appeared while this writer created it: %s", type(exc).__name__)
             else:
                 _create_index(ds)
                 return ds
-        return lance.write_dataset(table, self.uri, SCHEMA, mode="append", storage_options=self._options)
+        try:
+            return lance.write_dataset(table, self.uri, SCHEMA, mode="append", storage_options=self._options)
+        except OSError as exc:  # Lance retries commit conflicts of appends itself: this is the store failing
+            raise self._unreachable(exc) from exc
 
     def _maintain(self, ds: lance.LanceDataset) -> None:
         """Compact small fragments and bring the key index up to date once enough fragments are outside it."""

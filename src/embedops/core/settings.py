@@ -77,10 +77,6 @@ class Settings:
         return self.home / "tables"
 
     @property
-    def cache_path(self) -> Path:
-        return self.home / "cache" / "embeddings.sqlite"
-
-    @property
     def registry_path(self) -> Path:
         return self.home / "registry.sqlite"
 

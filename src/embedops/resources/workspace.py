@@ -59,7 +59,7 @@ class WorkspaceResource(dg.ConfigurableResource):
         return TableStore(self.settings.tables_dir)
 
     def cache(self) -> EmbeddingCache:
-        return EmbeddingCache(self.settings.cache_path)
+        return EmbeddingCache(self.settings.data_root)
 
     def registry(self) -> Registry:
         return Registry(self.settings.registry_path)
