@@ -20,11 +20,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedops.core.dataplane import join
 from embedops.errors import ConfigError
 
 DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 # A run fails, and syncs nothing, when the model fails on more than this share of the texts it was given.
 DEFAULT_MAX_MODEL_FAILURE_SHARE = 0.1
+# A materialized table's replaced versions stay readable (time travel, audit) this many days.
+DEFAULT_TABLE_RETENTION_DAYS = 7.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Settings:
     max_model_failure_share: float = DEFAULT_MAX_MODEL_FAILURE_SHARE
     database_url: str = ""  # empty: SQLite under home (see ``control_url``)
     data_url: str = ""  # empty: the folder home/data (see ``data_root``)
+    table_retention_days: float = DEFAULT_TABLE_RETENTION_DAYS
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -52,6 +56,7 @@ class Settings:
             max_model_failure_share=_share(env.get("EMBEDOPS_MAX_MODEL_FAILURE_SHARE")),
             database_url=env.get("EMBEDOPS_DATABASE_URL") or "",
             data_url=env.get("EMBEDOPS_DATA_URL") or "",
+            table_retention_days=_days(env.get("EMBEDOPS_TABLE_RETENTION_DAYS")),
         )
 
     @property
@@ -69,12 +74,9 @@ class Settings:
         return str(Path(self.data_url.removeprefix("file://")).expanduser().resolve())
 
     @property
-    def lance_dir(self) -> Path:
-        return self.home / "lancedb"
-
-    @property
-    def tables_dir(self) -> Path:
-        return self.home / "tables"
+    def lance_uri(self) -> str:
+        """The LanceDB index's place in the data plane."""
+        return join(self.data_root, "lancedb")
 
     @property
     def cache_path(self) -> Path:
@@ -102,3 +104,18 @@ def _share(value: str | None) -> float:
             f"(default {DEFAULT_MAX_MODEL_FAILURE_SHARE})"
         )
     return share
+
+
+def _days(value: str | None) -> float:
+    if not value:
+        return DEFAULT_TABLE_RETENTION_DAYS
+    try:
+        days = float(value)
+    except ValueError:
+        days = -1.0
+    if not days >= 0.0:
+        raise ConfigError(
+            f"EMBEDOPS_TABLE_RETENTION_DAYS={value!r} is not a number of days; set a number of 0 or more "
+            f"(default {DEFAULT_TABLE_RETENTION_DAYS:g}): replaced table versions are kept that long"
+        )
+    return days

@@ -1,4 +1,4 @@
-"""The embedded vector store: LanceDB on local disk.
+"""The embedded vector store: LanceDB in the data plane (a folder, or an object store such as S3).
 
 Layout: one LanceDB table per (tenant, space), named ``t_<tenant>__s_<space_id>``. A table per
 tenant keeps tenants physically apart (a search cannot reach another tenant's rows, whatever the
@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.index import HnswSq
 
+from embedops.core.dataplane import is_remote
 from embedops.core.stores.base import Hit, SyncResult, index_schema
 from embedops.core.stores.contract import check_query_space, check_tenant, checked_keys
 from embedops.core.tables import BATCH_ROWS, Rows, batches, where_in
@@ -50,12 +51,17 @@ _KEY_COLUMNS = ("chunk_id", *_CHANGE_COLUMNS)
 class LanceStore:
     """VectorStore on a LanceDB folder."""
 
-    def __init__(self, root: str | Path, ann_min_rows: int = ANN_MIN_ROWS) -> None:
-        self.root = Path(root)
+    def __init__(
+        self, root: str | Path, ann_min_rows: int = ANN_MIN_ROWS, storage_options: dict[str, str] | None = None
+    ) -> None:
+        self.root = str(root)  # a folder or an object-store URL (``s3://bucket/prefix/lancedb``)
         self.ann_min_rows = ann_min_rows
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._db = lancedb.connect(str(self.root), read_consistency_interval=timedelta(0))
-        self._aliases = self.root / "aliases.json"
+        if not is_remote(self.root):
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+        self._db = lancedb.connect(
+            self.root, read_consistency_interval=timedelta(0), storage_options=dict(storage_options or {})
+        )
+        self._aliases = Path(self.root) / "aliases.json"
 
     @staticmethod
     def table_name(tenant: str, space_id: str) -> str:
