@@ -16,8 +16,10 @@ from tests.s3 import BUCKET
 
 from embedops.core import tables as tables_module
 from embedops.core.dataplane import storage_options
+from embedops.core.settings import Settings
 from embedops.core.tables import TableStore, batches, columns, count
-from embedops.errors import NotMaterializedError
+from embedops.definitions import build_defs
+from embedops.errors import ConfigError, NotMaterializedError
 
 SCHEMA = pa.schema([("doc_id", pa.string()), ("text", pa.string()), ("n", pa.int64())])
 PART = ("acme", "static")
@@ -184,3 +186,22 @@ def test_concurrent_commits_on_the_fake_s3_never_overwrite_each_other(s3: str) -
     assert sorted(versions) == list(range(2, 2 + writers))
     final = lance.dataset(url, storage_options=options)
     assert sorted(final.to_table().column("doc_id").to_pylist()) == ["base", *(f"w{i}" for i in range(writers))]
+
+
+def test_the_data_url_and_retention_reach_the_tables_and_the_index(tmp_path: Path) -> None:
+    env = {"EMBEDOPS_HOME": str(tmp_path / "home"), "EMBEDOPS_DATA_URL": "s3://bucket/prod/",
+           "EMBEDOPS_TABLE_RETENTION_DAYS": "0.5"}
+    defs = build_defs(Settings.from_env(env))
+    tables = defs.resources["workspace"].tables()  # type: ignore[attr-defined]
+    assert tables.url("chunks", PART) == "s3://bucket/prod/tables/chunks/acme/static.lance"
+    assert tables.retention == timedelta(hours=12)
+    assert defs.resources["vector_store"].lance_uri == "s3://bucket/prod/lancedb"  # type: ignore[attr-defined]
+
+    local = Settings.from_env({"EMBEDOPS_HOME": str(tmp_path / "home")})
+    assert local.lance_uri == str(tmp_path / "home" / "data" / "lancedb") and local.table_retention_days == 7
+
+
+@pytest.mark.parametrize("days", ["-1", "a week", "nan"])
+def test_a_retention_that_is_not_a_number_of_days_is_refused_naming_the_setting(days: str) -> None:
+    with pytest.raises(ConfigError, match=f"EMBEDOPS_TABLE_RETENTION_DAYS='{days}' is not a number of days"):
+        Settings.from_env({"EMBEDOPS_HOME": "/tmp/x", "EMBEDOPS_TABLE_RETENTION_DAYS": days})
