@@ -201,7 +201,7 @@ def test_the_data_url_and_retention_reach_the_tables_and_the_index(tmp_path: Pat
     assert local.lance_uri == str(tmp_path / "home" / "data" / "lancedb") and local.table_retention_days == 7
 
 
-@pytest.mark.parametrize("days", ["-1", "a week", "nan"])
+@pytest.mark.parametrize("days", ["-1", "a week", "nan", "inf"])
 def test_a_retention_that_is_not_a_number_of_days_is_refused_naming_the_setting(days: str) -> None:
     with pytest.raises(ConfigError, match=f"EMBEDOPS_TABLE_RETENTION_DAYS='{days}' is not a number of days"):
         Settings.from_env({"EMBEDOPS_HOME": "/tmp/x", "EMBEDOPS_TABLE_RETENTION_DAYS": days})

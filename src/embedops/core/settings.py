@@ -53,10 +53,16 @@ class Settings:
             sources_root=Path(env.get("EMBEDOPS_SOURCES") or home / "sources").expanduser().resolve(),
             spaces_file=Path(spaces).expanduser().resolve() if spaces else None,
             max_document_bytes=int(env.get("EMBEDOPS_MAX_DOCUMENT_BYTES") or DEFAULT_MAX_DOCUMENT_BYTES),
-            max_model_failure_share=_share(env.get("EMBEDOPS_MAX_MODEL_FAILURE_SHARE")),
+            max_model_failure_share=_number(
+                env, "EMBEDOPS_MAX_MODEL_FAILURE_SHARE", DEFAULT_MAX_MODEL_FAILURE_SHARE, 1.0,
+                "a share of texts", "a number from 0 to 1",
+            ),
             database_url=env.get("EMBEDOPS_DATABASE_URL") or "",
             data_url=env.get("EMBEDOPS_DATA_URL") or "",
-            table_retention_days=_days(env.get("EMBEDOPS_TABLE_RETENTION_DAYS")),
+            table_retention_days=_number(
+                env, "EMBEDOPS_TABLE_RETENTION_DAYS", DEFAULT_TABLE_RETENTION_DAYS, 36_500.0,
+                "a number of days", "how many days a replaced table version stays readable, 0 to 36500",
+            ),
         )
 
     @property
@@ -91,31 +97,15 @@ class Settings:
         return Path(os.environ.get("DAGSTER_HOME") or self.home / "dagster").expanduser().resolve()
 
 
-def _share(value: str | None) -> float:
+def _number(env: dict[str, str], name: str, default: float, high: float, meaning: str, allowed: str) -> float:
+    """The number in environment variable ``name`` (``default`` when unset), refused outside 0..``high``."""
+    value = env.get(name)
     if not value:
-        return DEFAULT_MAX_MODEL_FAILURE_SHARE
+        return default
     try:
-        share = float(value)
+        number = float(value)
     except ValueError:
-        share = -1.0
-    if not 0.0 <= share <= 1.0:
-        raise ConfigError(
-            f"EMBEDOPS_MAX_MODEL_FAILURE_SHARE={value!r} is not a share of texts; set a number from 0 to 1 "
-            f"(default {DEFAULT_MAX_MODEL_FAILURE_SHARE})"
-        )
-    return share
-
-
-def _days(value: str | None) -> float:
-    if not value:
-        return DEFAULT_TABLE_RETENTION_DAYS
-    try:
-        days = float(value)
-    except ValueError:
-        days = -1.0
-    if not days >= 0.0:
-        raise ConfigError(
-            f"EMBEDOPS_TABLE_RETENTION_DAYS={value!r} is not a number of days; set a number of 0 or more "
-            f"(default {DEFAULT_TABLE_RETENTION_DAYS:g}): replaced table versions are kept that long"
-        )
-    return days
+        number = -1.0
+    if not 0.0 <= number <= high:
+        raise ConfigError(f"{name}={value!r} is not {meaning}; set {allowed} (default {default:g})")
+    return number

@@ -226,7 +226,7 @@ class TableStore:
         """
         url = self.url(asset, partition)
         found = self._open(url)
-        source = _reader(rows, schema)
+        source = reader(rows, schema)
         if found is None:
             found = lance.write_dataset(source, url, schema=schema, mode="create", storage_options=self.storage_options)
         else:
@@ -328,11 +328,16 @@ class TableStore:
         return f"table {asset} of partition {'/'.join(partition)}"
 
 
-def _reader(rows: Rows, schema: pa.Schema) -> pa.RecordBatchReader:
-    """``rows`` streamed in ``schema``'s columns, batch by batch."""
+def reader(
+    rows: Rows, schema: pa.Schema, only: Sequence[str] | None = None, key: str = "chunk_id"
+) -> pa.RecordBatchReader:
+    """``rows`` (only those whose ``key`` is in ``only``, if given) cast to ``schema``, read batch by batch."""
 
     def parts() -> Iterator[pa.RecordBatch]:
         for part in batches(rows, schema.names):
-            yield from part.cast(schema).to_batches()
+            if only is not None:
+                part = where_in(part, key, only)
+            if part.num_rows:
+                yield from part.cast(schema).to_batches()
 
     return pa.RecordBatchReader.from_batches(schema, parts())
