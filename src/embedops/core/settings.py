@@ -26,7 +26,7 @@ from embedops.errors import ConfigError
 DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 # A run fails, and syncs nothing, when the model fails on more than this share of the texts it was given.
 DEFAULT_MAX_MODEL_FAILURE_SHARE = 0.1
-# A materialized table's replaced versions stay readable (time travel, audit) this many days.
+# A materialized table's versions stay readable (time travel, audit) this many days; the latest always stays.
 DEFAULT_TABLE_RETENTION_DAYS = 7.0
 
 
@@ -61,7 +61,7 @@ class Settings:
             data_url=env.get("EMBEDOPS_DATA_URL") or "",
             table_retention_days=_number(
                 env, "EMBEDOPS_TABLE_RETENTION_DAYS", DEFAULT_TABLE_RETENTION_DAYS, 36_500.0,
-                "a number of days", "how many days a replaced table version stays readable, 0 to 36500",
+                "a number of days", "how many days a table version stays readable, 0 to 36500",
             ),
         )
 

@@ -98,8 +98,9 @@ class Sink(Protocol):
 class TableWriter:
     """Writes one new materialization batch by batch; ``TableStore.writer`` commits it as one version on success.
 
-    Rows are written out as data files every ``FLUSH_BYTES`` or so; only the commit makes them a version
-    (data files of a writer that never commits are referenced by none and go with the next cleanup).
+    Rows are written out as data files every ``FLUSH_BYTES`` or so (what the writer holds in memory at
+    most); only the commit makes them a version. The data files of a writer that never commits belong
+    to no version; Lance's cleanup removes such files once they are a week old.
     ``url`` and ``version`` name the committed version.
     """
 
@@ -169,8 +170,9 @@ class Collector:
 class TableStore:
     """Every asset partition's materializations, as versions of a Lance dataset under ``root`` (a folder or URL).
 
-    ``storage_options`` reach the object store (``dataplane.storage_options``); ``retention`` is how long
-    a version stays readable after a newer one replaced it (the latest always stays).
+    ``storage_options`` reach the object store (``dataplane.storage_options``). After each commit the
+    versions committed more than ``retention`` ago are removed, with the files only they used; the
+    latest version always stays, however old.
     """
 
     def __init__(
@@ -258,7 +260,7 @@ class TableStore:
         if version not in kept:
             raise NotMaterializedError(
                 f"{self._name(asset, partition)} has no version {version}; it keeps versions {kept} "
-                f"(a replaced version is removed after EMBEDOPS_TABLE_RETENTION_DAYS, now {self._days()} days)"
+                f"(older versions than EMBEDOPS_TABLE_RETENTION_DAYS, now {self._days()} days, are removed)"
             )
         return latest.checkout_version(version)
 
@@ -317,7 +319,7 @@ class TableStore:
         return found
 
     def _cleanup(self, dataset: lance.LanceDataset) -> None:
-        """Remove the versions replaced longer than ``retention`` ago and their files; the latest stays."""
+        """Remove the versions committed more than ``retention`` ago and their files; the latest stays."""
         dataset.cleanup_old_versions(older_than=self.retention, error_if_tagged_old_versions=False)
 
     def _days(self) -> str:
