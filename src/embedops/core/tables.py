@@ -35,7 +35,7 @@ from embedops.errors import NotMaterializedError
 Rows: TypeAlias = pa.Table | ds.Dataset  # a materialization in memory, or stored (Lance, Parquet) and read in batches
 BATCH_ROWS = 2048
 # A writer holds this much of its rows before writing them out as a data file (a fragment) of the new version.
-FLUSH_BYTES = 64 * 1024 * 1024
+FLUSH_BYTES = 16 * 1024 * 1024  # measured at 100k 384-d vectors: +97 MB peak RSS (64 MiB: +138 MB)
 DEFAULT_RETENTION = timedelta(days=7)
 
 
