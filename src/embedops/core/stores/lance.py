@@ -49,7 +49,7 @@ _KEY_COLUMNS = ("chunk_id", *_CHANGE_COLUMNS)
 
 
 class LanceStore:
-    """VectorStore on a LanceDB folder."""
+    """VectorStore on a LanceDB database: a folder or an object-store prefix."""
 
     def __init__(
         self, root: str | Path, ann_min_rows: int = ANN_MIN_ROWS, storage_options: dict[str, str] | None = None
