@@ -92,7 +92,7 @@ def test_the_reserved_golden_tenant_cannot_be_ingested(run, tmp_path: Path) -> N
     result = run("ingest", "--tenant", "embedops-golden")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "tenant name 'embedops-golden' is reserved" in result.stderr
-    assert not (tmp_path / "home" / "tables" / "source_documents" / "embedops-golden").exists()
+    assert not (tmp_path / "home" / "data" / "tables" / "source_documents" / "embedops-golden.lance").exists()
 
 
 def test_a_new_dagster_home_gets_run_monitoring_that_sees_in_process_runs(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -34,7 +34,7 @@ warnings.filterwarnings("ignore", "Parameter `owners` of initializer `SensorDefi
 
 
 def vector_store_resource(settings: Settings) -> VectorStoreResource:
-    """LanceDB under EMBEDOPS_HOME, or Weaviate when EMBEDOPS_VECTOR_STORE=weaviate."""
+    """LanceDB under EMBEDOPS_DATA_URL, or Weaviate when EMBEDOPS_VECTOR_STORE=weaviate."""
     if os.environ.get("EMBEDOPS_VECTOR_STORE", "lancedb") == "weaviate":
         return VectorStoreResource(
             kind="weaviate",
@@ -45,7 +45,7 @@ def vector_store_resource(settings: Settings) -> VectorStoreResource:
                 dg.EnvVar("EMBEDOPS_WEAVIATE_API_KEY") if os.environ.get("EMBEDOPS_WEAVIATE_API_KEY") else None
             ),
         )
-    return VectorStoreResource(kind="lancedb", lance_dir=str(settings.lance_dir))
+    return VectorStoreResource(kind="lancedb", lance_uri=settings.lance_uri)
 
 
 def pager_resource() -> PagerResource:

@@ -85,7 +85,7 @@ def test_a_source_file_deleted_without_reingest_is_an_orphan(ingested: Project) 
 
 def test_a_row_of_another_space_written_into_the_store(ingested: Project) -> None:
     table = _replace(_rows(ingested).slice(0, 1), 0, chunk_id="intruder", space_id="ffffffffffff", space_name="other")
-    lance = lancedb.connect(str(ingested.settings.lance_dir))
+    lance = lancedb.connect(ingested.settings.lance_uri)
     lance.open_table(LanceStore.table_name("acme", _sid(ingested))).add(table)  # past the store's guard
     results = checks(ingested, "one_space_per_collection", "reconciliation")
     mixed = results["one_space_per_collection"]

@@ -138,7 +138,7 @@ def test_nan_weights_in_the_model_folder_fail_the_run_and_the_check(tmp_path: Pa
     first = embedops("ingest", "--tenant", "acme", "--source", str(source), "--json")
     assert first.exit_code == 0, first.output
     served_space = json.loads(first.stdout)["space_id"]
-    store = LanceStore(tmp_path / "home" / "lancedb")
+    store = LanceStore(tmp_path / "home" / "data" / "lancedb")
     served = store.export("acme", served_space).to_pylist()
 
     _nan_weights(model)

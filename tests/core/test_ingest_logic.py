@@ -13,7 +13,7 @@ from embedops.core.fingerprints import cache_key, chunk_id
 from embedops.core.ingest import diff_documents
 from embedops.core.sources import DOCUMENTS_SCHEMA
 from embedops.core.spaces import DEFAULT_SPACE, ChunkerSpec, SpaceSpec, load_config, parse_config
-from embedops.core.tables import Collector, TableStore
+from embedops.core.tables import Collector
 from embedops.errors import ConfigError, UnknownSpaceError
 
 
@@ -95,29 +95,6 @@ def test_cache_round_trip(tmp_path: Path) -> None:
     found = cache.get_many(["k1", "k2", "k1"])
     assert list(found) == ["k1"] and np.array_equal(found["k1"][0], vec)
     assert len(EmbeddingCache(str(tmp_path))) == 1  # persisted
-
-
-def test_tables_keep_versions_and_a_latest_pointer(tmp_path: Path) -> None:
-    tables = TableStore(tmp_path, keep=2)
-    assert tables.read("x", ("acme",)) is None
-    for i in range(3):
-        tables.write("x", ("acme",), pa.table({"i": [i]}), run_id=f"run{i}")
-    assert tables.read("x", ("acme",)).column("i").to_pylist() == [2]  # type: ignore[union-attr]
-    assert len(list((tmp_path / "x" / "acme").glob("*.parquet"))) == 2
-
-
-def test_a_failed_write_leaves_the_latest_version_and_no_partial_file(tmp_path: Path) -> None:
-    tables = TableStore(tmp_path)
-    tables.write("x", ("acme",), pa.table({"i": [1]}))
-    with pytest.raises(RuntimeError, match="disk went away"):
-        with tables.writer("x", ("acme",), pa.schema([("i", pa.int64())])) as out:
-            out.write(pa.table({"i": [2, 3]}))
-            raise RuntimeError("disk went away")
-    assert tables.read("x", ("acme",)).column("i").to_pylist() == [1]  # type: ignore[union-attr]
-    leftovers = [p.name for p in (tmp_path / "x" / "acme").iterdir() if not p.name.endswith(".parquet")]
-    assert sorted(leftovers) == [".lock", "LATEST"]  # the partition's writer lock stays; no .part file
-    dataset = tables.dataset("x", ("acme",))
-    assert dataset is not None and dataset.to_table().column("i").to_pylist() == [1]
 
 
 def test_plan_chunks_streams_the_same_ledger_as_one_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,7 +33,7 @@ class Deployment:
 
     @property
     def store(self) -> LanceStore:
-        return LanceStore(self.home / "lancedb")
+        return LanceStore(self.home / "data" / "lancedb")
 
     def rows(self) -> pa.Table:
         return self.store.export("acme", DEFAULT_SPACE.space_id, with_vectors=True)

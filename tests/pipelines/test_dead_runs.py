@@ -29,11 +29,13 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 # `embedops ingest` that stalls in source_documents once its sources are read and written, just
-# before the step's last act (writing the quarantine list): the moment a kill -9 used to leave
-# LATEST pointing at the dead run's table.
+# before the step's last act (writing the quarantine list): rows written, the new version not yet
+# committed.
 STALLING_INGEST = """
 import sys, time, pathlib
+from embedops.core import tables
 from embedops.core.tables import TableStore
+tables.FLUSH_BYTES = 1  # its rows reach storage as they are written, before the commit
 write = TableStore.write
 def stall(self, asset, partition, table, run_id="local"):
     if asset == "source_quarantine":
@@ -94,7 +96,7 @@ def _kill_ingest_mid_step(env: dict[str, str], tmp_path: Path) -> None:
 
 
 def _tables(env: dict[str, str]) -> TableStore:
-    return TableStore(Path(env["EMBEDOPS_HOME"]) / "tables")
+    return build_defs(Settings.from_env(env)).resources["workspace"].tables()  # type: ignore[attr-defined, no-any-return]
 
 
 def _docs_runs(env: dict[str, str]) -> list[dg.DagsterRun]:
@@ -102,27 +104,32 @@ def _docs_runs(env: dict[str, str]) -> list[dg.DagsterRun]:
         return list(instance.get_runs(dg.RunsFilter(job_name="source_documents_job")))  # newest first
 
 
-def test_a_run_killed_mid_step_leaves_the_previous_table_latest_and_the_next_run_removes_its_leftovers(
+def test_a_run_killed_mid_step_leaves_the_previous_version_latest_and_a_rerun_converges(
     deployment: dict[str, str], tmp_path: Path
 ) -> None:
     env, tables = deployment, _tables(deployment)
-    good = tables.latest_path("source_documents", ("acme",))
+    good = tables.latest("source_documents", ("acme",))
     assert good is not None and tables.read("source_documents", ("acme",)).num_rows == 1  # type: ignore[union-attr]
 
-    _kill_ingest_mid_step(env, tmp_path)
-    assert tables.latest_path("source_documents", ("acme",)) == good  # not the dead run's table
+    _kill_ingest_mid_step(env, tmp_path)  # killed after writing its rows, before its commit
+    assert tables.latest("source_documents", ("acme",)) == good  # not the dead run's table
+    latest = tables.dataset("source_documents", ("acme",))
+    assert latest is not None
+    referenced = sum(len(fragment.data_files()) for fragment in latest.get_fragments())
+    assert len(list((Path(good[0]) / "data").iterdir())) > referenced, "the killed run wrote no rows before the kill"
     assert tables.read("source_documents", ("acme",)).num_rows == 1  # type: ignore[union-attr]
-    left = tables.leftovers("source_documents", ("acme",))
-    assert left, "the killed run wrote nothing: it was not killed mid-step"
 
     settings = Settings.from_env(env)
     defs = build_defs(settings)
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         run_ingest(defs, instance, "acme", [defs.resources["workspace"].spaces().get("static")])  # type: ignore[attr-defined]
-    assert not any(path.exists() for path in left)
-    assert tables.leftovers("source_documents", ("acme",)) == []
-    assert tables.latest_path("source_documents", ("acme",)) != good
-    assert tables.read("source_documents", ("acme",)).num_rows == 2  # type: ignore[union-attr]
+    url, version = tables.latest("source_documents", ("acme",))  # type: ignore[misc]
+    assert url == good[0] and version == good[1] + 1  # the re-run's commit follows the last good one
+    docs = tables.read("source_documents", ("acme",))
+    assert docs is not None and sorted(docs.column("doc_id").to_pylist()) == ["billing.md", "guide.md"]
+    # and the chunks caught up with both documents in the same run
+    chunks = tables.read("document_chunks", ("acme", "static"))
+    assert chunks is not None and set(chunks.column("doc_id").to_pylist()) == {"billing.md", "guide.md"}
 
 
 def test_a_killed_ingest_is_marked_failed_and_the_queue_moves_again(
@@ -148,7 +155,6 @@ def test_a_killed_ingest_is_marked_failed_and_the_queue_moves_again(
         failure = instance.all_logs(dead.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
         assert f"process {dead.tags[PID_TAG]} on host" in "".join(str(e.message) for e in failure)
     tables = _tables(env)
-    assert tables.leftovers("source_documents", ("acme",)) == []
     assert tables.read("source_documents", ("acme",)).num_rows == 2  # type: ignore[union-attr]
 
 

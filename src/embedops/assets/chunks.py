@@ -3,7 +3,7 @@ import time
 import dagster as dg
 
 from embedops.assets.documents import quarantine_metadata
-from embedops.assets.metadata import table_of
+from embedops.assets.metadata import table_metadata, table_of
 from embedops.core.ingest import CHUNKS_SCHEMA, plan_chunks
 from embedops.core.sources import quarantine_table
 from embedops.errors import NotMaterializedError
@@ -15,7 +15,7 @@ from embedops.resources import EmbedderResource, WorkspaceResource
     partitions_def=tenant_space_partitions,
     ins={"source_documents": dg.AssetIn(partition_mapping=by_tenant, dagster_type=dg.Nothing)},
     group_name="embeddings",
-    kinds={"parquet"},
+    kinds={"lance"},
 )
 def document_chunks(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, embedder: EmbedderResource
@@ -39,7 +39,7 @@ def document_chunks(
             **plan.diff.counts(),
             **({"deleted_documents": table_of(plan.diff.deleted)} if plan.diff.deleted else {}),
             "space_id": space.space_id,
-            "table": dg.MetadataValue.path(str(out.path)),
+            **table_metadata(out),
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(plan.quarantined),
         }

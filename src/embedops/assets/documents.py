@@ -3,7 +3,7 @@ from typing import Any
 
 import dagster as dg
 
-from embedops.assets.metadata import table_of
+from embedops.assets.metadata import table_metadata, table_of
 from embedops.core.sources import DOCUMENTS_SCHEMA, scan_tenant
 from embedops.core.tenants import validate_tenant
 from embedops.errors import ConfigError
@@ -19,7 +19,7 @@ def quarantine_metadata(quarantined: list[dict]) -> dict[str, Any]:
     }
 
 
-@dg.asset(partitions_def=tenant_partitions, group_name="ingestion", kinds={"parquet"})
+@dg.asset(partitions_def=tenant_partitions, group_name="ingestion", kinds={"lance"})
 def source_documents(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> dg.MaterializeResult:
     """A tenant's readable source documents with their checksums; unreadable files are quarantined."""
     started = time.monotonic()
@@ -41,7 +41,7 @@ def source_documents(context: dg.AssetExecutionContext, workspace: WorkspaceReso
         metadata={
             "documents": scan.documents,
             "source_dir": dg.MetadataValue.path(str(root)),
-            "table": dg.MetadataValue.path(str(out.path)),
+            **table_metadata(out),
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(scan.quarantined),
         }

@@ -3,6 +3,7 @@ import time
 import dagster as dg
 
 from embedops.assets.documents import quarantine_metadata
+from embedops.assets.metadata import table_metadata
 from embedops.core.ingest import embed_chunks
 from embedops.core.sources import quarantine_table
 from embedops.core.stores.base import index_schema
@@ -15,7 +16,7 @@ from embedops.resources import EmbedderResource, WorkspaceResource
     partitions_def=tenant_space_partitions,
     deps=["document_chunks"],
     group_name="embeddings",
-    kinds={"parquet", "pytorch"},
+    kinds={"lance", "pytorch"},
 )
 def chunk_embeddings(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, embedder: EmbedderResource
@@ -55,7 +56,7 @@ def chunk_embeddings(
             "stale_rows": result.stale_rows,
             "model": space.model.identity,
             "space_id": space.space_id,
-            "table": dg.MetadataValue.path(str(out.path)),
+            **table_metadata(out),
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(result.quarantined),
         }

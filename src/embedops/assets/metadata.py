@@ -1,5 +1,5 @@
 """Metadata a person reads at a glance in the UI: lists as tables (first 50, beside their total),
-folders and files as paths, and no empty lists."""
+folders and files as paths, object-store places as URLs, and no empty lists."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
+
+from embedops.core.dataplane import is_remote
+from embedops.core.tables import TableWriter
+from embedops.errors import redacted
 
 SHOWN = 50
 _TYPES = {bool: "bool", int: "int", float: "float"}
@@ -49,3 +53,9 @@ def listed(value: Any) -> list[Any]:
         return [r["id"] for r in rows] if rows and list(rows[0]) == ["id"] else rows
     inner = getattr(value, "value", value)
     return list(inner) if isinstance(inner, list | tuple) else []
+
+
+def table_metadata(out: TableWriter) -> dict[str, Any]:
+    """The materialization a run committed: its table's place (a folder path or a URL) and version."""
+    place = dg.MetadataValue.url(redacted(out.url)) if is_remote(out.url) else dg.MetadataValue.path(out.url)
+    return {"table": place, "table_version": out.version}

@@ -51,9 +51,7 @@ def known_tenants(registered: Iterable[str], tables: TableStore, extra: Iterable
     The golden-set namespace is never a customer tenant.
     """
     found = set(registered) | set(extra)
-    docs = tables.root / "source_documents"
-    if docs.is_dir():
-        found |= {p.name for p in docs.iterdir() if p.is_dir()}
+    found |= set(tables.partitions("source_documents"))
     tenants = []
     for name in sorted(found - {GOLDEN_TENANT}):
         try:
@@ -104,7 +102,7 @@ def tenant_status(
     status = TenantStatus(tenant, space.name)
     docs = tables.read_columns("source_documents", (tenant,), ["doc_id", "checksum"])
     chunks = tables.read_columns("document_chunks", (tenant, space.name), ["doc_id", "source_checksum", "config_hash"])
-    vectors = tables.latest_path("chunk_embeddings", (tenant, space.name))
+    vectors = tables.latest("chunk_embeddings", (tenant, space.name))
     if docs is None:
         status.problems.append("its source documents were never read")
         return status

@@ -20,11 +20,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedops.core.dataplane import join
 from embedops.errors import ConfigError
 
 DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 # A run fails, and syncs nothing, when the model fails on more than this share of the texts it was given.
 DEFAULT_MAX_MODEL_FAILURE_SHARE = 0.1
+# A materialized table's versions stay readable (time travel, audit) this many days; the latest always stays.
+DEFAULT_TABLE_RETENTION_DAYS = 7.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Settings:
     max_model_failure_share: float = DEFAULT_MAX_MODEL_FAILURE_SHARE
     database_url: str = ""  # empty: SQLite under home (see ``control_url``)
     data_url: str = ""  # empty: the folder home/data (see ``data_root``)
+    table_retention_days: float = DEFAULT_TABLE_RETENTION_DAYS
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -49,9 +53,16 @@ class Settings:
             sources_root=Path(env.get("EMBEDOPS_SOURCES") or home / "sources").expanduser().resolve(),
             spaces_file=Path(spaces).expanduser().resolve() if spaces else None,
             max_document_bytes=int(env.get("EMBEDOPS_MAX_DOCUMENT_BYTES") or DEFAULT_MAX_DOCUMENT_BYTES),
-            max_model_failure_share=_share(env.get("EMBEDOPS_MAX_MODEL_FAILURE_SHARE")),
+            max_model_failure_share=_number(
+                env, "EMBEDOPS_MAX_MODEL_FAILURE_SHARE", DEFAULT_MAX_MODEL_FAILURE_SHARE, 1.0,
+                "a share of texts", "a number from 0 to 1",
+            ),
             database_url=env.get("EMBEDOPS_DATABASE_URL") or "",
             data_url=env.get("EMBEDOPS_DATA_URL") or "",
+            table_retention_days=_number(
+                env, "EMBEDOPS_TABLE_RETENTION_DAYS", DEFAULT_TABLE_RETENTION_DAYS, 36_500.0,
+                "a number of days", "how many days a table version stays readable, 0 to 36500",
+            ),
         )
 
     @property
@@ -69,12 +80,9 @@ class Settings:
         return str(Path(self.data_url.removeprefix("file://")).expanduser().resolve())
 
     @property
-    def lance_dir(self) -> Path:
-        return self.home / "lancedb"
-
-    @property
-    def tables_dir(self) -> Path:
-        return self.home / "tables"
+    def lance_uri(self) -> str:
+        """The LanceDB index's place in the data plane."""
+        return join(self.data_root, "lancedb")
 
     @property
     def registry_path(self) -> Path:
@@ -85,16 +93,15 @@ class Settings:
         return Path(os.environ.get("DAGSTER_HOME") or self.home / "dagster").expanduser().resolve()
 
 
-def _share(value: str | None) -> float:
+def _number(env: dict[str, str], name: str, default: float, high: float, meaning: str, allowed: str) -> float:
+    """The number in environment variable ``name`` (``default`` when unset), refused outside 0..``high``."""
+    value = env.get(name)
     if not value:
-        return DEFAULT_MAX_MODEL_FAILURE_SHARE
+        return default
     try:
-        share = float(value)
+        number = float(value)
     except ValueError:
-        share = -1.0
-    if not 0.0 <= share <= 1.0:
-        raise ConfigError(
-            f"EMBEDOPS_MAX_MODEL_FAILURE_SHARE={value!r} is not a share of texts; set a number from 0 to 1 "
-            f"(default {DEFAULT_MAX_MODEL_FAILURE_SHARE})"
-        )
-    return share
+        number = -1.0
+    if not 0.0 <= number <= high:
+        raise ConfigError(f"{name}={value!r} is not {meaning}; set {allowed} (default {default:g})")
+    return number

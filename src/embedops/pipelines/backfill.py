@@ -153,13 +153,13 @@ def space_backfill_sensor(
             key = tenant_space_key(hot.tenant, space.name)
             if str(key) in busy or _status(workspace, store, hot.tenant, space).materialized:
                 continue
-            source = workspace.tables().latest_path("source_documents", (hot.tenant,))
+            source = workspace.tables().latest("source_documents", (hot.tenant,))
             if source is None:  # its sources were never read: tenant_folders_sensor does that first
                 continue
             requests.append(
                 dg.RunRequest(
                     partition_key=key,
-                    run_key=f"backfill:{space.space_id}:{hot.tenant}:{source.name}",
+                    run_key=f"backfill:{space.space_id}:{hot.tenant}:v{source[1]}",
                     tags={**priority_tags(hot), "embedops/backfill": space.name,
                           **launched_by("sensor", "space_backfill_sensor")},
                 )

@@ -10,13 +10,14 @@ from embedops.errors import ConfigError
 
 
 class VectorStoreResource(dg.ConfigurableResource):
-    """The vector index: LanceDB on local disk (default) or a Weaviate server.
+    """The vector index: LanceDB in the data plane (``lance_uri``, a folder or an object-store URL; the default)
+    or a Weaviate server.
 
     For Weaviate, bind the URL and API key with ``dg.EnvVar`` so that they never reach logs.
     """
 
     kind: Literal["lancedb", "weaviate"] = "lancedb"
-    lance_dir: str | None = None
+    lance_uri: str | None = None
     weaviate_url: str | None = None
     weaviate_grpc_port: int = 50051
     weaviate_api_key: str | None = None
@@ -44,11 +45,12 @@ class VectorStoreResource(dg.ConfigurableResource):
 
     def _connect(self) -> VectorStore:
         if self.kind == "lancedb":
-            if not self.lance_dir:
-                raise ConfigError("vector store 'lancedb' needs lance_dir (set EMBEDOPS_HOME)")
+            if not self.lance_uri:
+                raise ConfigError("vector store 'lancedb' needs lance_uri (set EMBEDOPS_DATA_URL or EMBEDOPS_HOME)")
+            from embedops.core.dataplane import storage_options
             from embedops.core.stores.lance import LanceStore
 
-            return LanceStore(self.lance_dir)
+            return LanceStore(self.lance_uri, storage_options=storage_options(self.lance_uri))
         url = _value(self.weaviate_url)
         if not url:
             raise ConfigError("vector store 'weaviate' needs a URL: set EMBEDOPS_WEAVIATE_URL")

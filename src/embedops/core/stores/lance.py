@@ -1,4 +1,4 @@
-"""The embedded vector store: LanceDB on local disk.
+"""The embedded vector store: LanceDB in the data plane (a folder, or an object store such as S3).
 
 Layout: one LanceDB table per (tenant, space), named ``t_<tenant>__s_<space_id>``. A table per
 tenant keeps tenants physically apart (a search cannot reach another tenant's rows, whatever the
@@ -33,9 +33,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.index import HnswSq
 
+from embedops.core.dataplane import is_remote
 from embedops.core.stores.base import Hit, SyncResult, index_schema
 from embedops.core.stores.contract import check_query_space, check_tenant, checked_keys
-from embedops.core.tables import BATCH_ROWS, Rows, batches, where_in
+from embedops.core.tables import BATCH_ROWS, Rows, reader
 from embedops.errors import NotMaterializedError, SpaceMismatchError, VectorStoreError
 
 _META_KEY = b"embedops.space"
@@ -48,14 +49,19 @@ _KEY_COLUMNS = ("chunk_id", *_CHANGE_COLUMNS)
 
 
 class LanceStore:
-    """VectorStore on a LanceDB folder."""
+    """VectorStore on a LanceDB database: a folder or an object-store prefix."""
 
-    def __init__(self, root: str | Path, ann_min_rows: int = ANN_MIN_ROWS) -> None:
-        self.root = Path(root)
+    def __init__(
+        self, root: str | Path, ann_min_rows: int = ANN_MIN_ROWS, storage_options: dict[str, str] | None = None
+    ) -> None:
+        self.root = str(root)  # a folder or an object-store URL (``s3://bucket/prefix/lancedb``)
         self.ann_min_rows = ann_min_rows
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._db = lancedb.connect(str(self.root), read_consistency_interval=timedelta(0))
-        self._aliases = self.root / "aliases.json"
+        if not is_remote(self.root):
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+        self._db = lancedb.connect(
+            self.root, read_consistency_interval=timedelta(0), storage_options=dict(storage_options or {})
+        )
+        self._aliases = Path(self.root) / "aliases.json"
 
     @staticmethod
     def table_name(tenant: str, space_id: str) -> str:
@@ -85,7 +91,7 @@ class LanceStore:
         dim = rows.schema.field("vector").type.list_size
         meta = json.dumps({"space_id": space_id, "space_name": space_name, "dimension": dim})
         schema = index_schema(dim).with_metadata({_META_KEY: meta.encode()})
-        return self._db.create_table(self.table_name(tenant, space_id), data=_reader(rows, schema), schema=schema)
+        return self._db.create_table(self.table_name(tenant, space_id), data=reader(rows, schema), schema=schema)
 
     def sync(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> SyncResult:
         """Make the tenant's table hold exactly ``rows``, in at most one commit (see the module docstring).
@@ -117,7 +123,7 @@ class LanceStore:
             merge = table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
             if removed:
                 merge = merge.when_not_matched_by_source_delete(_in_list(removed))
-            result = merge.execute(_reader(rows, table.schema, only=None if everything else changed))
+            result = merge.execute(reader(rows, table.schema, only=None if everything else changed))
             upserted = result.num_inserted_rows + result.num_updated_rows
             deleted = result.num_deleted_rows
         elif removed:
@@ -159,7 +165,7 @@ class LanceStore:
             table.merge_insert("chunk_id")
             .when_matched_update_all()
             .when_not_matched_insert_all()
-            .execute(_reader(rows, table.schema))
+            .execute(reader(rows, table.schema))
         )
         return int(result.num_inserted_rows + result.num_updated_rows)
 
@@ -267,19 +273,6 @@ def _plan(source: pa.Table, target: pa.Table) -> tuple[list[str], list[str]]:
     changed = source["chunk_id"].filter(differs).to_pylist()
     removed = target["chunk_id"].filter(pc.invert(pc.is_in(target["chunk_id"], value_set=source["chunk_id"])))
     return sorted(changed), sorted(removed.to_pylist())
-
-
-def _reader(rows: Rows, schema: pa.Schema, only: Sequence[str] | None = None) -> pa.RecordBatchReader:
-    """``rows`` (only those with these chunk ids, if given) cast to ``schema``, read batch by batch."""
-
-    def parts() -> Iterator[pa.RecordBatch]:
-        for part in batches(rows, schema.names):
-            if only is not None:
-                part = where_in(part, "chunk_id", only)
-            if part.num_rows:
-                yield from part.cast(schema).to_batches()
-
-    return pa.RecordBatchReader.from_batches(schema, parts())
 
 
 def _in_list(chunk_ids: Sequence[str]) -> str:
