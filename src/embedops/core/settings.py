@@ -20,11 +20,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from embedops.errors import ConfigError
+from embedops.errors import ConfigError, OldLayoutError
 
 DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 # A run fails, and syncs nothing, when the model fails on more than this share of the texts it was given.
 DEFAULT_MAX_MODEL_FAILURE_SHARE = 0.1
+# How long a run waits for another run to let go of a partition it would write (EMBEDOPS_LEASE_WAIT_S).
+DEFAULT_LEASE_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Settings:
     max_model_failure_share: float = DEFAULT_MAX_MODEL_FAILURE_SHARE
     database_url: str = ""  # empty: SQLite under home (see ``control_url``)
     data_url: str = ""  # empty: the folder home/data (see ``data_root``)
+    lease_wait_s: float = DEFAULT_LEASE_WAIT_S
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -52,12 +55,13 @@ class Settings:
             max_model_failure_share=_share(env.get("EMBEDOPS_MAX_MODEL_FAILURE_SHARE")),
             database_url=env.get("EMBEDOPS_DATABASE_URL") or "",
             data_url=env.get("EMBEDOPS_DATA_URL") or "",
+            lease_wait_s=_seconds("EMBEDOPS_LEASE_WAIT_S", env.get("EMBEDOPS_LEASE_WAIT_S"), DEFAULT_LEASE_WAIT_S),
         )
 
     @property
     def control_url(self) -> str:
         """The control plane's SQLAlchemy URL (with its password: never log it, see ``errors.redacted``)."""
-        return self.database_url or f"sqlite:///{self.home / 'control.sqlite'}"
+        return control_url(self.home, self.database_url)
 
     @property
     def data_root(self) -> str:
@@ -81,10 +85,6 @@ class Settings:
         return self.home / "cache" / "embeddings.sqlite"
 
     @property
-    def registry_path(self) -> Path:
-        return self.home / "registry.sqlite"
-
-    @property
     def dagster_home(self) -> Path:
         return Path(os.environ.get("DAGSTER_HOME") or self.home / "dagster").expanduser().resolve()
 
@@ -102,3 +102,47 @@ def _share(value: str | None) -> float:
             f"(default {DEFAULT_MAX_MODEL_FAILURE_SHARE})"
         )
     return share
+
+
+def _seconds(name: str, value: str | None, default: float) -> float:
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise ConfigError(f"{name}={value!r} is not a number of seconds; set a number >= 0 (default {default:g})")
+    return seconds
+
+
+def control_url(home: Path, database_url: str = "") -> str:
+    """EMBEDOPS_DATABASE_URL, or by default SQLite at ``<home>/control.sqlite``."""
+    return database_url or f"sqlite:///{home / 'control.sqlite'}"
+
+
+# Where an earlier embedops kept its state in EMBEDOPS_HOME; this one keeps it in the control and data planes.
+OLD_LAYOUT = (
+    "registry.sqlite",
+    "manifest.sqlite",
+    "monitoring/state.sqlite",
+    "monitoring/pager.sqlite",
+    "cache/embeddings.sqlite",
+    "tables",
+    "lancedb/aliases.json",
+)
+
+
+def refuse_old_layout(settings: Settings) -> None:
+    """Raise OldLayoutError when EMBEDOPS_HOME holds state in an earlier layout (nothing is converted).
+
+    A path these settings still use themselves (a data-plane folder not moved yet) is not old.
+    """
+    current = {settings.tables_dir, settings.cache_path}
+    found = [name for name in OLD_LAYOUT if (settings.home / name) not in current and (settings.home / name).exists()]
+    if found:
+        raise OldLayoutError(
+            f"EMBEDOPS_HOME {settings.home} holds state in the layout of an earlier embedops ({', '.join(found)}), "
+            "which this one does not read or convert; move that folder aside and re-ingest into a fresh "
+            "EMBEDOPS_HOME"
+        )

@@ -1,15 +1,24 @@
 from __future__ import annotations
 
+import os
+from contextlib import AbstractContextManager
 from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
 
 from embedops.core.cache import EmbeddingCache
+from embedops.core.leases import Lease, Leases
 from embedops.core.registry import Registry
-from embedops.core.settings import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_MODEL_FAILURE_SHARE, Settings
+from embedops.core.settings import (
+    DEFAULT_LEASE_WAIT_S,
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    DEFAULT_MAX_MODEL_FAILURE_SHARE,
+    Settings,
+)
 from embedops.core.spaces import SpacesConfig, load_config
 from embedops.core.tables import TableStore
+from embedops.resources.vector_store import field_value
 
 
 class WorkspaceResource(dg.ConfigurableResource):
@@ -26,6 +35,9 @@ class WorkspaceResource(dg.ConfigurableResource):
     spaces_file: str | None = None
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     max_model_failure_share: float = DEFAULT_MAX_MODEL_FAILURE_SHARE
+    # EMBEDOPS_DATABASE_URL (an EnvVar when it comes from there: it may hold a password); empty: SQLite in home
+    database_url: str = ""
+    lease_wait_s: float = DEFAULT_LEASE_WAIT_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkspaceResource:
@@ -35,6 +47,8 @@ class WorkspaceResource(dg.ConfigurableResource):
             spaces_file=str(settings.spaces_file) if settings.spaces_file else None,
             max_document_bytes=settings.max_document_bytes,
             max_model_failure_share=settings.max_model_failure_share,
+            database_url=database_url_field(settings),
+            lease_wait_s=settings.lease_wait_s,
         )
 
     @cached_property
@@ -45,6 +59,8 @@ class WorkspaceResource(dg.ConfigurableResource):
             spaces_file=Path(self.spaces_file) if self.spaces_file else None,
             max_document_bytes=self.max_document_bytes,
             max_model_failure_share=self.max_model_failure_share,
+            database_url=field_value(self.database_url) or "",
+            lease_wait_s=self.lease_wait_s,
         )
 
     @cached_property
@@ -62,4 +78,18 @@ class WorkspaceResource(dg.ConfigurableResource):
         return EmbeddingCache(self.settings.cache_path)
 
     def registry(self) -> Registry:
-        return Registry(self.settings.registry_path)
+        return Registry(self.settings.control_url)
+
+    def lease(self, key: str, run_id: str, what: str | None = None) -> AbstractContextManager[Lease]:
+        """Hold the lease on ``key`` (such as ``tables/document_chunks/acme/docs-v1``) for run ``run_id``
+        while the block runs, waiting up to ``lease_wait_s`` for another run to let go (PartitionBusyError)."""
+        return Leases(self.settings.control_url).held(key, run_id, self.lease_wait_s, what)
+
+
+def database_url_field(settings: Settings) -> str:
+    """The settings' EMBEDOPS_DATABASE_URL for a resource field: an EnvVar when it came from the environment,
+    so that the URL's password never shows in the run's config."""
+    url = settings.database_url
+    if url and os.environ.get("EMBEDOPS_DATABASE_URL") == url:
+        return dg.EnvVar("EMBEDOPS_DATABASE_URL")
+    return url

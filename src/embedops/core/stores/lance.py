@@ -21,8 +21,6 @@ it only when ids are gone.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -32,11 +30,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.index import HnswSq
+from sqlalchemy import Engine
 
+from embedops.core.aliases import AliasBook
 from embedops.core.stores.base import Hit, SyncResult, index_schema
 from embedops.core.stores.contract import check_query_space, check_tenant, checked_keys
 from embedops.core.tables import BATCH_ROWS, Rows, batches, where_in
-from embedops.errors import NotMaterializedError, SpaceMismatchError, VectorStoreError
+from embedops.errors import NotMaterializedError, SpaceMismatchError
 
 _META_KEY = b"embedops.space"
 # Tables this large get an approximate (HNSW) index; measured at 100k rows: 7 ms per query at
@@ -50,12 +50,15 @@ _KEY_COLUMNS = ("chunk_id", *_CHANGE_COLUMNS)
 class LanceStore:
     """VectorStore on a LanceDB folder."""
 
-    def __init__(self, root: str | Path, ann_min_rows: int = ANN_MIN_ROWS) -> None:
+    def __init__(
+        self, root: str | Path, ann_min_rows: int = ANN_MIN_ROWS, *, aliases: AliasBook | str | Engine
+    ) -> None:
+        """``aliases``: the alias book, or the control database (URL or engine) that keeps it."""
         self.root = Path(root)
         self.ann_min_rows = ann_min_rows
         self.root.mkdir(parents=True, exist_ok=True)
         self._db = lancedb.connect(str(self.root), read_consistency_interval=timedelta(0))
-        self._aliases = self.root / "aliases.json"
+        self._aliases = aliases if isinstance(aliases, AliasBook) else AliasBook(aliases)
 
     @staticmethod
     def table_name(tenant: str, space_id: str) -> str:
@@ -217,29 +220,14 @@ class LanceStore:
         return None if table is None else table.version
 
     def get_alias(self, alias: str) -> str | None:
-        return self._read_aliases().get(alias)
+        return self._aliases.get(alias)
 
     def set_alias(self, alias: str, space_id: str) -> None:
         if not self.tenants(space_id):
             raise NotMaterializedError(
                 f"alias {alias!r} cannot point at space {space_id!r}: no tenant has an index in it yet"
             )
-        aliases = self._read_aliases()
-        aliases[alias] = space_id
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".aliases.")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(aliases, fh, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._aliases)  # one atomic rename: readers see the old or the new pointer
-
-    def _read_aliases(self) -> dict[str, str]:
-        if not self._aliases.exists():
-            return {}
-        try:
-            return dict(json.loads(self._aliases.read_text()))
-        except json.JSONDecodeError as exc:
-            raise VectorStoreError(f"alias file {self._aliases} is corrupt: {exc}; restore it") from exc
+        self._aliases.set(alias, space_id)  # one row in the control database: readers see old or new
 
 
 def _hit(row: dict) -> Hit:
