@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from embedops.core.settings import control_url
 from embedops.core.stores.lance import LanceStore
 from embedops.errors import SpaceMismatchError
 from tests.stores.contract import SPACE, VectorStoreContract, as_dataset, make_rows
@@ -13,18 +14,18 @@ from tests.stores.contract import SPACE, VectorStoreContract, as_dataset, make_r
 class TestLanceStore(VectorStoreContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> LanceStore:
-        return LanceStore(tmp_path / "lance")
+        return LanceStore(tmp_path / "lance", aliases=control_url(tmp_path))
 
 
 def test_each_sync_is_one_version_and_old_versions_stay_readable(tmp_path: Path) -> None:
-    store = LanceStore(tmp_path)
+    store = LanceStore(tmp_path, aliases=control_url(tmp_path))
     first = store.sync("acme", *SPACE, make_rows("acme", ["1-a", "2-a"]))
     second = store.sync("acme", *SPACE, make_rows("acme", ["3-a"]))
     assert second.version == (first.version or 0) + 1
 
 
 def test_a_sync_from_a_dataset_is_one_version_or_none(tmp_path: Path) -> None:
-    store = LanceStore(tmp_path / "lance")
+    store = LanceStore(tmp_path / "lance", aliases=control_url(tmp_path))
     ids = [f"{i}-a" for i in range(30)]
     first = store.sync("acme", *SPACE, as_dataset(make_rows("acme", ids), tmp_path / "first.parquet"))
     assert first.version == 1
@@ -42,7 +43,7 @@ def test_a_sync_from_a_dataset_is_one_version_or_none(tmp_path: Path) -> None:
 
 
 def test_a_table_written_by_another_space_is_refused(tmp_path: Path) -> None:
-    store = LanceStore(tmp_path)
+    store = LanceStore(tmp_path, aliases=control_url(tmp_path))
     store.sync("acme", *SPACE, make_rows("acme", ["1-a"]))
     # a table copied in under another space's name keeps the space it was written with
     shutil.copytree(
@@ -55,7 +56,7 @@ def test_a_table_written_by_another_space_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_large_table_gets_an_ann_index_that_keeps_up_with_syncs(tmp_path: Path) -> None:
-    store = LanceStore(tmp_path, ann_min_rows=500)
+    store = LanceStore(tmp_path, ann_min_rows=500, aliases=control_url(tmp_path))
     ids = [f"{i}-a" for i in range(600)]
     rows = make_rows("acme", ids)
     store.sync("acme", *SPACE, rows)
@@ -73,7 +74,7 @@ def test_a_large_table_gets_an_ann_index_that_keeps_up_with_syncs(tmp_path: Path
 
 
 def test_a_small_table_is_searched_exactly_without_an_index(tmp_path: Path) -> None:
-    store = LanceStore(tmp_path)
+    store = LanceStore(tmp_path, aliases=control_url(tmp_path))
     store.sync("acme", *SPACE, make_rows("acme", ["1-a", "2-a"]))
     table = store._open("acme", SPACE[0])
     assert table is not None and table.list_indices() == []
