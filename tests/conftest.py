@@ -18,7 +18,7 @@ from embedops.core.settings import Settings  # noqa: E402
 from embedops.core.spaces import DEFAULT_SPACE, SpacesConfig  # noqa: E402
 from embedops.definitions import build_defs  # noqa: E402
 from embedops.pipelines.runs import IngestSummary, run_ingest  # noqa: E402
-from tests.postgres import postgres, postgres_session  # noqa: E402, F401 - fixtures any test can ask for
+from tests.postgres import control_database, postgres, postgres_session  # noqa: E402, F401 - for any test
 
 if TYPE_CHECKING:
     from tests.fakes.weaviate_fake import FakeWeaviateServer

@@ -166,3 +166,12 @@ def postgres_session() -> Iterator[PgServer]:
     """One throw-away PostgreSQL server shared by the session's tests (give each test its own database)."""
     with pg_server() as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def control_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty control database URL: an SQLite file, then a new database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'control.sqlite'}"
+    server: PgServer = request.getfixturevalue("postgres_session")
+    return server.create_database(f"control_{secrets.token_hex(6)}")

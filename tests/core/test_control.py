@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,10 @@ from embedops.core.registry import Registry
 from embedops.errors import UnknownTenantError
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty control database: an SQLite file, or a new database on the session's PostgreSQL server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'control.sqlite'}"
-    server = request.getfixturevalue("postgres_session")
-    return str(server.create_database(f"control_{secrets.token_hex(6)}"))
+@pytest.fixture
+def database(control_database: str) -> str:
+    """A fresh control database, on SQLite then on PostgreSQL (tests/postgres.py)."""
+    return control_database
 
 
 def test_registry_keeps_tenants_and_search_counts(database: str, tmp_path: Path) -> None:
