@@ -82,3 +82,13 @@ def test_the_lease_of_a_killed_holder_expires_and_the_next_run_takes_it(database
         if holder.poll() is None:
             os.kill(holder.pid, signal.SIGKILL)
             holder.wait(timeout=10)
+
+
+def test_a_lease_of_a_run_known_to_be_over_is_taken_at_once(database: str) -> None:
+    leases = Leases(database, ttl=60)
+    assert leases.try_acquire(KEY, "crashed-run")  # taken, and never renewed: as by a process that died
+    with pytest.raises(PartitionBusyError, match="crashed-"):  # not known to be over: it holds it until expiry
+        leases.acquire(KEY, "next-run", wait=0, is_over=lambda holder: False)
+    started = time.monotonic()
+    with leases.held(KEY, "next-run", wait=30, is_over=lambda holder: holder == "crashed-run"):
+        assert time.monotonic() - started < 5 and leases.holder(KEY)[0] == "next-run"

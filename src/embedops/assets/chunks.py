@@ -29,7 +29,7 @@ def document_chunks(
         raise NotMaterializedError(f"source_documents for tenant {tenant!r} is not materialized yet")
     previous = tables.dataset("document_chunks", (tenant, space.name))
     with (
-        workspace.lease(f"tables/document_chunks/{tenant}/{space.name}", context.run.run_id),
+        workspace.lease(f"tables/document_chunks/{tenant}/{space.name}", context.run.run_id, context.instance),
         tables.writer("document_chunks", (tenant, space.name), CHUNKS_SCHEMA, context.run.run_id) as out,
     ):
         model = embedder.for_space(space)

@@ -31,7 +31,7 @@ def chunk_embeddings(
     previous = tables.dataset("chunk_embeddings", (tenant, space.name))
     run_id = context.run.run_id
     with (
-        workspace.lease(f"tables/chunk_embeddings/{tenant}/{space.name}", run_id),
+        workspace.lease(f"tables/chunk_embeddings/{tenant}/{space.name}", run_id, context.instance),
         tables.writer("chunk_embeddings", (tenant, space.name), schema, run_id) as out,
     ):
         result = embed_chunks(

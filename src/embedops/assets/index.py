@@ -37,7 +37,7 @@ def vector_index(
     """Sync the collection (when selected), then check its invariants: one space, complete provenance."""
     tenant, space = tenant_space(context, workspace)
     if INDEX_KEY in context.selected_asset_keys:
-        with workspace.lease(f"index/{tenant}/{space.name}", context.run.run_id):
+        with workspace.lease(f"index/{tenant}/{space.name}", context.run.run_id, context.instance):
             synced = _sync_index(context, workspace, vector_store)
         yield synced
     yield from invariant_results(set(context.selected_asset_check_keys), vector_store.open(), tenant, space)

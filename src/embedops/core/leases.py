@@ -3,15 +3,16 @@
 A lease is a row (key, holder, expires_at). A holder (a Dagster run id) takes a free or expired lease
 in one statement (an upsert that updates only when the lease expired or is already its own), and
 a daemon thread renews it every ttl/3 while it is held. A holder that is killed stops renewing, so
-its lease expires after at most ``ttl`` seconds and the next run takes it. Expiry is by the
-database's clock, so hosts with skewed clocks agree.
+its lease expires after at most ``ttl`` seconds and the next run takes it, or at once when the
+caller can tell that the holder is over (``is_over``: Dagster knows the run ended, or its process is
+gone). Expiry is by the database's clock, so hosts with skewed clocks agree.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -52,6 +53,17 @@ class Leases:
             return None
         return str(row[0]), float(row[1])
 
+    def take_over(self, key: str, holder: str, dead: str) -> bool:
+        """Take the lease from ``dead``, a holder known to be over; False when someone else has it by now."""
+        with self._engine.begin() as conn:
+            now = control.now_epoch(conn)
+            done = conn.execute(
+                update(leases)
+                .where(leases.c.key == key, leases.c.holder == dead)
+                .values(holder=holder, expires_at=now + self.ttl, acquired_at=now)
+            )
+        return done.rowcount == 1
+
     def renew(self, key: str, holder: str) -> bool:
         """Push the expiry ``ttl`` on; False when ``holder`` no longer holds the lease."""
         with self._engine.begin() as conn:
@@ -65,18 +77,24 @@ class Leases:
         with self._engine.begin() as conn:
             conn.execute(delete(leases).where(leases.c.key == key, leases.c.holder == holder))
 
-    def acquire(self, key: str, holder: str, wait: float = 30.0, what: str | None = None) -> Lease:
+    def acquire(
+        self, key: str, holder: str, wait: float = 30.0, what: str | None = None,
+        is_over: Callable[[str], bool] | None = None,
+    ) -> Lease:
         """Take the lease, waiting up to ``wait`` seconds for a live holder to let go.
 
+        A holder for which ``is_over(holder)`` is true (a run known to have ended) does not hold it.
         Raises PartitionBusyError naming ``what`` (default: the key) and the run that holds it.
         """
         deadline = time.monotonic() + wait
         while not self.try_acquire(key, holder):
+            current = self.holder(key)
+            if current is None:  # let go between the two statements: try again
+                continue
+            other, until = current
+            if is_over is not None and is_over(other) and self.take_over(key, holder, other):
+                break
             if time.monotonic() >= deadline:
-                current = self.holder(key)
-                if current is None:  # let go between the two statements: try once more
-                    continue
-                other, until = current
                 at = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
                 raise PartitionBusyError(
                     f"{what or key} is being written by run {other[:8]} (lease until {at}); "
@@ -86,9 +104,12 @@ class Leases:
         return Lease(self, key, holder)
 
     @contextmanager
-    def held(self, key: str, holder: str, wait: float = 30.0, what: str | None = None) -> Iterator[Lease]:
+    def held(
+        self, key: str, holder: str, wait: float = 30.0, what: str | None = None,
+        is_over: Callable[[str], bool] | None = None,
+    ) -> Iterator[Lease]:
         """``acquire`` as a context manager: renewed while the block runs, released after it."""
-        with self.acquire(key, holder, wait, what) as lease:
+        with self.acquire(key, holder, wait, what, is_over) as lease:
             yield lease
 
 

@@ -80,10 +80,19 @@ class WorkspaceResource(dg.ConfigurableResource):
     def registry(self) -> Registry:
         return Registry(self.settings.control_url)
 
-    def lease(self, key: str, run_id: str, what: str | None = None) -> AbstractContextManager[Lease]:
+    def lease(
+        self, key: str, run_id: str, instance: dg.DagsterInstance | None = None
+    ) -> AbstractContextManager[Lease]:
         """Hold the lease on ``key`` (such as ``tables/document_chunks/acme/docs-v1``) for run ``run_id``
-        while the block runs, waiting up to ``lease_wait_s`` for another run to let go (PartitionBusyError)."""
-        return Leases(self.settings.control_url).held(key, run_id, self.lease_wait_s, what)
+        while the block runs, waiting up to ``lease_wait_s`` for another run to let go (PartitionBusyError).
+
+        With the Dagster ``instance``, a lease held by a run that is over (finished, or its process gone)
+        is taken at once rather than after its expiry.
+        """
+        from embedops.pipelines.liveness import run_is_over
+
+        is_over = (lambda holder: run_is_over(instance, holder)) if instance is not None else None
+        return Leases(self.settings.control_url).held(key, run_id, self.lease_wait_s, is_over=is_over)
 
 
 def database_url_field(settings: Settings) -> str:
