@@ -1,6 +1,7 @@
 """A throw-away PostgreSQL server for tests: Debian's (or PATH's) initdb and pg_ctl, on 127.0.0.1 only,
 stopped by its own process id. Registered in tests/conftest.py, so any test can ask for ``postgres``
-(function scope) or ``postgres_session`` (one server for the whole session)."""
+(function scope), ``postgres_session`` (one server for the whole session) or ``control_database`` (a fresh
+control database URL, on SQLite and then on the session's PostgreSQL server)."""
 
 from __future__ import annotations
 

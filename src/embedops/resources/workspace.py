@@ -22,8 +22,8 @@ from embedops.resources.vector_store import field_value
 
 
 class WorkspaceResource(dg.ConfigurableResource):
-    """EMBEDOPS_HOME and what lives in it: materialized tables, the embedding cache, the registry, and
-    the space config.
+    """EMBEDOPS_HOME and what lives in it: materialized tables, the embedding cache and the space config;
+    and in the control database (EMBEDOPS_DATABASE_URL) the registry and the run leases.
 
     The space config is read once per resource instance. Dagster builds the instance anew for each run
     and sensor tick (and a command builds its Definitions once), so a run reads the file once and an
