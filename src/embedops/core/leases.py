@@ -35,7 +35,7 @@ class Leases:
 
     def try_acquire(self, key: str, holder: str) -> bool:
         """Take the lease if it is free, expired or already ``holder``'s; True when ``holder`` now has it."""
-        with self._engine.begin() as conn:
+        with control.serialised(self._engine, f"lease:{key}") as conn:
             now = control.now_epoch(conn)
             values = {"key": key, "holder": holder, "expires_at": now + self.ttl, "acquired_at": now}
             taken = control.upsert(
@@ -55,7 +55,7 @@ class Leases:
 
     def take_over(self, key: str, holder: str, dead: str) -> bool:
         """Take the lease from ``dead``, a holder known to be over; False when someone else has it by now."""
-        with self._engine.begin() as conn:
+        with control.serialised(self._engine, f"lease:{key}") as conn:
             now = control.now_epoch(conn)
             done = conn.execute(
                 update(leases)
@@ -66,7 +66,7 @@ class Leases:
 
     def renew(self, key: str, holder: str) -> bool:
         """Push the expiry ``ttl`` on; False when ``holder`` no longer holds the lease."""
-        with self._engine.begin() as conn:
+        with control.serialised(self._engine, f"lease:{key}") as conn:
             now = control.now_epoch(conn)
             done = conn.execute(
                 update(leases).where(leases.c.key == key, leases.c.holder == holder).values(expires_at=now + self.ttl)
