@@ -84,12 +84,13 @@ def run(ctx: Context) -> dict:
 
     from embedops.core.embedder import SpaceEmbedder
     from embedops.core.search import search_tenant
+    from embedops.core.settings import control_url
     from embedops.core.spaces import DEFAULT_SPACE
     from embedops.core.stores.lance import LanceStore
 
     space = DEFAULT_SPACE
     mixture = Mixture(np.random.default_rng(5))
-    store = LanceStore(ctx.tmp / "p4" / "lancedb")
+    store = LanceStore(ctx.tmp / "p4" / "lancedb", aliases=control_url(ctx.tmp / "p4"))
     embedder = SpaceEmbedder(space)
     texts = scifact_queries(ctx.data)[: ctx.sizes["p4_e2e_queries"]]
     out: dict = {"dimension": DIM, "k": K, "queries": ctx.sizes["p4_queries"], "e2e_queries": len(texts),

@@ -18,6 +18,7 @@ from embedops.core.settings import Settings  # noqa: E402
 from embedops.core.spaces import DEFAULT_SPACE, SpacesConfig  # noqa: E402
 from embedops.definitions import build_defs  # noqa: E402
 from embedops.pipelines.runs import IngestSummary, run_ingest  # noqa: E402
+from tests.postgres import control_database, postgres, postgres_session  # noqa: E402, F401 - for any test
 from tests.s3 import s3  # noqa: E402, F401  (the FAKE S3 fixture: moto's server)
 
 if TYPE_CHECKING:

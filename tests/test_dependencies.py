@@ -21,7 +21,10 @@ PACKAGE = ROOT / "src" / "embedops"
 # imports that belong to an optional backend: (module that imports it, extra that provides it)
 OPTIONAL = {"model2vec": ("embedops/core/embedder.py", "static")}
 # modules a dependency imports only when embedops calls it a certain way, so no import here shows them
-CALLED_THROUGH = {"lance": "embedops/core/stores/lance.py (lancedb's Table.to_lance)"}
+CALLED_THROUGH = {
+    "lance": "embedops/core/stores/lance.py (lancedb's Table.to_lance)",
+    "psycopg2": "embedops/core/control.py (SQLAlchemy's postgresql+psycopg2 dialect)",
+}
 
 
 def _name(requirement: str) -> str:

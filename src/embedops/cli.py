@@ -50,7 +50,7 @@ def _active_spaces(ctx: Context) -> list[Any]:
     from embedops.core.cutover import active_spaces, open_manifest
 
     config = ctx.workspace.spaces()
-    return active_spaces(config, open_manifest(ctx.settings.home, config, ctx.store()))
+    return active_spaces(config, open_manifest(ctx.settings.control_url, config, ctx.store()))
 
 
 def _hit_json(hit: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from embedops.assets.documents import source_documents
 from embedops.assets.embeddings import chunk_embeddings
 from embedops.assets.evaluation import golden_set_evaluation
 from embedops.assets.index import vector_index
-from embedops.core.settings import Settings
+from embedops.core.settings import Settings, refuse_old_layout
 from embedops.pipelines.backfill import space_backfill_sensor
 from embedops.pipelines.jobs import embed_space_job, monitoring_checks_job, source_checks_job, source_documents_job
 from embedops.pipelines.migration import cutover_job, cutover_sensor, dual_write_sensor, golden_set_evaluation_job
@@ -26,6 +26,7 @@ from embedops.pipelines.sensors import declared_spaces_sensor, tenant_folders_se
 from embedops.resources import EmbedderResource, VectorStoreResource, WorkspaceResource
 from embedops.resources.monitoring import MonitoringResource
 from embedops.resources.pager import PagerResource
+from embedops.resources.workspace import database_url_field
 
 # Dagster 1.13 warns that sensor `owners` is beta each time it copies a sensor to bind resources
 # (SensorDefinition.with_attributes passes owners=None), in every process that loads these Definitions;
@@ -45,7 +46,8 @@ def vector_store_resource(settings: Settings) -> VectorStoreResource:
                 dg.EnvVar("EMBEDOPS_WEAVIATE_API_KEY") if os.environ.get("EMBEDOPS_WEAVIATE_API_KEY") else None
             ),
         )
-    return VectorStoreResource(kind="lancedb", lance_uri=settings.lance_uri)
+    aliases = database_url_field(settings) or settings.control_url  # LanceDB's aliases: in the control database
+    return VectorStoreResource(kind="lancedb", lance_uri=settings.lance_uri, database_url=aliases)
 
 
 def pager_resource() -> PagerResource:
@@ -58,6 +60,7 @@ def pager_resource() -> PagerResource:
 
 def build_defs(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
+    refuse_old_layout(settings)
     return dg.Definitions(
         assets=[source_documents, document_chunks, chunk_embeddings, vector_index, golden_set_evaluation],
         asset_checks=MONITORING_CHECKS,
@@ -70,7 +73,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
             "workspace": WorkspaceResource.from_settings(settings),
             "embedder": EmbedderResource(),
             "vector_store": vector_store_resource(settings),
-            "monitoring": MonitoringResource(home=str(settings.home)),
+            "monitoring": MonitoringResource(home=str(settings.home), database_url=database_url_field(settings)),
             "pager": pager_resource(),
         },
     )

@@ -169,4 +169,4 @@ def test_unknown_share_is_what_the_tokenizer_cannot_read(space: SpaceSpec, minil
 @pytest.mark.parametrize("name", ["../etc", "Acme", "a b", "x' OR '1'='1", "", "a/b", "-lead", "é"])
 def test_unsafe_tenant_names_are_refused(project: Project, name: str) -> None:
     with pytest.raises(InvalidTenantError, match="not a valid tenant name"):
-        Registry(project.settings.registry_path).add_tenant(name, project.settings.sources_root)
+        Registry(project.settings.control_url).add_tenant(name, project.settings.sources_root)

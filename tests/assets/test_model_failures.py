@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from embedops.core.embedder import _Model
 from embedops.core.monitoring.reconcile import reconcile_tenant
+from embedops.core.settings import control_url
 from embedops.core.spaces import DEFAULT_SPACE
 from embedops.core.stores.lance import LanceStore
 from embedops.definitions import build_defs
@@ -138,7 +139,7 @@ def test_nan_weights_in_the_model_folder_fail_the_run_and_the_check(tmp_path: Pa
     first = embedops("ingest", "--tenant", "acme", "--source", str(source), "--json")
     assert first.exit_code == 0, first.output
     served_space = json.loads(first.stdout)["space_id"]
-    store = LanceStore(tmp_path / "home" / "data" / "lancedb")
+    store = LanceStore(tmp_path / "home" / "data" / "lancedb", aliases=control_url(tmp_path / "home"))
     served = store.export("acme", served_space).to_pylist()
 
     _nan_weights(model)

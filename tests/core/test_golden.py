@@ -41,7 +41,7 @@ def test_documents_table_is_a_source_table_under_the_reserved_tenant() -> None:
 
 def test_the_golden_namespace_is_not_a_customer_tenant(tmp_path: Path) -> None:
     with pytest.raises(InvalidTenantError, match="reserved"):
-        Registry(tmp_path / "r.sqlite").add_tenant(GOLDEN_TENANT, tmp_path)
+        Registry(f"sqlite:///{tmp_path / 'r.sqlite'}").add_tenant(GOLDEN_TENANT, tmp_path)
 
 
 def test_missing_folder_or_ambiguous_split_is_a_clear_error(tmp_path: Path) -> None:

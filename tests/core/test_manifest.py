@@ -8,7 +8,7 @@ from embedops.core.manifest import Manifest
 
 
 def test_declared_spaces_start_building_and_the_alias_target_serves(tmp_path: Path) -> None:
-    m = Manifest(tmp_path / "m.sqlite")
+    m = Manifest(f"sqlite:///{tmp_path / 'm.sqlite'}")
     m.sync_spaces({"old": "id-old", "new": "id-new"}, serving_ids={"id-old"})
     assert (m.state("old"), m.state("new")) == ("serving", "building")
     m.sync_spaces({"old": "id-old", "new": "id-new2"}, serving_ids={"id-old"})  # recipe changed: a new space
@@ -16,7 +16,7 @@ def test_declared_spaces_start_building_and_the_alias_target_serves(tmp_path: Pa
 
 
 def test_a_swap_is_recorded_before_and_after_and_moves_states(tmp_path: Path) -> None:
-    m = Manifest(tmp_path / "m.sqlite")
+    m = Manifest(f"sqlite:///{tmp_path / 'm.sqlite'}")
     m.sync_spaces({"old": "a", "new": "b"}, {"a"})
     swap_id = m.begin_swap("docs", "cutover", ("old", "a"), ("new", "b"), "ann", {"passed": True, "recall@10": 0.9})
     assert m.history("docs")[0].status == "pending"
@@ -35,7 +35,7 @@ def test_a_swap_is_recorded_before_and_after_and_moves_states(tmp_path: Path) ->
 
 
 def test_failed_swap_changes_no_state_and_evaluations_are_per_golden_set(tmp_path: Path) -> None:
-    m = Manifest(tmp_path / "m.sqlite")
+    m = Manifest(f"sqlite:///{tmp_path / 'm.sqlite'}")
     m.sync_spaces({"old": "a", "new": "b"}, {"a"})
     m.finish_swap(m.begin_swap("docs", "cutover", ("old", "a"), ("new", "b"), "ann", {}), "failed")
     assert m.state("new") == "building" and m.previous("docs", "b") is None

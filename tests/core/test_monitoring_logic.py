@@ -44,6 +44,7 @@ from embedops.core.monitoring.reconcile import list_source, one_space, provenanc
 from embedops.core.monitoring.repair import find_bad_rows
 from embedops.core.monitoring.sentinel import sentinel_texts
 from embedops.core.monitoring.state import MonitoringState
+from embedops.core.settings import Settings
 from embedops.core.spaces import ModelSpec, SpaceSpec
 from embedops.errors import ConfigError
 
@@ -304,7 +305,7 @@ def test_config_defaults_and_errors(tmp_path: Path) -> None:
 
 
 def test_state_keeps_the_first_baseline_and_history(tmp_path: Path) -> None:
-    state = MonitoringState.at(tmp_path)
+    state = MonitoringState.at(Settings(home=tmp_path, sources_root=tmp_path))
     assert state.keep_baseline("acme", "s1", np.array([1.0, 2.0]), 1.5, 3)
     assert not state.keep_baseline("acme", "s1", np.array([9.0, 9.0]), 9.0, 3)
     assert list(state.baseline("acme", "s1").centroid) == [1.0, 2.0]
@@ -328,13 +329,13 @@ def _evaluation(passed: bool, severity: str = "ERROR") -> Evaluation:
     ],
 )
 def test_outbox_pages_once_per_failing_key(tmp_path: Path, sequence: list[bool], actions: list[str]) -> None:
-    outbox = PagerOutbox.at(tmp_path)
+    outbox = PagerOutbox.at(Settings(home=tmp_path, sources_root=tmp_path))
     done = [a for a in (outbox.observe(_evaluation(p)) for p in sequence) if a]
     assert done == actions and [p.action for p in outbox.pending()] == actions
 
 
 def test_warn_failures_do_not_page(tmp_path: Path) -> None:
-    outbox = PagerOutbox.at(tmp_path)
+    outbox = PagerOutbox.at(Settings(home=tmp_path, sources_root=tmp_path))
     assert outbox.observe(_evaluation(False, "WARN")) is None and outbox.pending() == []
 
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from embedops.cli import main
 from embedops.core.embedder import SpaceEmbedder
+from embedops.core.settings import control_url
 from embedops.core.spaces import DEFAULT_SPACE
 from embedops.core.stores.lance import LanceStore
 from tests.assets.test_pipeline import DOCS
@@ -33,7 +34,7 @@ class Deployment:
 
     @property
     def store(self) -> LanceStore:
-        return LanceStore(self.home / "data" / "lancedb")
+        return LanceStore(self.home / "data" / "lancedb", aliases=control_url(self.home))
 
     def rows(self) -> pa.Table:
         return self.store.export("acme", DEFAULT_SPACE.space_id, with_vectors=True)

@@ -26,6 +26,7 @@ from embedops.core.embedder import SpaceEmbedder
 from embedops.core.evaluation import index_golden
 from embedops.core.golden import load_beir, slice_golden, write_beir
 from embedops.core.migration import TenantStatus, tenant_status
+from embedops.core.settings import control_url
 from embedops.core.spaces import DEFAULT_MODEL, SpaceSpec
 from embedops.core.stores.lance import LanceStore
 from embedops.core.tables import TableStore
@@ -69,7 +70,8 @@ def warm_cache(tmp_path_factory: pytest.TempPathFactory, golden_dir: Path, minil
     golden = load_beir(golden_dir)
     for space in parse_config({"spaces": [MINILM, STATIC]}).spaces:
         embedder = SpaceEmbedder(space)
-        index_golden(golden, space, embedder, cache, LanceStore(root / "lance"), TableStore(root / "tables"))
+        store = LanceStore(root / "lance", aliases=control_url(root))
+        index_golden(golden, space, embedder, cache, store, TableStore(root / "tables"))
         cached_encode(list(golden.queries.values()), embedder, cache)
     cache.close()
     return root / "data" / "cache"

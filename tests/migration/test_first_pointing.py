@@ -11,6 +11,7 @@ from pathlib import Path
 
 from embedops.core.cutover import open_manifest, point_first
 from embedops.core.manifest import Manifest
+from embedops.core.settings import control_url
 from embedops.core.spaces import DEFAULT_SPACE, SpacesConfig, SpaceSpec
 from embedops.core.stores.lance import LanceStore
 from tests.stores.contract import make_rows
@@ -48,7 +49,7 @@ class _PausingStore(LanceStore):
     """A LanceStore whose alias moves wait for ``release``, so another run can try while one is mid-move."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__(root)
+        super().__init__(root, aliases=control_url(root.parent))
         self.moving = threading.Event()
         self.release = threading.Event()
 
@@ -62,7 +63,7 @@ class _WatchedStore(LanceStore):
     """A LanceStore that notes when it is asked where an alias points."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__(root)
+        super().__init__(root, aliases=control_url(root.parent))
         self.asked = threading.Event()
 
     def get_alias(self, alias: str) -> str | None:
@@ -77,11 +78,11 @@ def test_two_spaces_first_syncing_at_once_cannot_both_point_the_alias(tmp_path: 
     first, second = _PausingStore(home / "lancedb"), _WatchedStore(home / "lancedb")  # two runs, one store
     for space in (one, two):
         first.sync("acme", space.space_id, space.name, make_rows("acme", ["1-a"], space=(space.space_id, space.name)))
-    manifest = open_manifest(home, config, first)
+    manifest = open_manifest(control_url(home), config, first)
     results: dict[str, object] = {}
 
     def point(name: str, store: LanceStore, space: SpaceSpec) -> None:  # each run with its own manifest connection
-        own = Manifest(manifest.path)
+        own = Manifest(manifest.engine)
         results[name] = point_first(store, own, config, home, "docs", space, "vector_index first sync", {})
         own.close()
 

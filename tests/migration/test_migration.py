@@ -73,7 +73,7 @@ def test_migration_to_a_better_space_backfills_hot_first_dual_writes_and_cuts_ov
     assert len(tick.run_requests) == 1
     assert run_job(project, "cutover_job", tick.run_requests[0]).success
     assert store.get_alias("docs") == minilm.space_id
-    manifest = open_manifest(project.settings.home, spaces, store)
+    manifest = open_manifest(project.settings.control_url, spaces, store)
     swap = manifest.history("docs")[-1]
     assert (swap.action, swap.who, swap.from_space, swap.to_space, swap.forced) == (
         "cutover",
@@ -125,5 +125,5 @@ def test_gate_refuses_a_worse_space_and_says_why(make_migration: MakeMigration) 
         raise_on_error=False,
     )
     assert not refused.success and store.get_alias("docs") == spaces.get("minilm").space_id
-    manifest = open_manifest(project.settings.home, spaces, store)
+    manifest = open_manifest(project.settings.control_url, spaces, store)
     assert [s.action for s in manifest.history()] == ["first-pointing"] and manifest.state("static") == "building"

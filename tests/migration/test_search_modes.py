@@ -19,6 +19,7 @@ from embedops.core.evaluation import fit_and_evaluate_adapter
 from embedops.core.golden import load_beir
 from embedops.core.migration import rrf_fuse
 from embedops.core.search import search_tenant
+from embedops.core.settings import control_url
 from embedops.core.spaces import ChunkerSpec, ModelSpec, SpaceSpec
 from embedops.core.stores.lance import LanceStore
 from embedops.core.tables import TableStore
@@ -91,7 +92,7 @@ def test_an_adapter_between_compatible_spaces_recovers_the_recall(golden_dir: Pa
         old,
         SpaceEmbedder,
         EmbeddingCache(str(tmp_path / "data")),
-        LanceStore(tmp_path / "lance"),
+        LanceStore(tmp_path / "lance", aliases=control_url(tmp_path)),
         TableStore(tmp_path / "tables"),
         tenant_chunks=[],
     )

@@ -36,7 +36,7 @@ def test_cutover_and_rollback_are_atomic_under_concurrent_searches(
     store, spaces, home = project.store, project.spaces, project.settings.home
     static, minilm = spaces.get("static"), spaces.get("minilm")
     run_backfill(project.defs, project.instance, minilm)
-    manifest = open_manifest(home, spaces, store)
+    manifest = open_manifest(project.settings.control_url, spaces, store)
     golden = load_beir(golden_dir)
     for space in (minilm, static):
         result = evaluate_space(golden, space, SpaceEmbedder(space), project.workspace.cache(), store)

@@ -120,8 +120,9 @@ def test_one_trigger_and_one_resolve_for_a_failing_then_fixed_check(
     assert pagerduty.actions() == ["trigger", "resolve"]
     assert pagerduty.accepted[1]["dedup_key"] == trigger["dedup_key"]
     assert pagerduty.accepted[1]["routing_key"] == ROUTING_KEY
-    # the routing key travels to the pager only: it is not kept in EMBEDOPS_HOME
-    stored = b"".join(p.read_bytes() for p in (ingested.settings.home / "monitoring").glob("pager.sqlite*"))
+    # the routing key travels to the pager only: it is not kept in the control database
+    stored = b"".join(p.read_bytes() for p in ingested.settings.home.glob("control.sqlite*"))
+    assert b"embedops/vector_index" in stored  # the outbox is there, without the key
     assert ROUTING_KEY.encode() not in stored
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from embedops.core.dataplane import join, storage_options
+from embedops.core.settings import control_url
 from embedops.core.stores.lance import LanceStore
 from embedops.errors import SpaceMismatchError
 from tests.stores.contract import SPACE, VectorStoreContract, as_dataset, make_rows
@@ -16,30 +17,21 @@ from tests.stores.contract import SPACE, VectorStoreContract, as_dataset, make_r
 class TestLanceStore(VectorStoreContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> LanceStore:
-        return LanceStore(tmp_path / "lance")
-
-
-_ALIASES_ARE_LOCAL = "LanceStore keeps aliases in a file beside a local index; on an object store they go elsewhere"
+        return LanceStore(tmp_path / "lance", aliases=control_url(tmp_path))
 
 
 class TestLanceStoreOnFakeS3(VectorStoreContract):
     """The same contract with the index on an object store: the FAKE S3 (moto's server, tests/s3.py)."""
 
     @pytest.fixture
-    def store(self, s3: str) -> LanceStore:
+    def store(self, s3: str, tmp_path: Path) -> LanceStore:
         uri = join(s3, "lancedb")
-        return LanceStore(uri, storage_options=storage_options(uri))
-
-    @pytest.mark.skip(reason=_ALIASES_ARE_LOCAL)
-    def test_alias_points_at_one_space_and_repoints(self, store: LanceStore) -> None: ...
-
-    @pytest.mark.skip(reason=_ALIASES_ARE_LOCAL)
-    def test_alias_to_a_space_with_no_collection_is_refused(self, store: LanceStore) -> None: ...
+        return LanceStore(uri, storage_options=storage_options(uri), aliases=control_url(tmp_path))
 
 
-def test_the_index_on_the_fake_s3_lives_in_the_bucket_and_answers_searches(s3: str) -> None:
+def test_the_index_on_the_fake_s3_lives_in_the_bucket_and_answers_searches(s3: str, tmp_path: Path) -> None:
     uri = join(s3, "lancedb")
-    store = LanceStore(uri, storage_options=storage_options(uri))
+    store = LanceStore(uri, storage_options=storage_options(uri), aliases=control_url(tmp_path))
     rows = make_rows("acme", ["1-a", "2-a", "3-a"])
     assert store.sync("acme", *SPACE, rows).rows == 3
     target = np.asarray(rows.column("vector")[1].as_py(), dtype=np.float32)
@@ -48,19 +40,20 @@ def test_the_index_on_the_fake_s3_lives_in_the_bucket_and_answers_searches(s3: s
     stored = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/lancedb/")
     table = LanceStore.table_name("acme", SPACE[0])
     assert any(o["Key"].startswith(f"{prefix}/lancedb/{table}.lance/_versions/") for o in stored["Contents"])
-    again = LanceStore(uri, storage_options=storage_options(uri))  # another worker, given only the URL
+    # another worker, given only the URLs
+    again = LanceStore(uri, storage_options=storage_options(uri), aliases=control_url(tmp_path))
     assert again.count("acme", SPACE[0]) == 3
 
 
 def test_each_sync_is_one_version_and_old_versions_stay_readable(tmp_path: Path) -> None:
-    store = LanceStore(tmp_path)
+    store = LanceStore(tmp_path, aliases=control_url(tmp_path))
     first = store.sync("acme", *SPACE, make_rows("acme", ["1-a", "2-a"]))
     second = store.sync("acme", *SPACE, make_rows("acme", ["3-a"]))
     assert second.version == (first.version or 0) + 1
 
 
 def test_a_sync_from_a_dataset_is_one_version_or_none(tmp_path: Path) -> None:
-    store = LanceStore(tmp_path / "lance")
+    store = LanceStore(tmp_path / "lance", aliases=control_url(tmp_path))
     ids = [f"{i}-a" for i in range(30)]
     first = store.sync("acme", *SPACE, as_dataset(make_rows("acme", ids), tmp_path / "first.parquet"))
     assert first.version == 1
@@ -78,7 +71,7 @@ def test_a_sync_from_a_dataset_is_one_version_or_none(tmp_path: Path) -> None:
 
 
 def test_a_table_written_by_another_space_is_refused(tmp_path: Path) -> None:
-    store = LanceStore(tmp_path)
+    store = LanceStore(tmp_path, aliases=control_url(tmp_path))
     store.sync("acme", *SPACE, make_rows("acme", ["1-a"]))
     # a table copied in under another space's name keeps the space it was written with
     shutil.copytree(
@@ -91,7 +84,7 @@ def test_a_table_written_by_another_space_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_large_table_gets_an_ann_index_that_keeps_up_with_syncs(tmp_path: Path) -> None:
-    store = LanceStore(tmp_path, ann_min_rows=500)
+    store = LanceStore(tmp_path, ann_min_rows=500, aliases=control_url(tmp_path))
     ids = [f"{i}-a" for i in range(600)]
     rows = make_rows("acme", ids)
     store.sync("acme", *SPACE, rows)
@@ -109,7 +102,7 @@ def test_a_large_table_gets_an_ann_index_that_keeps_up_with_syncs(tmp_path: Path
 
 
 def test_a_small_table_is_searched_exactly_without_an_index(tmp_path: Path) -> None:
-    store = LanceStore(tmp_path)
+    store = LanceStore(tmp_path, aliases=control_url(tmp_path))
     store.sync("acme", *SPACE, make_rows("acme", ["1-a", "2-a"]))
     table = store._open("acme", SPACE[0])
     assert table is not None and table.list_indices() == []

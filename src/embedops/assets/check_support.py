@@ -82,10 +82,10 @@ def invariant_results(
         yield to_result(provenance(index_batches(store, tenant, space, True), space, tenant, limit), INDEX_KEY)
 
 
-def keep_distribution_baseline(home: Path, tenant: str, space: SpaceSpec, rows: Rows) -> bool:
-    """Record the centroid and mean norm of the first materialization (read in batches); later calls
-    leave it alone."""
-    state = MonitoringState.at(home)
+def keep_distribution_baseline(database: str, tenant: str, space: SpaceSpec, rows: Rows) -> bool:
+    """Record the centroid and mean norm of the first materialization (read in batches) in the control
+    database; later calls leave it alone."""
+    state = MonitoringState(database)
     try:
         total = count(rows)
         if total == 0 or state.baseline(tenant, space.space_id) is not None:

@@ -28,7 +28,10 @@ def document_chunks(
     if documents is None:
         raise NotMaterializedError(f"source_documents for tenant {tenant!r} is not materialized yet")
     previous = tables.dataset("document_chunks", (tenant, space.name))
-    with tables.writer("document_chunks", (tenant, space.name), CHUNKS_SCHEMA, context.run.run_id) as out:
+    with (
+        workspace.lease(f"tables/document_chunks/{tenant}/{space.name}", context.run.run_id, context.instance),
+        tables.writer("document_chunks", (tenant, space.name), CHUNKS_SCHEMA, context.run.run_id) as out,
+    ):
         model = embedder.for_space(space)
         plan = plan_chunks(documents, previous, space, model.count_tokens, out, model.unknown_share)
         tables.write("chunk_quarantine", (tenant, space.name), quarantine_table(plan.quarantined), context.run.run_id)

@@ -32,7 +32,10 @@ def source_documents(context: dg.AssetExecutionContext, workspace: WorkspaceReso
         )
     tables = workspace.tables()
     # the new table becomes the latest as the step's last act: a run killed before leaves the previous one
-    with tables.writer("source_documents", (tenant,), DOCUMENTS_SCHEMA, context.run.run_id) as out:
+    with (
+        workspace.lease(f"tables/source_documents/{tenant}", context.run.run_id, context.instance),
+        tables.writer("source_documents", (tenant,), DOCUMENTS_SCHEMA, context.run.run_id) as out,
+    ):
         scan = scan_tenant(tenant, root, workspace.max_document_bytes, out)
         tables.write("source_quarantine", (tenant,), scan.quarantine_table(), context.run.run_id)
         for item in scan.quarantined:

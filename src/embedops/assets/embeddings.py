@@ -31,7 +31,10 @@ def chunk_embeddings(
     schema = index_schema(space.dimension)
     previous = tables.dataset("chunk_embeddings", (tenant, space.name))
     run_id = context.run.run_id
-    with tables.writer("chunk_embeddings", (tenant, space.name), schema, run_id) as out:
+    with (
+        workspace.lease(f"tables/chunk_embeddings/{tenant}/{space.name}", run_id, context.instance),
+        tables.writer("chunk_embeddings", (tenant, space.name), schema, run_id) as out,
+    ):
         result = embed_chunks(
             chunks,
             space,

@@ -53,7 +53,7 @@ def golden_set_evaluation(
     if config.queries:
         golden = slice_golden(golden, config.queries, config.distractors, config.max_chars)
     store = vector_store.open()
-    manifest = open_manifest(workspace.settings.home, spaces, store)
+    manifest = open_manifest(workspace.settings.control_url, spaces, store)
     serving_id = store.get_alias(spaces.alias)
     try:
         serving = spaces.by_id(serving_id) if serving_id else None

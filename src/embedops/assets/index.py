@@ -35,9 +35,11 @@ def vector_index(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, vector_store: VectorStoreResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Sync the collection (when selected), then check its invariants: one space, complete provenance."""
-    if INDEX_KEY in context.selected_asset_keys:
-        yield _sync_index(context, workspace, vector_store)
     tenant, space = tenant_space(context, workspace)
+    if INDEX_KEY in context.selected_asset_keys:
+        with workspace.lease(f"index/{tenant}/{space.name}", context.run.run_id, context.instance):
+            synced = _sync_index(context, workspace, vector_store)
+        yield synced
     yield from invariant_results(set(context.selected_asset_check_keys), vector_store.open(), tenant, space)
 
 
@@ -55,10 +57,10 @@ def _sync_index(
     if space.name == spaces.serving_space.name and store.get_alias(spaces.alias) is None:  # point_first re-checks
         home = workspace.settings.home
         details = {"run_id": context.run.run_id, "tenant": tenant}
-        with closing(open_manifest(home, spaces, store)) as manifest:
+        with closing(open_manifest(workspace.settings.control_url, spaces, store)) as manifest:
             if point_first(store, manifest, spaces, home, spaces.alias, space, FIRST_SYNC, details) is not None:
                 context.log.info(f"alias {spaces.alias!r} now serves space {space.name!r}")
-    if keep_distribution_baseline(workspace.settings.home, tenant, space, rows):
+    if keep_distribution_baseline(workspace.settings.control_url, tenant, space, rows):
         context.log.info(f"kept the distribution baseline of {tenant}/{space.name} for the drift checks")
     target = store.get_alias(spaces.alias)
     serving = _space_name(spaces, target)

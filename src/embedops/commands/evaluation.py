@@ -172,7 +172,7 @@ def fused_search(
     if space_name:
         others = [config.get(space_name)]
     else:
-        manifest = open_manifest(ctx.settings.home, config, store)
+        manifest = open_manifest(ctx.settings.control_url, config, store)
         others = [
             s
             for s in config.spaces

@@ -22,7 +22,7 @@ def _echo_json(data: Any) -> None:
 
 
 def _manifest(ctx: Context) -> Manifest:
-    return open_manifest(ctx.settings.home, ctx.workspace.spaces(), ctx.store())
+    return open_manifest(ctx.settings.control_url, ctx.workspace.spaces(), ctx.store())
 
 
 def space_entries(ctx: Context) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def space_entries(ctx: Context) -> dict[str, Any]:
 
     config = ctx.workspace.spaces()
     store = ctx.store()
-    manifest = open_manifest(ctx.settings.home, config, store)
+    manifest = open_manifest(ctx.settings.control_url, config, store)
     migration = ctx.workspace.spaces().migration
     history = manifest.history()
     aliases = sorted({config.alias} | {s.alias for s in history})
@@ -135,7 +135,7 @@ def spaces_retire(name: str) -> None:
     ctx = Context()
     config = ctx.workspace.spaces()
     store = ctx.store()
-    manifest = open_manifest(ctx.settings.home, config, store)
+    manifest = open_manifest(ctx.settings.control_url, config, store)
     policy = ctx.workspace.spaces().migration.deletion_policy
     done = retire(store, manifest, config, ctx.settings.home, config.get(name), policy, [])
     click.echo(

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
 from embedops.core.manifest import FIRST_POINTING, Manifest, Swap
 from embedops.core.migration import GateResult, MigrationConfig, TenantStatus, gate, tenant_status
 from embedops.core.spaces import SpacesConfig, SpaceSpec
@@ -264,9 +266,10 @@ def retire(
     return Retirement(space.name, space.space_id, policy, emptied)
 
 
-def open_manifest(home: Path, config: SpacesConfig, store: VectorStore) -> Manifest:
-    """The manifest in EMBEDOPS_HOME, brought up to date with the declared spaces and the aliases."""
-    manifest = Manifest(home / "manifest.sqlite")
+def open_manifest(database: str | Engine, config: SpacesConfig, store: VectorStore) -> Manifest:
+    """The manifest in the control database (a URL or engine), brought up to date with the declared spaces
+    and the aliases."""
+    manifest = Manifest(database)
     aliases = {config.alias} | {s.alias for s in manifest.history()}
     serving = {sid for sid in (store.get_alias(a) for a in aliases) if sid is not None}
     manifest.sync_spaces({s.name: s.space_id for s in config.spaces}, serving)

@@ -1,6 +1,6 @@
 """The space manifest: each space's lifecycle state, its golden-set evaluations and every alias swap.
 
-A SQLite file in EMBEDOPS_HOME (``manifest.sqlite``). The alias pointer itself lives in the vector
+Three tables of the control database (EMBEDOPS_DATABASE_URL). The alias pointer itself lives in the vector
 store (one atomic repoint there); the manifest records who moved it, when, from which space to which,
 and the gate's numbers, which is what a rollback reads. States:
 
@@ -15,27 +15,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from embedops.core.sqlite import open_db
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from embedops.core import control
+from embedops.core.control import alias_history, evaluations, spaces
 
 STATES = ("building", "validated", "serving", "retired")
 FIRST_POINTING = "first-pointing"  # the action of the move that points an alias that pointed nowhere
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS spaces (
-    name TEXT PRIMARY KEY, space_id TEXT NOT NULL, state TEXT NOT NULL,
-    auto_cutover INTEGER NOT NULL DEFAULT 1, declared_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alias_history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, alias TEXT NOT NULL, action TEXT NOT NULL,
-    from_space TEXT, from_space_id TEXT, to_space TEXT NOT NULL, to_space_id TEXT NOT NULL,
-    who TEXT NOT NULL, at TEXT NOT NULL, forced INTEGER NOT NULL, gate TEXT NOT NULL,
-    status TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS evaluations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, space_id TEXT NOT NULL,
-    fingerprint TEXT NOT NULL, golden TEXT NOT NULL, at TEXT NOT NULL, numbers TEXT NOT NULL);
-"""
 
 
 def _now() -> str:
@@ -64,11 +52,16 @@ class Swap:
 
 
 class Manifest:
-    """Space states, evaluations and alias history; every write is one SQLite transaction."""
+    """Space states, evaluations and alias history; every write is one transaction, the read-then-write
+    ones serialised (``control.serialised``)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn = open_db(self.path, _SCHEMA, autocommit=True)
+    def __init__(self, database: str | Engine) -> None:
+        self._engine = control.open_engine(database)
+
+    @property
+    def engine(self) -> Engine:
+        """The control database's engine: another Manifest on it sees the same spaces and history."""
+        return self._engine
 
     # -- spaces ---------------------------------------------------------------------------------
 
@@ -78,46 +71,45 @@ class Manifest:
         A name whose recipe changed (new space_id) is a new space: back to building.
         """
         now = _now()
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
-            known = {n: (sid, st) for n, sid, st in self._conn.execute("SELECT name, space_id, state FROM spaces")}
+        with control.serialised(self._engine, "manifest") as conn:
+            rows = conn.execute(select(spaces.c.name, spaces.c.space_id, spaces.c.state))
+            known = {n: (sid, st) for n, sid, st in rows}
             for name, space_id in declared.items():
                 state = "serving" if space_id in serving_ids else "building"
                 if name not in known:
-                    self._conn.execute(
-                        "INSERT INTO spaces VALUES (?, ?, ?, 1, ?, ?)", (name, space_id, state, now, now)
-                    )
+                    conn.execute(insert(spaces).values(
+                        name=name, space_id=space_id, state=state, auto_cutover=True, declared_at=now, updated_at=now
+                    ))
                 elif known[name][0] != space_id and known[name][1] != "retired":
-                    self._conn.execute(
-                        "UPDATE spaces SET space_id=?, state=?, auto_cutover=1, updated_at=? WHERE name=?",
-                        (space_id, state, now, name),
-                    )
+                    conn.execute(update(spaces).where(spaces.c.name == name).values(
+                        space_id=space_id, state=state, auto_cutover=True, updated_at=now
+                    ))
                 elif state == "serving" and known[name][1] != "serving":
-                    self._set_state(name, "serving", now)
+                    _set_state(conn, name, "serving", now)
                 elif known[name][1] == "serving" and space_id not in serving_ids:
-                    self._set_state(name, "validated", now)
-
-    def _set_state(self, name: str, state: str, now: str) -> None:
-        self._conn.execute("UPDATE spaces SET state=?, updated_at=? WHERE name=?", (state, now, name))
+                    _set_state(conn, name, "validated", now)
 
     def set_state(self, name: str, state: str) -> None:
         if state not in STATES:
             raise ValueError(f"space state {state!r} is not one of {STATES}")
-        with self._conn:
-            self._set_state(name, state, _now())
+        with self._engine.begin() as conn:
+            _set_state(conn, name, state, _now())
 
     def hold(self, name: str) -> None:
         """Never promote this space automatically again (it served once, or was rolled back)."""
-        with self._conn:
-            self._conn.execute("UPDATE spaces SET auto_cutover=0, updated_at=? WHERE name=?", (_now(), name))
+        with self._engine.begin() as conn:
+            conn.execute(update(spaces).where(spaces.c.name == name).values(auto_cutover=False, updated_at=_now()))
 
     def state(self, name: str) -> str | None:
-        row = self._conn.execute("SELECT state FROM spaces WHERE name=?", (name,)).fetchone()
-        return None if row is None else str(row[0])
+        with self._engine.connect() as conn:
+            found = conn.execute(select(spaces.c.state).where(spaces.c.name == name)).scalar()
+        return None if found is None else str(found)
 
     def spaces(self) -> dict[str, dict[str, Any]]:
         cols = ("name", "space_id", "state", "auto_cutover", "declared_at", "updated_at")
-        rows = self._conn.execute(f"SELECT {', '.join(cols)} FROM spaces ORDER BY declared_at, name")
+        query = select(*(spaces.c[c] for c in cols)).order_by(spaces.c.declared_at, spaces.c.name)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
         return {r[0]: {**dict(zip(cols, r, strict=True)), "auto_cutover": bool(r[3])} for r in rows}
 
     # -- evaluations ----------------------------------------------------------------------------
@@ -125,19 +117,20 @@ class Manifest:
     def record_evaluation(
         self, space: str, space_id: str, fingerprint: str, golden: str, numbers: dict[str, Any]
     ) -> None:
-        with self._conn:
-            self._conn.execute(
-                "INSERT INTO evaluations (space, space_id, fingerprint, golden, at, numbers) VALUES (?, ?, ?, ?, ?, ?)",
-                (space, space_id, fingerprint, golden, _now(), json.dumps(numbers, sort_keys=True)),
-            )
+        with self._engine.begin() as conn:
+            conn.execute(insert(evaluations).values(
+                space=space, space_id=space_id, fingerprint=fingerprint, golden=golden, at=_now(),
+                numbers=json.dumps(numbers, sort_keys=True),
+            ))
 
     def latest_evaluation(self, space_id: str, fingerprint: str | None = None) -> dict[str, Any] | None:
         """The newest evaluation of a space (on one golden set when ``fingerprint`` is given)."""
-        query = "SELECT space, fingerprint, golden, at, numbers FROM evaluations WHERE space_id=?"
-        args: tuple[str, ...] = (space_id,)
+        e = evaluations.c
+        query = select(e.space, e.fingerprint, e.golden, e.at, e.numbers).where(e.space_id == space_id)
         if fingerprint is not None:
-            query, args = query + " AND fingerprint=?", (space_id, fingerprint)
-        row = self._conn.execute(query + " ORDER BY id DESC LIMIT 1", args).fetchone()
+            query = query.where(e.fingerprint == fingerprint)
+        with self._engine.connect() as conn:
+            row = conn.execute(query.order_by(e.id.desc()).limit(1)).first()
         if row is None:
             return None
         return {"space": row[0], "fingerprint": row[1], "golden": row[2], "at": row[3], **json.loads(row[4])}
@@ -155,43 +148,49 @@ class Manifest:
         forced: bool = False,
     ) -> int:
         """Record an alias move before it happens (status pending); ``finish_swap`` after."""
-        with self._conn:
-            cur = self._conn.execute(
-                "INSERT INTO alias_history (alias, action, from_space, from_space_id, to_space, to_space_id, who, at,"
-                " forced, gate, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-                (
-                    alias,
-                    action,
-                    from_space[0] if from_space else None,
-                    from_space[1] if from_space else None,
-                    to_space[0],
-                    to_space[1],
-                    who,
-                    _now(),
-                    int(forced),
-                    json.dumps(gate, sort_keys=True, default=str),
-                ),
-            )
-        return int(cur.lastrowid or 0)
+        with self._engine.begin() as conn:
+            found = conn.execute(
+                insert(alias_history).values(
+                    alias=alias,
+                    action=action,
+                    from_space=from_space[0] if from_space else None,
+                    from_space_id=from_space[1] if from_space else None,
+                    to_space=to_space[0],
+                    to_space_id=to_space[1],
+                    who=who,
+                    at=_now(),
+                    forced=bool(forced),
+                    gate=json.dumps(gate, sort_keys=True, default=str),
+                    status="pending",
+                ).returning(alias_history.c.id)
+            ).scalar_one()
+        return int(found)
 
     def finish_swap(self, swap_id: int, status: str = "done") -> None:
         """Mark a recorded move done (or failed) and update both spaces' states in one transaction."""
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute("UPDATE alias_history SET status=? WHERE id=?", (status, swap_id))
+        h = alias_history.c
+        with control.serialised(self._engine, "manifest") as conn:
+            conn.execute(update(alias_history).where(h.id == swap_id).values(status=status))
             if status != "done":
                 return
-            row = self._conn.execute("SELECT from_space, to_space FROM alias_history WHERE id=?", (swap_id,)).fetchone()
+            row = conn.execute(select(h.from_space, h.to_space).where(h.id == swap_id)).one()
             now = _now()
             if row[0] and row[0] != row[1]:
-                self._conn.execute(
-                    "UPDATE spaces SET state='validated', auto_cutover=0, updated_at=? WHERE name=?", (now, row[0])
-                )
-            self._set_state(row[1], "serving", now)
+                conn.execute(update(spaces).where(spaces.c.name == row[0]).values(
+                    state="validated", auto_cutover=False, updated_at=now
+                ))
+            _set_state(conn, row[1], "serving", now)
 
     def history(self, alias: str | None = None) -> list[Swap]:
-        query = "SELECT * FROM alias_history" + (" WHERE alias=?" if alias else "") + " ORDER BY id"
-        rows = self._conn.execute(query, (alias,) if alias else ())
+        h = alias_history.c
+        query = select(
+            h.id, h.alias, h.action, h.from_space, h.from_space_id, h.to_space, h.to_space_id, h.who, h.at,
+            h.forced, h.gate, h.status,
+        )
+        if alias:
+            query = query.where(h.alias == alias)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(h.id)).all()
         return [
             Swap(
                 id=r[0],
@@ -222,4 +221,8 @@ class Manifest:
         return None
 
     def close(self) -> None:
-        self._conn.close()
+        """Nothing to close: connections return to the process's pool after each call."""
+
+
+def _set_state(conn: Connection, name: str, state: str, now: str) -> None:
+    conn.execute(update(spaces).where(spaces.c.name == name).values(state=state, updated_at=now))

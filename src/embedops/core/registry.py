@@ -1,7 +1,7 @@
 """The registry: which tenants exist and where their sources are, and the search traffic log.
 
-A small SQLite file in EMBEDOPS_HOME. Dagster's dynamic partitions say which tenant partitions
-exist; the registry says where each tenant's documents come from.
+Two tables of the control database (EMBEDOPS_DATABASE_URL). Dagster's dynamic partitions say which
+tenant partitions exist; the registry says where each tenant's documents come from.
 """
 
 from __future__ import annotations
@@ -9,36 +9,34 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from embedops.core.sqlite import open_db
+from sqlalchemy import Engine, func, insert, select
+
+from embedops.core import control
+from embedops.core.control import searches, tenants
 from embedops.core.tenants import validate_tenant
 from embedops.errors import UnknownTenantError
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, source_dir TEXT NOT NULL, added_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS searches (tenant TEXT NOT NULL, space TEXT NOT NULL, at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS searches_by_tenant ON searches (tenant, at);
-"""
-
 
 class Registry:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn = open_db(self.path, _SCHEMA)
+    def __init__(self, database: str | Engine) -> None:
+        self._engine = control.open_engine(database)
 
     def add_tenant(self, name: str, source_dir: Path) -> None:
         validate_tenant(name)
-        with self._conn:
-            self._conn.execute(
-                "INSERT INTO tenants VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET source_dir=excluded.source_dir",
-                (name, str(source_dir.resolve()), datetime.now(UTC).isoformat()),
+        with self._engine.begin() as conn:
+            control.upsert(
+                conn, tenants,
+                {"name": name, "source_dir": str(source_dir.resolve()), "added_at": datetime.now(UTC).isoformat()},
+                keys=["name"], update=["source_dir"],
             )
 
     def source_dir(self, name: str, default_root: Path | None = None) -> Path:
         """The tenant's source folder: registered, else ``<default_root>/<tenant>``."""
         validate_tenant(name)
-        row = self._conn.execute("SELECT source_dir FROM tenants WHERE name = ?", (name,)).fetchone()
-        if row:
-            return Path(row[0])
+        with self._engine.connect() as conn:
+            found = conn.execute(select(tenants.c.source_dir).where(tenants.c.name == name)).scalar()
+        if found is not None:
+            return Path(found)
         if default_root is not None:
             return default_root / name
         raise UnknownTenantError(
@@ -46,21 +44,20 @@ class Registry:
         )
 
     def tenants(self) -> dict[str, Path]:
-        return {n: Path(s) for n, s in self._conn.execute("SELECT name, source_dir FROM tenants ORDER BY name")}
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(tenants.c.name, tenants.c.source_dir).order_by(tenants.c.name)).all()
+        return {n: Path(s) for n, s in rows}
 
     def log_search(self, tenant: str, space: str) -> None:
-        with self._conn:
-            self._conn.execute(
-                "INSERT INTO searches VALUES (?, ?, ?)", (tenant, space, datetime.now(UTC).isoformat())
-            )
+        with self._engine.begin() as conn:
+            conn.execute(insert(searches).values(tenant=tenant, space=space, at=datetime.now(UTC).isoformat()))
 
     def search_counts(self, since: timedelta = timedelta(days=7)) -> dict[str, int]:
         """Queries per tenant in the window: the hotness that orders backfills."""
         cutoff = (datetime.now(UTC) - since).isoformat()
-        rows = self._conn.execute(
-            "SELECT tenant, count(*) FROM searches WHERE at >= ? GROUP BY tenant", (cutoff,)
-        )
-        return {t: int(n) for t, n in rows}
+        query = select(searches.c.tenant, func.count()).where(searches.c.at >= cutoff).group_by(searches.c.tenant)
+        with self._engine.connect() as conn:
+            return {t: int(n) for t, n in conn.execute(query)}
 
     def close(self) -> None:
-        self._conn.close()
+        """Nothing to close: connections return to the process's pool after each call."""

@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embedops.core.dataplane import join
-from embedops.errors import ConfigError
+from embedops.errors import ConfigError, OldLayoutError
 
 DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 # A run fails, and syncs nothing, when the model fails on more than this share of the texts it was given.
 DEFAULT_MAX_MODEL_FAILURE_SHARE = 0.1
 # A materialized table's versions stay readable (time travel, audit) this many days; the latest always stays.
 DEFAULT_TABLE_RETENTION_DAYS = 7.0
+# How long a run waits for another run to let go of a partition it would write (EMBEDOPS_LEASE_WAIT_S).
+DEFAULT_LEASE_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Settings:
     database_url: str = ""  # empty: SQLite under home (see ``control_url``)
     data_url: str = ""  # empty: the folder home/data (see ``data_root``)
     table_retention_days: float = DEFAULT_TABLE_RETENTION_DAYS
+    lease_wait_s: float = DEFAULT_LEASE_WAIT_S
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -63,12 +66,14 @@ class Settings:
                 env, "EMBEDOPS_TABLE_RETENTION_DAYS", DEFAULT_TABLE_RETENTION_DAYS, 36_500.0,
                 "a number of days", "how many days a table version stays readable, 0 to 36500",
             ),
+            lease_wait_s=_number(env, "EMBEDOPS_LEASE_WAIT_S", DEFAULT_LEASE_WAIT_S, 86_400.0, "a number of seconds",
+                                 "how long a run waits for a busy partition, 0 to 86400"),
         )
 
     @property
     def control_url(self) -> str:
         """The control plane's SQLAlchemy URL (with its password: never log it, see ``errors.redacted``)."""
-        return self.database_url or f"sqlite:///{self.home / 'control.sqlite'}"
+        return control_url(self.home, self.database_url)
 
     @property
     def data_root(self) -> str:
@@ -83,10 +88,6 @@ class Settings:
     def lance_uri(self) -> str:
         """The LanceDB index's place in the data plane."""
         return join(self.data_root, "lancedb")
-
-    @property
-    def registry_path(self) -> Path:
-        return self.home / "registry.sqlite"
 
     @property
     def dagster_home(self) -> Path:
@@ -105,3 +106,31 @@ def _number(env: dict[str, str], name: str, default: float, high: float, meaning
     if not 0.0 <= number <= high:
         raise ConfigError(f"{name}={value!r} is not {meaning}; set {allowed} (default {default:g})")
     return number
+
+
+def control_url(home: Path, database_url: str = "") -> str:
+    """EMBEDOPS_DATABASE_URL, or by default SQLite at ``<home>/control.sqlite``."""
+    return database_url or f"sqlite:///{home / 'control.sqlite'}"
+
+
+# Where an earlier embedops kept its state in EMBEDOPS_HOME; this one keeps it in the control and data planes.
+OLD_LAYOUT = (
+    "registry.sqlite",
+    "manifest.sqlite",
+    "monitoring/state.sqlite",
+    "monitoring/pager.sqlite",
+    "cache/embeddings.sqlite",
+    "tables",
+    "lancedb/aliases.json",
+)
+
+
+def refuse_old_layout(settings: Settings) -> None:
+    """Raise OldLayoutError when EMBEDOPS_HOME holds state in an earlier layout (nothing is converted)."""
+    found = [name for name in OLD_LAYOUT if (settings.home / name).exists()]
+    if found:
+        raise OldLayoutError(
+            f"EMBEDOPS_HOME {settings.home} holds state in the layout of an earlier embedops ({', '.join(found)}), "
+            "which this one does not read or convert; move that folder aside and re-ingest into a fresh "
+            "EMBEDOPS_HOME"
+        )

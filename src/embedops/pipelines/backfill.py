@@ -82,7 +82,7 @@ def run_backfill(
     workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[assignment,index]
     vector_store: VectorStoreResource = defs.resources["vector_store"]  # type: ignore[assignment,index]
     config = workspace.spaces()
-    manifest = open_manifest(workspace.settings.home, config, vector_store.open())  # records it as building
+    manifest = open_manifest(workspace.settings.control_url, config, vector_store.open())  # records it as building
     if manifest.state(space.name) == "retired":
         raise ConfigError(f"space {space.name!r} is retired; declare it under a new name to build it again")
     order = backfill_order(workspace, instance)
@@ -141,7 +141,7 @@ def space_backfill_sensor(
     """Hot-first backfill of every building space through the run queue (dagster/priority per tenant)."""
     config = workspace.spaces()
     store = vector_store.open()
-    manifest = open_manifest(workspace.settings.home, config, store)
+    manifest = open_manifest(workspace.settings.control_url, config, store)
     building = [s for s in config.spaces if manifest.state(s.name) == "building"]
     if not building:
         return dg.SensorResult(skip_reason="no space is building")

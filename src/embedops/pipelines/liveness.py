@@ -24,7 +24,7 @@ This uses Dagster's launcher health-check interface, which has no public equival
 
 from __future__ import annotations
 
-from dagster import DagsterRun, DefaultRunLauncher
+from dagster import DagsterInstance, DagsterRun, DefaultRunLauncher
 
 from embedops.core.liveness import ProcessIdentity, is_alive, this_process
 from embedops.pipelines.dagster_internals import CheckRunHealthResult, WorkerStatus
@@ -66,3 +66,15 @@ class WatchedRunLauncher(DefaultRunLauncher):
             )
         where = "running" if alive else "on another host; not checked from here"
         return CheckRunHealthResult(WorkerStatus.RUNNING, f"{process} is {where}")
+
+
+def run_is_over(instance: DagsterInstance, run_id: str) -> bool:
+    """True when Dagster records the run as finished, or the process that executed it (on this host) is gone:
+    such a run no longer holds its partition leases. An unknown run, or one on another host, may be alive."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return False
+    if run.is_finished:
+        return True
+    process = run_process(run)
+    return process is not None and is_alive(process) is False

@@ -55,7 +55,7 @@ def gate_for(
     """The cutover gate for ``space`` on ``alias``, from the workspace's current state."""
     config = workspace.spaces()
     store = vector_store.open()
-    manifest = open_manifest(workspace.settings.home, config, store)
+    manifest = open_manifest(workspace.settings.control_url, config, store)
     return check_gate(
         config,
         migration_config(workspace),
@@ -92,7 +92,7 @@ def cutover_alias(
     if config.force and not verdict.passed:
         context.log.warning(f"FORCED cutover of {config.alias!r} to {space.name!r} by {who}: {verdict.explain()}")
     store = vector_store.open()
-    manifest = open_manifest(workspace.settings.home, spaces, store)
+    manifest = open_manifest(workspace.settings.control_url, spaces, store)
     try:
         swap = cutover(
             store, manifest, spaces, workspace.settings.home, config.alias, space, verdict, who, config.force
@@ -156,7 +156,7 @@ def cutover_sensor(
     """
     config = workspace.spaces()
     store = vector_store.open()
-    manifest = open_manifest(workspace.settings.home, config, store)
+    manifest = open_manifest(workspace.settings.control_url, config, store)
     serving_id = store.get_alias(config.alias)
     candidates = _candidates(config, manifest, serving_id)
     if not candidates:
@@ -224,7 +224,7 @@ def dual_write_sensor(
     if not found.records:
         return dg.SensorResult(cursor=str(after), skip_reason="no new source_documents")
     config = workspace.spaces()
-    spaces = active_spaces(config, open_manifest(Path(workspace.settings.home), config, vector_store.open()))
+    spaces = active_spaces(config, open_manifest(workspace.settings.control_url, config, vector_store.open()))
     busy = partitions_in_flight(context.instance)  # grows with each request: one run per partition per tick
     requests, left, cursor = [], [], after
     for record in found.records:

@@ -9,6 +9,8 @@ import dagster as dg
 from embedops.core.monitoring.config import MonitoringConfig, config_path, load_monitoring
 from embedops.core.monitoring.pager import PagerOutbox
 from embedops.core.monitoring.state import MonitoringState
+from embedops.core.settings import control_url
+from embedops.resources.vector_store import field_value
 
 
 class MonitoringResource(dg.ConfigurableResource):
@@ -21,6 +23,7 @@ class MonitoringResource(dg.ConfigurableResource):
 
     home: str
     config_file: str | None = None
+    database_url: str = ""  # the control database (see WorkspaceResource.database_url); empty: SQLite in home
 
     @cached_property
     def _config(self) -> MonitoringConfig:
@@ -30,8 +33,11 @@ class MonitoringResource(dg.ConfigurableResource):
     def config(self) -> MonitoringConfig:
         return self._config
 
+    def control_url(self) -> str:
+        return control_url(Path(self.home), field_value(self.database_url) or "")
+
     def state(self) -> MonitoringState:
-        return MonitoringState.at(Path(self.home))
+        return MonitoringState(self.control_url())
 
     def outbox(self) -> PagerOutbox:
-        return PagerOutbox.at(Path(self.home))
+        return PagerOutbox(self.control_url())

@@ -18,6 +18,8 @@ class VectorStoreResource(dg.ConfigurableResource):
 
     kind: Literal["lancedb", "weaviate"] = "lancedb"
     lance_uri: str | None = None
+    # the control database that keeps LanceDB's aliases (EMBEDOPS_DATABASE_URL, an EnvVar when set there)
+    database_url: str | None = None
     weaviate_url: str | None = None
     weaviate_grpc_port: int = 50051
     weaviate_api_key: str | None = None
@@ -50,16 +52,19 @@ class VectorStoreResource(dg.ConfigurableResource):
             from embedops.core.dataplane import storage_options
             from embedops.core.stores.lance import LanceStore
 
-            return LanceStore(self.lance_uri, storage_options=storage_options(self.lance_uri))
-        url = _value(self.weaviate_url)
+            if not self.database_url:
+                raise ConfigError("vector store 'lancedb' needs database_url for its aliases (EMBEDOPS_DATABASE_URL)")
+            return LanceStore(self.lance_uri, storage_options=storage_options(self.lance_uri),
+                              aliases=str(field_value(self.database_url)))
+        url = field_value(self.weaviate_url)
         if not url:
             raise ConfigError("vector store 'weaviate' needs a URL: set EMBEDOPS_WEAVIATE_URL")
         from embedops.core.stores.weaviate import WeaviateStore
 
-        return WeaviateStore.connect(url, grpc_port=self.weaviate_grpc_port, api_key=_value(self.weaviate_api_key))
+        return WeaviateStore.connect(url, grpc_port=self.weaviate_grpc_port, api_key=field_value(self.weaviate_api_key))
 
 
-def _value(field: str | None) -> str | None:
+def field_value(field: str | None) -> str | None:
     """A field's value, an ``EnvVar`` read from the environment.
 
     Dagster resolves ``EnvVar`` fields only when it builds the resource for a run; outside a run (the

@@ -1,9 +1,10 @@
 """Paging on-call: PagerDuty Events API v2 events and a durable outbox.
 
 One incident per failing (check, asset, partition): a ``trigger`` when its latest evaluation fails at
-ERROR severity, a ``resolve`` with the same dedup_key when it passes again. Events wait in a SQLite
-outbox under EMBEDOPS_HOME until the pager accepts them, so a failed delivery is retried, in order,
-on the next sensor tick and never lost. The routing key is added at send time and never stored.
+ERROR severity, a ``resolve`` with the same dedup_key when it passes again. Events wait in an
+outbox in the control database (EMBEDOPS_DATABASE_URL) until the pager accepts them, so a failed
+delivery is retried, in order, on the next sensor tick and never lost. The routing key is added
+at send time and never stored.
 """
 
 from __future__ import annotations
@@ -11,19 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from embedops.core.monitoring.state import state_dir
-from embedops.core.sqlite import open_db
+from sqlalchemy import Engine, insert, select, update
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS incidents (
-  dedup_key TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, dedup_key TEXT NOT NULL, action TEXT NOT NULL, event TEXT NOT NULL,
-  created_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, sent_at TEXT);
-"""
+from embedops.core import control
+from embedops.core.control import incidents, outbox
+from embedops.core.settings import Settings
+
 SUMMARY_LIMIT = 1024  # PagerDuty truncates longer summaries
 
 
@@ -89,23 +85,23 @@ class Pending:
 
 
 class PagerOutbox:
-    """Incident state per dedup_key and the events still to deliver, in one SQLite file."""
+    """Incident state per dedup_key and the events still to deliver, in the control database."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn = open_db(self.path, _SCHEMA)
+    def __init__(self, database: str | Engine) -> None:
+        self._engine = control.open_engine(database)
 
     @classmethod
-    def at(cls, home: Path) -> PagerOutbox:
-        return cls(state_dir(home) / "pager.sqlite")
+    def at(cls, settings: Settings) -> PagerOutbox:
+        """The outbox in the control database the settings name."""
+        return cls(settings.control_url)
 
     def observe(self, evaluation: Evaluation) -> str | None:
         """Queue a trigger or resolve when the evaluation changes the incident's state; returns the action."""
         key = evaluation.dedup_key
         now = datetime.now(UTC).isoformat()
-        with self._conn:
-            row = self._conn.execute("SELECT state FROM incidents WHERE dedup_key = ?", (key,)).fetchone()
-            open_ = row is not None and row[0] == "triggered"
+        with control.serialised(self._engine, f"incident:{key}") as conn:
+            found = conn.execute(select(incidents.c.state).where(incidents.c.dedup_key == key)).scalar()
+            open_ = found == "triggered"
             if evaluation.pages and not open_:
                 action, event = "trigger", trigger_event(evaluation)
             elif not evaluation.pages and open_:
@@ -113,38 +109,39 @@ class PagerOutbox:
             else:
                 return None
             state = "triggered" if action == "trigger" else "resolved"
-            self._conn.execute(
-                "INSERT INTO incidents VALUES (?, ?, ?) ON CONFLICT(dedup_key) DO UPDATE SET state=?, updated_at=?",
-                (key, state, now, state, now),
+            control.upsert(
+                conn, incidents, {"dedup_key": key, "state": state, "updated_at": now},
+                keys=["dedup_key"], update=["state", "updated_at"],
             )
-            self._conn.execute(
-                "INSERT INTO outbox (dedup_key, action, event, created_at) VALUES (?, ?, ?, ?)",
-                (key, action, json.dumps(event, default=str), now),
-            )
+            conn.execute(insert(outbox).values(
+                dedup_key=key, action=action, event=json.dumps(event, default=str), created_at=now, attempts=0
+            ))
         return action
 
     def pending(self) -> list[Pending]:
-        rows = self._conn.execute(
-            "SELECT id, dedup_key, action, event, attempts FROM outbox WHERE sent_at IS NULL ORDER BY id"
-        ).fetchall()
+        o = outbox.c
+        query = select(o.id, o.dedup_key, o.action, o.event, o.attempts).where(o.sent_at.is_(None)).order_by(o.id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
         return [Pending(i, k, a, json.loads(e), n) for i, k, a, e, n in rows]
 
     def mark_sent(self, item_id: int) -> None:
-        with self._conn:
-            self._conn.execute(
-                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
-                (datetime.now(UTC).isoformat(), item_id),
-            )
+        with self._engine.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.id == item_id).values(
+                sent_at=datetime.now(UTC).isoformat(), attempts=outbox.c.attempts + 1
+            ))
 
     def mark_failed(self, item_id: int, error: str) -> None:
-        with self._conn:
-            self._conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?", (error[:500], item_id)
-            )
+        with self._engine.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.id == item_id).values(
+                attempts=outbox.c.attempts + 1, last_error=error[:500]
+            ))
 
     def open_incidents(self) -> list[str]:
-        rows = self._conn.execute("SELECT dedup_key FROM incidents WHERE state = 'triggered' ORDER BY dedup_key")
+        i = incidents.c
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(i.dedup_key).where(i.state == "triggered").order_by(i.dedup_key)).all()
         return [r[0] for r in rows]
 
     def close(self) -> None:
-        self._conn.close()
+        """Nothing to close: connections return to the process's pool after each call."""

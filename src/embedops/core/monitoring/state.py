@@ -1,4 +1,4 @@
-"""What the checks remember between evaluations, in one SQLite file under EMBEDOPS_HOME.
+"""What the checks remember between evaluations, in the control database (EMBEDOPS_DATABASE_URL).
 
 * the distribution baseline of each (tenant, space), kept from the first materialization;
 * the fixed neighbour queries of each (tenant, space) and their previous top-k results;
@@ -10,30 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Engine, delete, insert, select, update
 
-from embedops.core.sqlite import open_db
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS baselines (
-  tenant TEXT NOT NULL, space_id TEXT NOT NULL, centroid BLOB NOT NULL, mean_norm REAL NOT NULL,
-  rows INTEGER NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (tenant, space_id));
-CREATE TABLE IF NOT EXISTS neighbours (
-  tenant TEXT NOT NULL, space_id TEXT NOT NULL, queries TEXT NOT NULL, results TEXT,
-  evaluated_at TEXT, PRIMARY KEY (tenant, space_id));
-CREATE TABLE IF NOT EXISTS history (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, space_id TEXT NOT NULL,
-  metric TEXT NOT NULL, value REAL NOT NULL, at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS history_by_key ON history (tenant, space_id, metric, id);
-"""
-
-
-def state_dir(home: Path) -> Path:
-    """The folder under EMBEDOPS_HOME that holds monitoring state (checks and pager)."""
-    return home / "monitoring"
+from embedops.core import control
+from embedops.core.control import baselines, drift_history, neighbours
+from embedops.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -45,44 +29,44 @@ class Baseline:
 
 
 class MonitoringState:
-    """Baselines, neighbour results and drift history. Safe to share between processes (WAL)."""
+    """Baselines, neighbour results and drift history. Safe to share between processes and hosts."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn = open_db(self.path, _SCHEMA)
+    def __init__(self, database: str | Engine) -> None:
+        self._engine = control.open_engine(database)
 
     @classmethod
-    def at(cls, home: Path) -> MonitoringState:
-        return cls(state_dir(home) / "state.sqlite")
+    def at(cls, settings: Settings) -> MonitoringState:
+        """The monitoring state in the control database the settings name."""
+        return cls(settings.control_url)
 
     def baseline(self, tenant: str, space_id: str) -> Baseline | None:
-        row = self._conn.execute(
-            "SELECT centroid, mean_norm, rows, created_at FROM baselines WHERE tenant=? AND space_id=?",
-            (tenant, space_id),
-        ).fetchone()
+        b = baselines.c
+        query = select(b.centroid, b.mean_norm, b.rows, b.created_at).where(b.tenant == tenant, b.space_id == space_id)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
         if row is None:
             return None
-        return Baseline(np.frombuffer(row[0], dtype=np.float64), row[1], row[2], datetime.fromisoformat(row[3]))
+        centroid = np.frombuffer(bytes(row[0]), dtype=np.float64)
+        return Baseline(centroid, float(row[1]), int(row[2]), datetime.fromisoformat(row[3]))
 
     def keep_baseline(self, tenant: str, space_id: str, centroid: np.ndarray, mean_norm: float, rows: int) -> bool:
         """Store the baseline unless one exists; True when this call stored it."""
-        with self._conn:
-            cur = self._conn.execute(
-                "INSERT OR IGNORE INTO baselines VALUES (?, ?, ?, ?, ?, ?)",
-                (tenant, space_id, np.asarray(centroid, dtype=np.float64).tobytes(), float(mean_norm), rows,
-                 datetime.now(UTC).isoformat()),
-            )
-        return cur.rowcount == 1
+        values = {
+            "tenant": tenant, "space_id": space_id, "centroid": np.asarray(centroid, dtype=np.float64).tobytes(),
+            "mean_norm": float(mean_norm), "rows": int(rows), "created_at": datetime.now(UTC).isoformat(),
+        }
+        with self._engine.begin() as conn:
+            return control.upsert(conn, baselines, values, keys=["tenant", "space_id"]) == 1
 
     def reset_baseline(self, tenant: str, space_id: str) -> None:
-        with self._conn:
-            self._conn.execute("DELETE FROM baselines WHERE tenant=? AND space_id=?", (tenant, space_id))
+        with self._engine.begin() as conn:
+            conn.execute(delete(baselines).where(baselines.c.tenant == tenant, baselines.c.space_id == space_id))
 
     def neighbours(self, tenant: str, space_id: str) -> tuple[list[str], list[list[str]] | None] | None:
         """The fixed queries and the previous top-k chunk ids per query (None before the first run)."""
-        row = self._conn.execute(
-            "SELECT queries, results FROM neighbours WHERE tenant=? AND space_id=?", (tenant, space_id)
-        ).fetchone()
+        n = neighbours.c
+        with self._engine.connect() as conn:
+            row = conn.execute(select(n.queries, n.results).where(n.tenant == tenant, n.space_id == space_id)).first()
         if row is None:
             return None
         return json.loads(row[0]), (json.loads(row[1]) if row[1] else None)
@@ -90,36 +74,46 @@ class MonitoringState:
     def keep_neighbours(
         self, tenant: str, space_id: str, queries: list[str], results: list[list[str]] | None
     ) -> None:
-        with self._conn:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO neighbours VALUES (?, ?, ?, ?, ?)",
-                (tenant, space_id, json.dumps(queries), json.dumps(results) if results is not None else None,
-                 datetime.now(UTC).isoformat()),
+        values = {
+            "tenant": tenant, "space_id": space_id, "queries": json.dumps(queries),
+            "results": json.dumps(results) if results is not None else None,
+            "evaluated_at": datetime.now(UTC).isoformat(),
+        }
+        with self._engine.begin() as conn:
+            control.upsert(
+                conn, neighbours, values, keys=["tenant", "space_id"], update=["queries", "results", "evaluated_at"]
             )
 
     def forget_neighbour_results(self, tenant: str, space_id: str) -> None:
         """Keep the fixed queries but drop the previous top-k: the next evaluation records them afresh."""
-        with self._conn:
-            self._conn.execute(
-                "UPDATE neighbours SET results = NULL WHERE tenant=? AND space_id=?", (tenant, space_id)
-            )
+        n = neighbours.c
+        with self._engine.begin() as conn:
+            conn.execute(update(neighbours).where(n.tenant == tenant, n.space_id == space_id).values(results=None))
 
     def record(self, tenant: str, space_id: str, values: dict[str, float]) -> None:
         """Append one evaluation's numbers to the drift history."""
+        if not values:
+            return
         now = datetime.now(UTC).isoformat()
-        with self._conn:
-            self._conn.executemany(
-                "INSERT INTO history (tenant, space_id, metric, value, at) VALUES (?, ?, ?, ?, ?)",
-                [(tenant, space_id, k, float(v), now) for k, v in values.items()],
-            )
+        rows = [
+            {"tenant": tenant, "space_id": space_id, "metric": k, "value": float(v), "at": now}
+            for k, v in values.items()
+        ]
+        with self._engine.begin() as conn:
+            conn.execute(insert(drift_history), rows)
 
     def history(self, tenant: str, space_id: str, metric: str, last: int) -> list[dict[str, Any]]:
         """The last ``last`` values of a metric, oldest first."""
-        rows = self._conn.execute(
-            "SELECT at, value FROM history WHERE tenant=? AND space_id=? AND metric=? ORDER BY id DESC LIMIT ?",
-            (tenant, space_id, metric, last),
-        ).fetchall()
+        h = drift_history.c
+        query = (
+            select(h.at, h.value)
+            .where(h.tenant == tenant, h.space_id == space_id, h.metric == metric)
+            .order_by(h.id.desc())
+            .limit(last)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
         return [{"at": at, "value": value} for at, value in reversed(rows)]
 
     def close(self) -> None:
-        self._conn.close()
+        """Nothing to close: connections return to the process's pool after each call."""

@@ -21,8 +21,6 @@ it only when ids are gone.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -32,12 +30,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.index import HnswSq
+from sqlalchemy import Engine
 
+from embedops.core.aliases import AliasBook
 from embedops.core.dataplane import is_remote
 from embedops.core.stores.base import Hit, SyncResult, index_schema
 from embedops.core.stores.contract import check_query_space, check_tenant, checked_keys
 from embedops.core.tables import BATCH_ROWS, Rows, reader
-from embedops.errors import NotMaterializedError, SpaceMismatchError, VectorStoreError
+from embedops.errors import NotMaterializedError, SpaceMismatchError
 
 _META_KEY = b"embedops.space"
 # Tables this large get an approximate (HNSW) index; measured at 100k rows: 7 ms per query at
@@ -52,16 +52,23 @@ class LanceStore:
     """VectorStore on a LanceDB database: a folder or an object-store prefix."""
 
     def __init__(
-        self, root: str | Path, ann_min_rows: int = ANN_MIN_ROWS, storage_options: dict[str, str] | None = None
+        self,
+        root: str | Path,
+        ann_min_rows: int = ANN_MIN_ROWS,
+        storage_options: dict[str, str] | None = None,
+        *,
+        aliases: AliasBook | str | Engine,
     ) -> None:
-        self.root = str(root)  # a folder or an object-store URL (``s3://bucket/prefix/lancedb``)
+        """``root``: a folder or an object-store URL (``s3://bucket/prefix/lancedb``); ``aliases``: the alias
+        book, or the control database (URL or engine) that keeps it."""
+        self.root = str(root)
         self.ann_min_rows = ann_min_rows
         if not is_remote(self.root):
             Path(self.root).mkdir(parents=True, exist_ok=True)
         self._db = lancedb.connect(
             self.root, read_consistency_interval=timedelta(0), storage_options=dict(storage_options or {})
         )
-        self._aliases = Path(self.root) / "aliases.json"
+        self._aliases = aliases if isinstance(aliases, AliasBook) else AliasBook(aliases)
 
     @staticmethod
     def table_name(tenant: str, space_id: str) -> str:
@@ -223,29 +230,14 @@ class LanceStore:
         return None if table is None else table.version
 
     def get_alias(self, alias: str) -> str | None:
-        return self._read_aliases().get(alias)
+        return self._aliases.get(alias)
 
     def set_alias(self, alias: str, space_id: str) -> None:
         if not self.tenants(space_id):
             raise NotMaterializedError(
                 f"alias {alias!r} cannot point at space {space_id!r}: no tenant has an index in it yet"
             )
-        aliases = self._read_aliases()
-        aliases[alias] = space_id
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".aliases.")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(aliases, fh, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._aliases)  # one atomic rename: readers see the old or the new pointer
-
-    def _read_aliases(self) -> dict[str, str]:
-        if not self._aliases.exists():
-            return {}
-        try:
-            return dict(json.loads(self._aliases.read_text()))
-        except json.JSONDecodeError as exc:
-            raise VectorStoreError(f"alias file {self._aliases} is corrupt: {exc}; restore it") from exc
+        self._aliases.set(alias, space_id)  # one row in the control database: readers see old or new
 
 
 def _hit(row: dict) -> Hit:
