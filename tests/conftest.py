@@ -28,7 +28,9 @@ SHARED_DATA = Path(os.environ.get("EMBEDOPS_SHARED_DATA", Path(__file__).resolve
 @pytest.fixture(scope="session")
 def minilm() -> SpaceEmbedder:
     """The default space's model (all-MiniLM-L6-v2), loaded once for the whole session."""
-    return SpaceEmbedder(DEFAULT_SPACE)
+    embedder = SpaceEmbedder(DEFAULT_SPACE)
+    embedder.count_tokens("load the model now")  # it loads on first use: here, outside any test
+    return embedder
 
 
 @dataclass
