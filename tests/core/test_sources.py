@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from tests.conftest import age_files
 
 from embedops.core import sources
 from embedops.core.sources import (
@@ -63,14 +64,6 @@ def test_symlink_loops_are_listed_with_a_reason(tmp_path: Path) -> None:
 FILES = {"a.md": "# A\n\nAlpha text.", "b.md": "# B\n\nBravo text.", "notes/c.txt": "Charlie text."}
 
 
-def age(folder: Path, seconds: float = 3600) -> None:
-    """Date every file an hour back: written long before it is read, its size and time vouch for it."""
-    when = time.time() - seconds
-    for path in folder.rglob("*"):
-        if path.is_file():
-            os.utime(path, (when, when))
-
-
 def write(folder: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +90,7 @@ def first_scan(folder: Path) -> tuple[pa.Table, SourceScan]:
 
 def test_an_unchanged_folder_is_carried_over_without_opening_a_file(tmp_path: Path) -> None:
     write(tmp_path, {**FILES, "empty.md": " \n"})
-    age(tmp_path)
+    age_files(tmp_path)
     table, scan = first_scan(tmp_path)
     assert (scan.bodies_read, scan.documents, scan.written) == (4, 3, True)
 
@@ -126,7 +119,7 @@ def test_a_file_read_just_after_it_was_written_is_read_again_until_a_read_comes_
 
 def test_an_edit_keeping_size_and_time_is_missed_by_status_and_found_by_verify(tmp_path: Path) -> None:
     write(tmp_path, FILES)
-    age(tmp_path)
+    age_files(tmp_path)
     last = first_scan(tmp_path)
     status = (tmp_path / "a.md").stat()
     (tmp_path / "a.md").write_text(FILES["a.md"].replace("Alpha", "Omega"))  # same size
@@ -144,7 +137,7 @@ def test_an_edit_keeping_size_and_time_is_missed_by_status_and_found_by_verify(t
 
 def test_changes_and_deletions_are_found_by_status(tmp_path: Path) -> None:
     write(tmp_path, FILES)
-    age(tmp_path)
+    age_files(tmp_path)
     last = first_scan(tmp_path)
     (tmp_path / "a.md").write_text("# A\n\nAlpha text, longer now.")
     (tmp_path / "b.md").unlink()
@@ -158,7 +151,7 @@ def test_changes_and_deletions_are_found_by_status(tmp_path: Path) -> None:
 
 def test_a_change_set_reads_only_the_named_files_and_lists_nothing(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     write(tmp_path, FILES)
-    age(tmp_path)
+    age_files(tmp_path)
     last = first_scan(tmp_path)
     (tmp_path / "a.md").write_text("# A\n\nAlpha, edited.")
     (tmp_path / "notes" / "c.txt").unlink()
@@ -176,7 +169,7 @@ def test_a_change_set_reads_only_the_named_files_and_lists_nothing(tmp_path: Pat
 
 def test_a_changed_file_that_is_gone_leaves_and_a_bad_one_is_quarantined(tmp_path: Path) -> None:
     write(tmp_path, FILES)
-    age(tmp_path)
+    age_files(tmp_path)
     last = first_scan(tmp_path)
     (tmp_path / "a.md").unlink()
     (tmp_path / "b.md").write_bytes(b"")
