@@ -184,3 +184,20 @@ def test_a_changed_file_that_is_gone_leaves_and_a_bad_one_is_quarantined(tmp_pat
 def test_a_document_id_that_could_leave_the_folder_is_refused(tmp_path: Path, doc_id: str) -> None:
     with pytest.raises(ConfigError, match="not a path inside the source folder"):
         document_path(tmp_path, doc_id)
+
+
+def test_a_file_refused_as_too_big_is_judged_again_by_the_current_limit_without_being_opened(tmp_path: Path) -> None:
+    write(tmp_path, {**FILES, "big.md": "# Big\n\n" + "word " * 100})
+    age_files(tmp_path)
+    small = Collector(DOCUMENTS_SCHEMA)
+    first = scan_tenant("acme", tmp_path, 100, lambda: small)
+    assert [q["doc_id"] for q in first.quarantined] == ["big.md"] and first.bodies_read == 3
+
+    again = scan_tenant("acme", tmp_path, 100, no_table, previous=small.table(),
+                        previous_quarantine=first.quarantine_table())
+    raised = Collector(DOCUMENTS_SCHEMA)
+    allowed = scan_tenant("acme", tmp_path, 1 << 20, lambda: raised, previous=small.table(),
+                          previous_quarantine=first.quarantine_table())
+
+    assert (again.bodies_read, [q["doc_id"] for q in again.quarantined]) == (0, ["big.md"])
+    assert (allowed.added, allowed.quarantined, allowed.bodies_read) == (["big.md"], [], 1)

@@ -156,6 +156,9 @@ def scan_tenant(
         if entry.problem is not None or entry.status is None:
             scan.quarantined.append(_refusal(entry.doc_id, entry.problem or "cannot be read"))
             continue
+        if entry.status.st_size > max_bytes:
+            scan.quarantined.append(_refusal(entry.doc_id, _too_big(entry.status.st_size, max_bytes)))
+            continue
         before = known.get(entry.doc_id)
         if changes is None and not verify:  # a named file is read: the feed says it changed
             if before is not None and before[0].vouches_for(entry.status):
@@ -201,6 +204,10 @@ def scan_tenant(
         previous_quarantine
     )
     return scan
+
+
+def _too_big(size: int, max_bytes: int) -> str:
+    return f"file is {size} bytes, over the {max_bytes}-byte limit; split it or raise EMBEDOPS_MAX_DOCUMENT_BYTES"
 
 
 def _refusal(doc_id: str, reason: str, stage: str = "source") -> dict:
@@ -404,12 +411,9 @@ def _read(tenant: str, entry: SourceEntry, max_bytes: int) -> tuple[dict | str, 
             status = os.fstat(handle.fileno())
             if not stat.S_ISREG(status.st_mode):
                 return "not a regular file; it was not read", None
+            if status.st_size > max_bytes:  # judged again on every scan: the limit is a setting
+                return _too_big(status.st_size, max_bytes), None
             seen = Seen(status.st_size, mtime_of(status), read_at)
-            if status.st_size > max_bytes:
-                return (
-                    f"file is {status.st_size} bytes, over the {max_bytes}-byte limit; split it or raise "
-                    "EMBEDOPS_MAX_DOCUMENT_BYTES"
-                ), seen
             data = handle.read(max_bytes + 1)
     except OSError as exc:
         return f"cannot be read: {exc.strerror or exc}", None
