@@ -201,3 +201,9 @@ def test_a_file_refused_as_too_big_is_judged_again_by_the_current_limit_without_
 
     assert (again.bodies_read, [q["doc_id"] for q in again.quarantined]) == (0, ["big.md"])
     assert (allowed.added, allowed.quarantined, allowed.bodies_read) == (["big.md"], [], 1)
+
+
+def test_a_change_set_needs_a_full_read_first(tmp_path: Path) -> None:
+    write(tmp_path, FILES)
+    with pytest.raises(ConfigError, match="never read in full"):
+        scan_tenant("acme", tmp_path, 1 << 20, no_table, changes=ChangeSet(changed=("a.md",)))

@@ -145,6 +145,11 @@ def scan_tenant(
     entries: Iterable[SourceEntry]
     if changes is None:
         entries = list_entries(root)
+    elif previous is None:
+        raise ConfigError(
+            f"a change set names documents of {root}, whose documents were never read in full; read them all "
+            f"first (`embedops ingest --tenant {tenant}`), then apply changes"
+        )
     else:
         entries = named_entries(root, changes.changed)
         named = {*changes.changed, *changes.deleted}
