@@ -108,8 +108,8 @@ class EmbedopsTool:
         self.defs = build_defs(self.settings)
         self.instance = dg.DagsterInstance.ephemeral()
         self.folder, self.tenant = folder, tenant
-        self.embedder = SpaceEmbedder(self.space)  # loads the model now, outside any timing
-        self._model = load_model(self.space.model)
+        self.embedder = SpaceEmbedder(self.space)
+        self._model = load_model(self.space.model)  # loads the model now, outside any timing
 
     @property
     def store(self):  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +28,22 @@ if TYPE_CHECKING:
 SHARED_DATA = Path(os.environ.get("EMBEDOPS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+def age_files(folder: Path, seconds: float = 3600) -> None:
+    """Date every file under ``folder`` ``seconds`` back. A file read just after it was written is read again
+    on the next run (a write right after the read could keep the modification time the read saw); a file
+    written long before it is read is not, while its size and modification time stay the same."""
+    when = time.time() - seconds
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.utime(path, (when, when))
+
+
 @pytest.fixture(scope="session")
 def minilm() -> SpaceEmbedder:
     """The default space's model (all-MiniLM-L6-v2), loaded once for the whole session."""
-    return SpaceEmbedder(DEFAULT_SPACE)
+    embedder = SpaceEmbedder(DEFAULT_SPACE)
+    embedder.count_tokens("load the model now")  # it loads on first use: here, outside any test
+    return embedder
 
 
 @dataclass
@@ -66,6 +79,10 @@ class Project:
                 path.write_bytes(content)
             else:
                 path.write_text(content, encoding="utf-8")
+
+    def age(self, tenant: str) -> None:
+        """Date the tenant's files an hour back (see ``age_files``)."""
+        age_files(self.source(tenant))
 
     def ingest(self, tenant: str, space: str | None = None) -> IngestSummary:
         spaces = [self.spaces.get(space)] if space else [self.spaces.serving_space]

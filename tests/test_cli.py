@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.assets.test_pipeline import DOCS
+from tests.conftest import age_files
 
 
 def test_ingest_json_has_the_documented_fields(run, source: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -24,6 +25,15 @@ def test_ingest_json_has_the_documented_fields(run, source: Path, tmp_path: Path
 
     again = json.loads(run("ingest", "--tenant", "acme", "--json").stdout)
     assert again["model_calls"] == 0 and again["unchanged"] == 3
+
+
+def test_ingest_reads_only_changed_files_unless_asked_to_verify(run, source: Path) -> None:  # type: ignore[no-untyped-def]
+    age_files(source)
+    run("ingest", "--tenant", "acme", "--source", str(source))
+    plain = json.loads(run("ingest", "--tenant", "acme", "--json").stdout)
+    verified = run("ingest", "--tenant", "acme", "--verify")
+    assert (plain["bodies_read"], plain["sources_unchanged"], plain["unchanged"]) == (0, True, 3)
+    assert verified.exit_code == 0 and "3 source files read" in verified.stdout
 
 
 def test_search_and_exact_search_return_provenance(run, source: Path) -> None:  # type: ignore[no-untyped-def]

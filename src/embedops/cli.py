@@ -22,15 +22,17 @@ def main() -> None:
 @click.option("--tenant", required=True, help="Tenant name (lower-case letters, digits, '-', '_').")
 @click.option("--source", type=click.Path(path_type=Path), help="The tenant's source folder.")
 @click.option("--space", "space_name", help="Only this space (default: every declared space).")
+@click.option("--verify", is_flag=True, help="Read every file, also those whose size and modification time are "
+              "unchanged (finds an edit that kept both).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (a list with several spaces).")
-def ingest(tenant: str, source: Path | None, space_name: str | None, as_json: bool) -> None:
+def ingest(tenant: str, source: Path | None, space_name: str | None, verify: bool, as_json: bool) -> None:
     """Read, chunk, embed and index a tenant's documents through Dagster."""
-    from embedops.pipelines.runs import run_ingest
+    from embedops.pipelines.runs import active_spaces_of, run_ingest
 
     ctx = Context()
     config = ctx.workspace.spaces()
-    spaces = [config.get(space_name)] if space_name else _active_spaces(ctx)
-    summaries = run_ingest(ctx.defs, ctx.instance(), tenant, spaces, source=source)
+    spaces = [config.get(space_name)] if space_name else active_spaces_of(ctx.defs)
+    summaries = run_ingest(ctx.defs, ctx.instance(), tenant, spaces, source=source, verify=verify)
     if as_json:
         out = [s.to_json() for s in summaries]
         click.echo(json.dumps(out[0] if len(out) == 1 else out, indent=2, default=str))
@@ -39,18 +41,11 @@ def ingest(tenant: str, source: Path | None, space_name: str | None, as_json: bo
         click.echo(
             f"{s.tenant} / {s.space}: {s.documents} documents, {s.chunks} chunks "
             f"(added {s.added}, changed {s.changed}, deleted {s.deleted}, unchanged {s.unchanged}); "
-            f"{s.model_calls} model calls, {s.cache_hits} cache hits; {s.index_rows} index rows"
+            f"{s.model_calls} model calls, {s.cache_hits} cache hits; {s.index_rows} index rows; "
+            f"{s.bodies_read} source files read"
         )
         for q in s.quarantined:
             click.echo(f"  quarantined {printable(q['path'])}: {printable(q['reason'])}")
-
-
-def _active_spaces(ctx: Context) -> list[Any]:
-    """Every declared space that is not retired: an ingest writes to all of them (dual write)."""
-    from embedops.core.cutover import active_spaces, open_manifest
-
-    config = ctx.workspace.spaces()
-    return active_spaces(config, open_manifest(ctx.settings.control_url, config, ctx.store()))
 
 
 def _hit_json(hit: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from embedops.pipelines.migration import cutover_job, cutover_sensor, dual_write
 from embedops.pipelines.monitoring import (
     nightly_reconciliation_schedule,
     nightly_source_checks_schedule,
+    nightly_source_verify_schedule,
     pager_sensor,
 )
 from embedops.pipelines.sensors import declared_spaces_sensor, tenant_folders_sensor
@@ -66,7 +67,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         asset_checks=MONITORING_CHECKS,
         jobs=[source_documents_job, embed_space_job, monitoring_checks_job, source_checks_job, cutover_job,
               golden_set_evaluation_job],
-        schedules=[nightly_reconciliation_schedule, nightly_source_checks_schedule],
+        schedules=[nightly_reconciliation_schedule, nightly_source_checks_schedule, nightly_source_verify_schedule],
         sensors=[tenant_folders_sensor, declared_spaces_sensor, dual_write_sensor, cutover_sensor,
                  space_backfill_sensor, pager_sensor],
         resources={

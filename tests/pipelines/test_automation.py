@@ -30,6 +30,7 @@ def test_dual_write_never_requests_a_partition_that_a_run_already_writes(ingeste
     assert project.instance.get_run_by_id(summary.run_ids[0]).tags[LAUNCHED_BY] == "cli"
 
     # sources read on their own (as the folder sensor does) are sent on, once, tagged with who asked
+    project.write("acme", {"faq.md": "# FAQ\n\nInvoices are sent on the second day of each month."})
     run_job(project, "source_documents_job", partition_key="acme")
     run_job(project, "source_documents_job", partition_key="acme")
     result = sensor_tick(project, dual_write_sensor, result.cursor)
@@ -40,9 +41,24 @@ def test_dual_write_never_requests_a_partition_that_a_run_already_writes(ingeste
     job = project.defs.resolve_job_def("embed_space_job")
     tags = job.partitions_def.get_tags_for_partition_key(key)  # type: ignore[union-attr]
     project.instance.create_run_for_job(job, tags=tags, status=dg.DagsterRunStatus.STARTED)
+    project.write("acme", {"faq.md": "# FAQ\n\nInvoices are sent on the third day of each month."})
     run_job(project, "source_documents_job", partition_key="acme")
     result = sensor_tick(project, dual_write_sensor, result.cursor)
     assert list(result.run_requests) == [] and f"acme/{space}" in skip_reason(result)
+
+
+def test_dual_write_sends_nothing_on_when_the_sources_were_read_again_unchanged(ingested: Project) -> None:
+    project = ingested
+    project.age("acme")
+    run_job(project, "source_documents_job", partition_key="acme")  # records the files' new times
+    cursor = sensor_tick(project, dual_write_sensor).cursor
+
+    read = run_job(project, "source_documents_job", partition_key="acme")
+    result = sensor_tick(project, dual_write_sensor, cursor)
+
+    assert read.asset_materializations_for_node("source_documents")[0].metadata["unchanged"].value is True
+    assert list(result.run_requests) == [] and skip_reason(result) == "no source document changed"
+    assert int(result.cursor or 0) > int(cursor or 0)
 
 
 def test_the_backfill_sensor_says_when_no_space_is_building(ingested: Project) -> None:

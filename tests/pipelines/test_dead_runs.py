@@ -75,6 +75,7 @@ def deployment(tmp_path: Path) -> dict[str, str]:
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         run_ingest(defs, instance, "acme", [defs.resources["workspace"].spaces().get("static")], source=folder)  # type: ignore[attr-defined]
     (folder / "billing.md").write_text("# Billing\n\nAcme bills monthly; a failed payment is retried.\n")
+    (folder / "empty.md").write_text("")  # a new refusal: the next run writes its quarantine list (where it stalls)
     return env
 
 

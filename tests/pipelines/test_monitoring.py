@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from embedops.pipelines.check_runs import run_checks
 from embedops.pipelines.monitoring import (
     nightly_reconciliation_schedule,
     nightly_source_checks_schedule,
+    nightly_source_verify_schedule,
     pager_sensor,
 )
 from embedops.resources.pager import PagerResource
@@ -206,3 +208,30 @@ def test_the_nightly_schedules_check_every_materialized_partition(on_disk: Proje
             "one_space_per_collection", "provenance_complete", "document_chunks_quality"},
         "nightly_source_checks_schedule": {"source_documents_quality"},
     }
+
+
+def test_the_nightly_verify_schedule_reads_every_file_and_finds_an_edit_that_kept_size_and_time(
+    on_disk: Project,
+) -> None:
+    project = on_disk
+    project.write("acme", DOCS)
+    project.age("acme")
+    project.ingest("acme")
+    lens = project.source("acme") / "lens.md"
+    status = lens.stat()
+    lens.write_text(DOCS["lens.md"].replace("twenty", "thirty"))  # same size; the time is set back below
+    os.utime(lens, ns=(status.st_atime_ns, status.st_mtime_ns))
+    context = dg.build_schedule_context(
+        instance=project.instance, repository_def=project.defs.get_repository_def(),
+        scheduled_execution_time=datetime(2026, 6, 1, 1, 30, tzinfo=UTC),
+    )
+
+    requests = nightly_source_verify_schedule.evaluate_tick(context).run_requests
+
+    assert [r.partition_key for r in requests] == ["acme"]
+    assert requests[0].tags["embedops/launched_by"] == "schedule:nightly_source_verify_schedule"
+    job = project.defs.resolve_job_def(nightly_source_verify_schedule.job_name)
+    result = job.execute_in_process(instance=project.instance, partition_key="acme", run_config=requests[0].run_config,
+                                    tags=requests[0].tags)
+    metadata = result.asset_materializations_for_node("source_documents")[0].metadata
+    assert (metadata["bodies_read"].value, metadata["changed"].value, metadata["verify"].value) == (3, 1, True)

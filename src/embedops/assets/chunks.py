@@ -42,7 +42,7 @@ def document_chunks(
             **plan.diff.counts(),
             **({"deleted_documents": table_of(plan.diff.deleted)} if plan.diff.deleted else {}),
             "space_id": space.space_id,
-            **table_metadata(out),
+            **table_metadata((out.url, out.version)),
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(plan.quarantined),
         }

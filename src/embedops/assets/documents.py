@@ -1,14 +1,30 @@
 import time
+from contextlib import ExitStack
 from typing import Any
 
 import dagster as dg
 
 from embedops.assets.metadata import table_metadata, table_of
-from embedops.core.sources import DOCUMENTS_SCHEMA, scan_tenant
+from embedops.core.sources import DOCUMENTS_SCHEMA, ChangeSet, scan_tenant
+from embedops.core.tables import Sink
 from embedops.core.tenants import validate_tenant
 from embedops.errors import ConfigError
 from embedops.pipelines.partitions import tenant_partitions
 from embedops.resources import WorkspaceResource
+
+
+class SourceDocumentsConfig(dg.Config):
+    """How a run reads the tenant's sources: by file status (the default), every body (``verify``), or
+    only the documents a change feed names (``changed``, ``deleted``: ids relative to the source folder)."""
+
+    verify: bool = False
+    changed: list[str] | None = None
+    deleted: list[str] | None = None
+
+    def change_set(self) -> ChangeSet | None:
+        if self.changed is None and self.deleted is None:
+            return None
+        return ChangeSet(tuple(self.changed or ()), tuple(self.deleted or ()))
 
 
 def quarantine_metadata(quarantined: list[dict]) -> dict[str, Any]:
@@ -20,8 +36,14 @@ def quarantine_metadata(quarantined: list[dict]) -> dict[str, Any]:
 
 
 @dg.asset(partitions_def=tenant_partitions, group_name="ingestion", kinds={"lance"})
-def source_documents(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> dg.MaterializeResult:
-    """A tenant's readable source documents with their checksums; unreadable files are quarantined."""
+def source_documents(
+    context: dg.AssetExecutionContext, config: SourceDocumentsConfig, workspace: WorkspaceResource
+) -> dg.MaterializeResult:
+    """A tenant's readable source documents with their checksums; unreadable files are quarantined.
+
+    Files whose size and modification time are unchanged are not read again (``verify`` reads them all);
+    when nothing changed, no new table is written.
+    """
     started = time.monotonic()
     tenant = validate_tenant(context.partition_key)
     root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
@@ -31,20 +53,37 @@ def source_documents(context: dg.AssetExecutionContext, workspace: WorkspaceReso
             f"`embedops ingest --tenant {tenant} --source DIR`"
         )
     tables = workspace.tables()
-    # the new table becomes the latest as the step's last act: a run killed before leaves the previous one
-    with (
-        workspace.lease(f"tables/source_documents/{tenant}", context.run.run_id, context.instance),
-        tables.writer("source_documents", (tenant,), DOCUMENTS_SCHEMA, context.run.run_id) as out,
-    ):
-        scan = scan_tenant(tenant, root, workspace.max_document_bytes, out)
-        tables.write("source_quarantine", (tenant,), scan.quarantine_table(), context.run.run_id)
+    run_id = context.run.run_id
+    # a new table becomes the latest as the step's last act: a run killed before leaves the previous one
+    with ExitStack() as stack:
+        stack.enter_context(workspace.lease(f"tables/source_documents/{tenant}", run_id, context.instance))
+
+        def open_table() -> Sink:
+            return stack.enter_context(tables.writer("source_documents", (tenant,), DOCUMENTS_SCHEMA, run_id))
+
+        scan = scan_tenant(
+            tenant, root, workspace.max_document_bytes, open_table,
+            previous=tables.dataset("source_documents", (tenant,)),
+            previous_quarantine=tables.read("source_quarantine", (tenant,)),
+            verify=config.verify, changes=config.change_set(),
+        )
+        if scan.quarantine_changed:
+            tables.write("source_quarantine", (tenant,), scan.quarantine_table(), run_id)
         for item in scan.quarantined:
             context.log.warning(f"quarantined {tenant}/{item['doc_id']}: {item['reason']}")
+    table = tables.latest("source_documents", (tenant,))
+    if not scan.written:
+        context.log.info(f"{tenant}: no source document changed ({scan.bodies_read} read); no new table written")
     return dg.MaterializeResult(
         metadata={
             "documents": scan.documents,
+            "unchanged": not scan.written,
+            **scan.counts(),
+            "verify": config.verify,
+            **({"change_set": len(set(config.changed or ()) | set(config.deleted or ()))}
+               if config.change_set() else {}),
             "source_dir": dg.MetadataValue.path(str(root)),
-            **table_metadata(out),
+            **table_metadata(table),
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(scan.quarantined),
         }

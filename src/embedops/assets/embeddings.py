@@ -59,7 +59,7 @@ def chunk_embeddings(
             "stale_rows": result.stale_rows,
             "model": space.model.identity,
             "space_id": space.space_id,
-            **table_metadata(out),
+            **table_metadata((out.url, out.version)),
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(result.quarantined),
         }

@@ -9,7 +9,6 @@ from typing import Any
 import dagster as dg
 
 from embedops.core.dataplane import is_remote
-from embedops.core.tables import TableWriter
 from embedops.errors import redacted
 
 SHOWN = 50
@@ -55,7 +54,10 @@ def listed(value: Any) -> list[Any]:
     return list(inner) if isinstance(inner, list | tuple) else []
 
 
-def table_metadata(out: TableWriter) -> dict[str, Any]:
-    """The materialization a run committed: its table's place (a folder path or a URL) and version."""
-    place = dg.MetadataValue.url(redacted(out.url)) if is_remote(out.url) else dg.MetadataValue.path(out.url)
-    return {"table": place, "table_version": out.version}
+def table_metadata(latest: tuple[str, int | None] | None) -> dict[str, Any]:
+    """A materialization's table: its place (a folder path or a URL) and version (``TableStore.latest``)."""
+    if latest is None:
+        return {}
+    url, version = latest
+    place = dg.MetadataValue.url(redacted(url)) if is_remote(url) else dg.MetadataValue.path(url)
+    return {"table": place, "table_version": version if version is not None else -1}

@@ -28,8 +28,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 class Embedder(Protocol):
     identity: str
     dimension: int
-    max_seq_length: int
     calls: int
+
+    @property
+    def max_seq_length(self) -> int: ...
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
@@ -150,21 +152,39 @@ def fresh_model(spec: ModelSpec) -> _Model:
 
 
 class SpaceEmbedder:
-    """Embeds texts the way a space says: its model, its normalization, its dimension."""
+    """Embeds texts the way a space says: its model, its normalization, its dimension.
+
+    The model (and its tokenizer) is loaded on the first call that needs it, so a run with nothing
+    to chunk or embed loads none; ``loaded`` says whether it has been.
+    """
 
     def __init__(self, space: SpaceSpec, batch_size: int = 32) -> None:
         self.space = space
         self.batch_size = batch_size
-        self._model = load_model(space.model)
-        if self._model.dimension != space.dimension:
-            raise ModelLoadError(
-                f"space {space.name!r} declares dimension {space.dimension} but model {space.model.name!r} "
-                f"produces {self._model.dimension}; fix 'dimension' in the space config"
-            )
         self.identity = space.model.identity
         self.dimension = space.dimension
-        self.max_seq_length = self._model.max_seq_length
         self.calls = 0
+        self._loaded: _Model | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    @property
+    def _model(self) -> _Model:
+        if self._loaded is None:
+            model = load_model(self.space.model)
+            if model.dimension != self.space.dimension:
+                raise ModelLoadError(
+                    f"space {self.space.name!r} declares dimension {self.space.dimension} but model "
+                    f"{self.space.model.name!r} produces {model.dimension}; fix 'dimension' in the space config"
+                )
+            self._loaded = model
+        return self._loaded
+
+    @property
+    def max_seq_length(self) -> int:
+        return self._model.max_seq_length
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:

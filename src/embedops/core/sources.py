@@ -9,16 +9,17 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 
 from embedops.core.fingerprints import sha256_bytes
 from embedops.core.preprocess import decode_source
-from embedops.core.tables import Sink
+from embedops.core.tables import Rows, Sink, batches, columns, where_in
+from embedops.errors import ConfigError
 
 SUPPORTED_SUFFIXES = (".md", ".txt", ".rst", ".html", ".htm")
 
@@ -31,20 +32,18 @@ DOCUMENTS_SCHEMA = pa.schema(
         ("modified_at", pa.timestamp("us", tz="UTC")),
         ("checksum", pa.string()),
         ("text", pa.string()),
+        ("read_at", pa.timestamp("us", tz="UTC")),  # when the body was last read (null: never recorded)
     ]
 )
 QUARANTINE_SCHEMA = pa.schema([("doc_id", pa.string()), ("stage", pa.string()), ("reason", pa.string())])
-
-
-@dataclass
-class SourceScan:
-    """What a scan wrote: how many documents, and every file it refused with the reason."""
-
-    documents: int = 0
-    quarantined: list[dict] = field(default_factory=list)
-
-    def quarantine_table(self) -> pa.Table:
-        return quarantine_table(self.quarantined)
+# the source stage's quarantine also keeps what a refused file looked like when read, so that the next
+# scan refuses it again from its status alone (null for a file refused without being read)
+SOURCE_QUARANTINE_SCHEMA = pa.schema(
+    [*QUARANTINE_SCHEMA, *(DOCUMENTS_SCHEMA.field(name) for name in ("size", "modified_at", "read_at"))]
+)
+# A file modified this close before it was read may be written again within the same modification time
+# (file systems keep coarse times), so its size and time do not vouch for its content: it is read again.
+RACY_SECONDS = 2.0
 
 
 def quarantine_table(items: list[dict]) -> pa.Table:
@@ -52,23 +51,251 @@ def quarantine_table(items: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(items, schema=QUARANTINE_SCHEMA)
 
 
-def scan_tenant(tenant: str, root: Path, max_bytes: int, out: Sink, batch: int = 256) -> SourceScan:
-    """Read every supported file under ``root`` into ``out``, ``batch`` documents at a time; every
-    entry ``list_entries`` refuses is quarantined with its reason."""
+@dataclass(frozen=True)
+class Seen:
+    """What a file looked like when its body was last read: size, modification time, when it was read."""
+
+    size: int | None
+    modified_at: datetime | None
+    read_at: datetime | None
+
+    def vouches_for(self, status: os.stat_result) -> bool:
+        """True when ``status`` shows the same file as read then, and the read came late enough after its
+        last modification that any later write would have changed the modification time."""
+        if self.size is None or self.modified_at is None or self.read_at is None:
+            return False
+        if self.modified_at >= self.read_at - timedelta(seconds=RACY_SECONDS):
+            return False
+        return status.st_size == self.size and mtime_of(status) == self.modified_at
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """Documents a change feed names (ids relative to the source folder): only these are looked at."""
+
+    changed: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+
+
+@dataclass
+class SourceScan:
+    """What a scan found: the documents, every file it refused with the reason, and what changed.
+
+    ``added``, ``changed`` and ``deleted`` are document ids whose content is new, different or gone;
+    ``touched`` counts files read again whose content had not changed; ``bodies_read`` counts the files
+    opened. ``written`` says whether the documents changed, so that a new table was written.
+    """
+
+    documents: int = 0
+    quarantined: list[dict] = field(default_factory=list)
+    bodies_read: int = 0
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    touched: int = 0
+    written: bool = False
+    quarantine_changed: bool = True
+    _seen: dict[str, Seen] = field(default_factory=dict, repr=False)
+
+    def quarantine_table(self) -> pa.Table:
+        """The source quarantine with what each refused file looked like when read."""
+        rows = [{**item, **vars(self._seen.get(item["doc_id"], Seen(None, None, None)))} for item in self.quarantined]
+        return pa.Table.from_pylist(rows, schema=SOURCE_QUARANTINE_SCHEMA)
+
+    def counts(self) -> dict[str, int]:
+        return {"added": len(self.added), "changed": len(self.changed), "deleted": len(self.deleted),
+                "touched": self.touched, "bodies_read": self.bodies_read}
+
+
+def scan_tenant(
+    tenant: str,
+    root: Path,
+    max_bytes: int,
+    open_out: Callable[[], Sink],
+    *,
+    previous: Rows | None = None,
+    previous_quarantine: pa.Table | None = None,
+    verify: bool = False,
+    changes: ChangeSet | None = None,
+    batch: int = 256,
+) -> SourceScan:
+    """The tenant's documents under ``root`` as a new materialization, reading only what may have changed.
+
+    A file whose size and modification time are those recorded in ``previous`` (the last materialization)
+    is carried over unread, and so is a file ``previous_quarantine`` refused; ``verify`` reads every file.
+    With ``changes`` the folder is not listed: only the named files are read, the documents of ``deleted``
+    leave, everything else is carried over. ``open_out`` is called (once, and only when the documents
+    changed or there is no ``previous``) for the sink of the new materialization.
+    """
     scan = SourceScan()
+    known = _known(previous)
+    refused = _refused(previous_quarantine)
+    carried: set[str] = set()  # documents whose recorded row stands
+    kept: dict[str, dict] = {}  # refusals that stand
+    fresh: set[str] = set()  # documents read into new rows
     pending: list[dict] = []
-    for entry in list_entries(root):
-        found = entry.problem or _read(tenant, entry, max_bytes)
-        if isinstance(found, str):
-            scan.quarantined.append({"doc_id": entry.doc_id, "stage": "source", "reason": found})
+    out: Sink | None = None
+
+    def sink() -> Sink:
+        nonlocal out
+        if out is None:
+            out = open_out()
+        return out
+
+    entries: Iterable[SourceEntry]
+    if changes is None:
+        entries = list_entries(root)
+    elif previous is None:
+        raise ConfigError(
+            f"a change set names documents of {root}, whose documents were never read in full; read them all "
+            f"first (`embedops ingest --tenant {tenant}`), then apply changes"
+        )
+    else:
+        entries = named_entries(root, changes.changed)
+        named = {*changes.changed, *changes.deleted}
+        for doc_id in changes.deleted:
+            document_path(root, doc_id)  # refuses a name that could leave the folder
+        carried = {d for d in known if d not in named}
+        kept = {d: row for d, row in refused.items() if d not in named}
+    for entry in entries:
+        if entry.problem is not None or entry.status is None:
+            scan.quarantined.append(_refusal(entry.doc_id, entry.problem or "cannot be read"))
             continue
+        if entry.status.st_size > max_bytes:
+            scan.quarantined.append(_refusal(entry.doc_id, _too_big(entry.status.st_size, max_bytes)))
+            continue
+        before = known.get(entry.doc_id)
+        if changes is None and not verify:  # a named file is read: the feed says it changed
+            if before is not None and before[0].vouches_for(entry.status):
+                carried.add(entry.doc_id)
+                continue
+            if entry.doc_id in refused and refused[entry.doc_id]["seen"].vouches_for(entry.status):
+                kept[entry.doc_id] = refused[entry.doc_id]
+                continue
+        scan.bodies_read += 1
+        found, seen = _read(tenant, entry, max_bytes)
+        if isinstance(found, str):
+            scan.quarantined.append(_refusal(entry.doc_id, found))
+            if seen is not None:
+                scan._seen[entry.doc_id] = seen
+            continue
+        if before is not None and before[1] == found["checksum"]:
+            if before[0].vouches_for(entry.status):
+                carried.add(entry.doc_id)  # read again and found as recorded: the recorded row stands
+                continue
+            scan.touched += 1  # same content; its new size, time or read time are recorded
+        else:
+            (scan.added if before is None else scan.changed).append(entry.doc_id)
+        fresh.add(entry.doc_id)
         pending.append(found)
         if len(pending) >= batch:
-            out.write(pa.Table.from_pylist(pending, schema=DOCUMENTS_SCHEMA))
+            sink().write(pa.Table.from_pylist(pending, schema=DOCUMENTS_SCHEMA))
             pending = []
-    out.write(pa.Table.from_pylist(pending, schema=DOCUMENTS_SCHEMA))
-    scan.documents = out.rows
+    scan.deleted = sorted(d for d in known if d not in carried and d not in fresh)
+    if previous is None or fresh or scan.deleted:
+        target = sink()
+        target.write(pa.Table.from_pylist(pending, schema=DOCUMENTS_SCHEMA))
+        if previous is not None and carried:
+            _copy(previous, carried, target)
+        scan.documents = target.rows
+        scan.written = True
+    else:
+        scan.documents = len(carried)
+    for doc_id, row in kept.items():
+        scan.quarantined.append(_refusal(doc_id, row["reason"], row["stage"]))
+        scan._seen[doc_id] = row["seen"]
+    scan.quarantined.sort(key=lambda item: item["doc_id"])
+    scan.quarantine_changed = previous_quarantine is None or _records(scan.quarantine_table()) != _records(
+        previous_quarantine
+    )
     return scan
+
+
+def _too_big(size: int, max_bytes: int) -> str:
+    return f"file is {size} bytes, over the {max_bytes}-byte limit; split it or raise EMBEDOPS_MAX_DOCUMENT_BYTES"
+
+
+def _refusal(doc_id: str, reason: str, stage: str = "source") -> dict:
+    return {"doc_id": doc_id, "stage": stage, "reason": reason}
+
+
+def _known(previous: Rows | None) -> dict[str, tuple[Seen, str]]:
+    """{doc_id: (what the file looked like when read, checksum)} of a materialization (none: {})."""
+    if previous is None:
+        return {}
+    names = [n for n in ("doc_id", "checksum", "size", "modified_at", "read_at") if n in previous.schema.names]
+    table = columns(previous, names)
+    values = {n: table[n].to_pylist() if n in names else [None] * table.num_rows for n in DOCUMENTS_SCHEMA.names}
+    return {
+        doc_id: (Seen(size, modified, read), checksum)
+        for doc_id, checksum, size, modified, read in zip(
+            *(values[n] for n in ("doc_id", "checksum", "size", "modified_at", "read_at")), strict=True
+        )
+    }
+
+
+def _refused(quarantine: pa.Table | None) -> dict[str, dict]:
+    """{doc_id: {stage, reason, seen}} of a source quarantine table (none: {})."""
+    return {
+        row["doc_id"]: {
+            "stage": row["stage"],
+            "reason": row["reason"],
+            "seen": Seen(row.get("size"), row.get("modified_at"), row.get("read_at")),
+        }
+        for row in (quarantine.to_pylist() if quarantine is not None else [])
+    }
+
+
+def _records(table: pa.Table) -> list[tuple]:
+    """The rows of a source quarantine table as comparable tuples (absent columns as None)."""
+    names = SOURCE_QUARANTINE_SCHEMA.names
+    values = [table[n].to_pylist() if n in table.column_names else [None] * table.num_rows for n in names]
+    return sorted(zip(*values, strict=True), key=lambda row: row[0])
+
+
+def _copy(previous: Rows, doc_ids: set[str], out: Sink) -> None:
+    """Copy the rows of ``doc_ids`` from ``previous`` into ``out``, batch by batch."""
+    for part in batches(previous):
+        rows = where_in(part, "doc_id", doc_ids)
+        if not rows.num_rows:
+            continue
+        for name in DOCUMENTS_SCHEMA.names:  # tables written before a column existed lack it
+            if name not in rows.column_names:
+                rows = rows.append_column(name, pa.nulls(rows.num_rows, DOCUMENTS_SCHEMA.field(name).type))
+        out.write(rows.select(DOCUMENTS_SCHEMA.names).cast(DOCUMENTS_SCHEMA))
+
+
+def document_path(root: Path, doc_id: str) -> Path:
+    """The file of document ``doc_id`` (a path relative to ``root``); a name that could leave ``root`` is refused."""
+    parts = doc_id.split("/")
+    if "\0" in doc_id or any(part in ("", ".", "..") for part in parts):
+        raise ConfigError(
+            f"document id {doc_id!r} is not a path inside the source folder {root}; name a document by its "
+            "path relative to that folder, with '/' between folders (for example 'notes/fog.txt')"
+        )
+    return root.joinpath(*parts)
+
+
+def named_entries(root: Path, doc_ids: Iterable[str]) -> Iterator[SourceEntry]:
+    """The entries of the named documents as a listing of ``root`` would give them, without listing it.
+
+    A named file that is gone, hidden or under a hidden folder is not a document and yields nothing; one
+    under a symlinked folder (which a listing never enters) comes with the reason.
+    """
+    real_root = Path(os.path.realpath(root))
+    for doc_id in sorted(set(doc_ids)):
+        path = document_path(root, doc_id)
+        if any(part.startswith(".") for part in doc_id.split("/")) or not os.path.lexists(path):
+            continue
+        folder = path.parent
+        while folder != root:
+            if folder.is_symlink():
+                yield _entry(root, path, problem=f"is inside the symlinked folder {folder.relative_to(root)}, which "
+                             "is not followed; the files there are read at their own path")
+                break
+            folder = folder.parent
+        else:
+            yield _inspect(root, real_root, path)
 
 
 @dataclass(frozen=True)
@@ -111,10 +338,15 @@ def list_entries(root: Path) -> Iterator[SourceEntry]:
 def list_source(root: Path) -> dict[str, datetime]:
     """Documents the scan would read from ``root`` now, with their modification times (no file is read)."""
     return {
-        entry.doc_id: datetime.fromtimestamp(entry.status.st_mtime, tz=UTC)
+        entry.doc_id: mtime_of(entry.status)
         for entry in list_entries(root)
         if entry.problem is None and entry.status is not None
     }
+
+
+def mtime_of(status: os.stat_result) -> datetime:
+    """A file's modification time as the documents table records it."""
+    return datetime.fromtimestamp(status.st_mtime, tz=UTC)
 
 
 def _entry(root: Path, path: Path, status: os.stat_result | None = None, problem: str | None = None) -> SourceEntry:
@@ -171,40 +403,41 @@ def _follow(link: Path, real_root: Path) -> str | os.stat_result:
     return status
 
 
-def _read(tenant: str, entry: SourceEntry, max_bytes: int) -> dict | str:
-    """The document's row, or why it cannot be indexed.
+def _read(tenant: str, entry: SourceEntry, max_bytes: int) -> tuple[dict | str, Seen | None]:
+    """The document's row, or why it cannot be indexed; with what the file looked like when read.
 
     The file is opened non-blocking and checked again once open, so a file swapped for a FIFO after
     the listing cannot hang the scan.
     """
+    read_at = datetime.now(UTC)  # before the read: a write after it gets a later modification time
     try:
         fd = os.open(entry.path, os.O_RDONLY | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as handle:
             status = os.fstat(handle.fileno())
             if not stat.S_ISREG(status.st_mode):
-                return "not a regular file; it was not read"
-            if status.st_size > max_bytes:
-                return (
-                    f"file is {status.st_size} bytes, over the {max_bytes}-byte limit; split it or raise "
-                    "EMBEDOPS_MAX_DOCUMENT_BYTES"
-                )
+                return "not a regular file; it was not read", None
+            if status.st_size > max_bytes:  # judged again on every scan: the limit is a setting
+                return _too_big(status.st_size, max_bytes), None
+            seen = Seen(status.st_size, mtime_of(status), read_at)
             data = handle.read(max_bytes + 1)
     except OSError as exc:
-        return f"cannot be read: {exc.strerror or exc}"
+        return f"cannot be read: {exc.strerror or exc}", None
     if len(data) > max_bytes:
-        return f"file grew over the {max_bytes}-byte limit while read; split it or raise EMBEDOPS_MAX_DOCUMENT_BYTES"
+        grew = f"file grew over the {max_bytes}-byte limit while read; split it or raise EMBEDOPS_MAX_DOCUMENT_BYTES"
+        return grew, None
     try:
         text = decode_source(data)
     except ValueError as exc:
-        return str(exc)
+        return str(exc), seen
     if not text.strip():
-        return "empty or whitespace-only document"
+        return "empty or whitespace-only document", seen
     return {
         "tenant": tenant,
         "doc_id": entry.doc_id,
         "suffix": entry.path.suffix.lower(),
         "size": len(data),
-        "modified_at": datetime.fromtimestamp(status.st_mtime, tz=UTC),
+        "modified_at": seen.modified_at,
         "checksum": sha256_bytes(data),
         "text": text,
-    }
+        "read_at": read_at,
+    }, seen

@@ -230,7 +230,7 @@ def dual_write_sensor(
     for record in found.records:
         cursor = max(cursor, record.storage_id)
         tenant = record.partition_key
-        if tenant is None:
+        if tenant is None or _unchanged(record):
             continue
         own = written_by_trigger(context.instance, record.run_id)
         for space in spaces:
@@ -247,7 +247,16 @@ def dual_write_sensor(
                           **launched_by("sensor", "dual_write_sensor")},
                 )
             )
+    if not requests and not left:
+        return dg.SensorResult(cursor=str(cursor), skip_reason="no source document changed")
     if left:
         context.log.info(f"already written by the run that read the sources or a run on its way: {', '.join(left)}")
     skip = None if requests else f"every new source change is already on its way to its spaces ({', '.join(left)})"
     return dg.SensorResult(run_requests=requests, cursor=str(cursor), skip_reason=skip)
+
+
+def _unchanged(record: dg.EventLogRecord) -> bool:
+    """True for a source_documents materialization that found no document changed (it wrote no table)."""
+    found = record.asset_materialization
+    flag = found.metadata.get("unchanged") if found is not None else None
+    return flag is not None and flag.value is True

@@ -1,4 +1,5 @@
-"""The monitoring automation: the nightly schedules that run every check on every materialized
+"""The monitoring automation: the nightly schedules that read every tenant's sources in full (finding
+edits that kept a file's size and modification time) and run every check on every materialized
 partition (through the checks jobs of pipelines/jobs.py), and the sensor that pages on-call for checks
 failing at ERROR severity."""
 
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -14,40 +16,67 @@ from embedops.core.monitoring.pager import Evaluation
 from embedops.errors import PagerDeliveryError
 from embedops.pipelines.dagster_internals import latest_check_evaluations
 from embedops.pipelines.execution import launched_by
-from embedops.pipelines.jobs import monitoring_checks_job, source_checks_job
+from embedops.pipelines.jobs import monitoring_checks_job, source_checks_job, source_documents_job
 from embedops.resources.monitoring import MonitoringResource
 from embedops.resources.pager import PagerResource
 
 
 def check_run_requests(
-    instance: dg.DagsterInstance, asset: str, run_key_prefix: str, tags: dict[str, str]
+    instance: dg.DagsterInstance,
+    asset: str,
+    run_key_prefix: str,
+    tags: dict[str, str],
+    run_config: dict[str, Any] | None = None,
 ) -> list[dg.RunRequest]:
-    """One run of the checks job per materialized partition of ``asset``."""
+    """One run of the checks job (or of the job ``run_config`` configures) per materialized partition of ``asset``."""
     return [
-        dg.RunRequest(run_key=f"{run_key_prefix}:{key}", partition_key=key, tags=tags)
+        dg.RunRequest(run_key=f"{run_key_prefix}:{key}", partition_key=key, tags=tags, run_config=run_config or {})
         for key in sorted(instance.get_materialized_partitions(dg.AssetKey(asset)))
     ]
 
 
-def _nightly(context: dg.ScheduleEvaluationContext, asset: str, name: str) -> list[dg.RunRequest] | dg.SkipReason:
+def _nightly(
+    context: dg.ScheduleEvaluationContext, asset: str, name: str, run_config: dict[str, Any] | None
+) -> list[dg.RunRequest] | dg.SkipReason:
     when = context.scheduled_execution_time or datetime.now(UTC)
-    requests = check_run_requests(context.instance, asset, f"nightly:{when:%Y-%m-%d}", launched_by("schedule", name))
+    tags = launched_by("schedule", name)
+    requests = check_run_requests(context.instance, asset, f"nightly:{when:%Y-%m-%d}", tags, run_config)
     return requests or dg.SkipReason(f"no partition of {asset} is materialized yet: ingest a tenant first")
 
 
-def _nightly_schedule(name: str, job: dg.UnresolvedAssetJobDefinition, asset: str, what: str) -> dg.ScheduleDefinition:
+def _nightly_schedule(
+    name: str,
+    job: dg.UnresolvedAssetJobDefinition,
+    asset: str,
+    what: str,
+    cron: str = "0 2 * * *",
+    run_config: dict[str, Any] | None = None,
+) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=name,
-        cron_schedule="0 2 * * *",
+        cron_schedule=cron,
         job=job,
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Every night at 02:00 UTC: {what} (one run of {job.name} each).",
+        description=f"Every night at {_at(cron)} UTC: {what} (one run of {job.name} each).",
     )
     def nightly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-        return _nightly(context, asset, name)
+        return _nightly(context, asset, name, run_config)
 
     return nightly
+
+
+def _at(cron: str) -> str:
+    minute, hour = cron.split()[:2]
+    return f"{int(hour):02d}:{int(minute):02d}"
+
+
+# before the checks: the reconciliation then compares the index with sources read in full
+nightly_source_verify_schedule = _nightly_schedule(
+    "nightly_source_verify_schedule", source_documents_job, "source_documents",
+    "every file of every tenant read again, so an edit that kept a file's size and modification time is found",
+    cron="30 1 * * *", run_config={"ops": {"source_documents": {"config": {"verify": True}}}},
+)
 
 
 nightly_reconciliation_schedule = _nightly_schedule(

@@ -6,6 +6,7 @@ visible in the UI like any other.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ from typing import Any
 import dagster as dg
 
 from embedops.assets.metadata import plain
+from embedops.core.sources import document_path
 from embedops.core.spaces import SpaceSpec
 from embedops.core.tenants import validate_tenant
-from embedops.errors import ConfigError, RunFailedError
+from embedops.errors import ConfigError, NotMaterializedError, RunFailedError
 from embedops.pipelines.execution import execute_job
 from embedops.pipelines.in_flight import embeds_next
 from embedops.pipelines.partitions import register_partitions, tenant_space_key
@@ -41,6 +43,8 @@ class IngestSummary:
     index_upserted: int = 0
     index_deleted: int = 0
     stale_rows: int = 0
+    bodies_read: int = 0  # source files opened; 0 when every file's size and time vouched for it
+    sources_unchanged: bool = False  # no source document changed: no new source_documents table
     quarantined: list[dict[str, str]] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
 
@@ -61,17 +65,68 @@ def run_ingest(
     tenant: str,
     spaces: list[SpaceSpec],
     source: Path | None = None,
+    verify: bool = False,
 ) -> list[IngestSummary]:
-    """Read the tenant's sources, then chunk, embed and index them in each of ``spaces``."""
+    """Read the tenant's sources, then chunk, embed and index them in each of ``spaces``.
+
+    Files whose size and modification time are unchanged are not read; ``verify`` reads every file
+    (it finds an edit that kept both).
+    """
     workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[index]
     validate_tenant(tenant)
     if source is not None:
         if not source.is_dir():
             raise ConfigError(f"source folder {source} for tenant {tenant!r} does not exist; create it first")
         workspace.registry().add_tenant(tenant, source)
+    return _run_pipeline(defs, instance, tenant, spaces, {"verify": verify})
+
+
+def apply_changes(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    tenant: str,
+    changed: Iterable[str],
+    deleted: Iterable[str],
+    spaces: list[SpaceSpec] | None = None,
+) -> list[IngestSummary]:
+    """Apply a change feed's changes to an ingested tenant: read only the ``changed`` documents (ids
+    relative to its source folder; the folder is not listed), drop the ``deleted`` ones, then chunk, embed
+    and index in each of ``spaces`` (default: every active space), the other documents carried over."""
+    validate_tenant(tenant)
+    workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[index]
+    if workspace.tables().dataset("source_documents", (tenant,)) is None:
+        raise NotMaterializedError(
+            f"tenant {tenant!r} has never been ingested, so there is nothing to apply changes to; "
+            f"ingest it first with `embedops ingest --tenant {tenant} --source DIR`"
+        )
+    changes = {"changed": sorted(set(changed)), "deleted": sorted(set(deleted))}
+    root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
+    for doc_id in changes["changed"] + changes["deleted"]:
+        document_path(root, doc_id)  # a name that could leave the folder is refused before any run
+    return _run_pipeline(defs, instance, tenant, active_spaces_of(defs) if spaces is None else spaces, changes)
+
+
+def active_spaces_of(defs: dg.Definitions) -> list[SpaceSpec]:
+    """Every declared space that is not retired: what an ingest writes to (dual write)."""
+    from embedops.core.cutover import active_spaces, open_manifest
+
+    workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[index]
+    config = workspace.spaces()
+    store = defs.resources["vector_store"].open()  # type: ignore[index]
+    return active_spaces(config, open_manifest(workspace.settings.control_url, config, store))
+
+
+def _run_pipeline(
+    defs: dg.Definitions, instance: dg.DagsterInstance, tenant: str, spaces: list[SpaceSpec], source: dict[str, Any]
+) -> list[IngestSummary]:
+    """source_documents_job with ``source`` as the asset's config, then embed_space_job in each space."""
+    workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[index]
     register_partitions(instance, [tenant], workspace.spaces())
     # the embed runs follow in this process: dual_write_sensor leaves these spaces to them
-    docs_run = execute_job(defs, "source_documents_job", instance, tenant, tags=embeds_next([s.name for s in spaces]))
+    docs_run = execute_job(
+        defs, "source_documents_job", instance, tenant, tags=embeds_next([s.name for s in spaces]),
+        run_config={"ops": {"source_documents": {"config": source}}},
+    )
     source_meta = _metadata(docs_run, "source_documents")
     summaries = []
     failed: list[RunFailedError] = []
@@ -101,6 +156,8 @@ def run_ingest(
                 index_upserted=index.get("upserted", 0),
                 index_deleted=index.get("deleted", 0),
                 stale_rows=embeddings.get("stale_rows", 0),
+                bodies_read=source_meta.get("bodies_read", 0),
+                sources_unchanged=bool(source_meta.get("unchanged", False)),
                 quarantined=[
                     {"path": q["doc_id"], "reason": q["reason"]}
                     for meta in (source_meta, chunks, embeddings)
