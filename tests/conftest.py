@@ -21,6 +21,7 @@ from embedops.definitions import build_defs  # noqa: E402
 from embedops.pipelines.runs import IngestSummary, run_ingest  # noqa: E402
 from tests.postgres import control_database, postgres, postgres_session  # noqa: E402, F401 - for any test
 from tests.s3 import s3  # noqa: E402, F401  (the FAKE S3 fixture: moto's server)
+from tests.state import session_state, state_env  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.fakes.weaviate_fake import FakeWeaviateServer
@@ -92,9 +93,18 @@ class Project:
         return run_ingest(self.defs, self.instance, tenant, list(self.spaces.spaces), source=self.source(tenant))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _state_profile() -> Iterator[None]:
+    """The servers of the session's state profile (tests/state.py; none on the embedded defaults)."""
+    with session_state():
+        yield
+
+
 def make_project(root: Path, spaces_file: Path | None = None) -> Project:
+    urls = state_env()
     settings = Settings(home=root / "home", sources_root=root / "sources", spaces_file=spaces_file,
-                        max_document_bytes=64 * 1024)
+                        max_document_bytes=64 * 1024, database_url=urls.get("EMBEDOPS_DATABASE_URL", ""),
+                        data_url=urls.get("EMBEDOPS_DATA_URL", ""))
     return Project(settings=settings, defs=build_defs(settings), instance=dg.DagsterInstance.ephemeral())
 
 
@@ -122,7 +132,8 @@ def run(tmp_path: Path, minilm: SpaceEmbedder):  # type: ignore[no-untyped-def]
     from embedops.cli import main
 
     env = {"EMBEDOPS_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster"),
-           "EMBEDOPS_SPACES": None, "EMBEDOPS_SOURCES": str(tmp_path / "sources"), "EMBEDOPS_MONITORING": None}
+           "EMBEDOPS_SPACES": None, "EMBEDOPS_SOURCES": str(tmp_path / "sources"), "EMBEDOPS_MONITORING": None,
+           **state_env()}
 
     def invoke(*args: str) -> Result:
         return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)

@@ -11,12 +11,14 @@ runs on Weaviate too (the FAKE server of tests/fakes/weaviate_fake.py, one per t
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import lance
+import numpy as np
+import pyarrow.compute as pc
 import pytest
 import yaml
 
@@ -77,6 +79,17 @@ def warm_cache(tmp_path_factory: pytest.TempPathFactory, golden_dir: Path, minil
     return root / "data" / "cache"
 
 
+def copy_cache(warm_cache: Path, data_root: str) -> None:
+    """Put every vector of the warm cache (``warm_cache``'s data root) into the cache under ``data_root``."""
+    warm = lance.dataset(str(warm_cache / "vectors.lance")).to_table(columns=["key", "model", "vector"])
+    cache = EmbeddingCache(data_root)
+    for model in set(warm["model"].to_pylist()):
+        rows = warm.filter(pc.equal(warm["model"], model))
+        vectors = [np.asarray(v, dtype=np.float32) for v in rows["vector"].to_pylist()]
+        cache.put_many(model, zip(rows["key"].to_pylist(), vectors, strict=True))
+    cache.close()
+
+
 MakeMigration = Callable[..., Project]
 STORE_KINDS = ("lancedb", "weaviate")
 
@@ -97,6 +110,8 @@ def cli_env(project: Project, dagster_home: Path) -> dict[str, str]:
         "EMBEDOPS_SPACES": str(s.spaces_file),
         "DAGSTER_HOME": str(dagster_home),
         "EMBEDOPS_VECTOR_STORE": store.kind,
+        **({"EMBEDOPS_DATABASE_URL": s.database_url} if s.database_url else {}),
+        **({"EMBEDOPS_DATA_URL": s.data_url} if s.data_url else {}),
     }
     if store.kind == "weaviate":
         env["EMBEDOPS_WEAVIATE_URL"] = store.weaviate_url
@@ -127,7 +142,7 @@ def make_migration(
         project = make_project(tmp_path, spaces_file)
         if server is not None:
             made.append(on_weaviate(project, server))
-        shutil.copytree(warm_cache, Path(project.settings.data_root) / "cache", dirs_exist_ok=True)
+        copy_cache(warm_cache, project.settings.data_root)
         project.write("acme", ACME)
         project.write("globex", GLOBEX)
         if ingest:

@@ -7,7 +7,6 @@ Deployment: alias `docs` serves the space `static` (model2vec) for tenants acme 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from embedops.cli import main
-from tests.migration.conftest import ACME, GLOBEX, MINILM, STATIC
+from tests.migration.conftest import ACME, GLOBEX, MINILM, STATIC, copy_cache
 from tests.runbooks import steps
 
 
@@ -34,7 +33,7 @@ def test_model_migration_then_rollback_runbooks(tmp_path: Path, golden_dir: Path
         "EMBEDOPS_GOLDEN": None,
         "EMBEDOPS_USER": "runbook-test",
     }
-    shutil.copytree(warm_cache, tmp_path / "home" / "data" / "cache")
+    copy_cache(warm_cache, str(tmp_path / "home" / "data"))
 
     def run(args: list[str]) -> Result:
         return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
