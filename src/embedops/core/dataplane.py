@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyarrow.fs as pafs
+
 REMOTE_SCHEMES = ("s3://", "gs://", "az://", "abfs://")
 
 
@@ -40,3 +42,52 @@ def storage_options(root: str, environ: dict[str, str] | None = None) -> dict[st
     if region:
         options["aws_region"] = region
     return options
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's file system for ``uri`` (an absolute folder path or an object-store URL) and the path in it.
+
+    An S3 endpoint set in AWS_ENDPOINT_URL_S3 (which pyarrow does not read by itself) is passed on.
+    """
+    if uri.startswith("s3://"):
+        options = storage_options(uri)
+        endpoint = options.get("aws_endpoint", "")
+        scheme, _, host = endpoint.partition("://")
+        bucket_and_key = uri.removeprefix("s3://")
+        fs = pafs.S3FileSystem(
+            endpoint_override=host or None, scheme=scheme or "https", region=options.get("aws_region"),
+        ) if endpoint else pafs.S3FileSystem(region=options.get("aws_region"))
+        return fs, bucket_and_key.rstrip("/")
+    if is_remote(uri):
+        return pafs.FileSystem.from_uri(uri)  # type: ignore[no-any-return]
+    return pafs.LocalFileSystem(), str(Path(uri.removeprefix("file://")))
+
+
+def put_bytes(uri: str, data: bytes) -> None:
+    """Write ``data`` as the whole object (or file) ``uri``: readers see the old or the new content, whole."""
+    fs, path = filesystem(uri)
+    if isinstance(fs, pafs.LocalFileSystem):
+        file = Path(path)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(file)
+        return
+    with fs.open_output_stream(path) as out:  # one PUT: an object store replaces an object whole
+        out.write(data)
+
+
+def get_bytes(uri: str) -> bytes | None:
+    """The content of the object (or file) ``uri``; None when there is none."""
+    fs, path = filesystem(uri)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as stream:
+        return bytes(stream.read())
+
+
+def list_names(uri: str) -> list[str]:
+    """The names of the objects (or files) directly under the prefix (or folder) ``uri``, sorted."""
+    fs, path = filesystem(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return sorted(info.base_name for info in infos if info.type == pafs.FileType.File)

@@ -95,7 +95,7 @@ def cutover_alias(
     manifest = open_manifest(workspace.settings.control_url, spaces, store)
     try:
         swap = cutover(
-            store, manifest, spaces, workspace.settings.home, config.alias, space, verdict, who, config.force
+            store, manifest, spaces, config.alias, space, verdict, who, config.force
         )
     except GateRefusedError as exc:
         raise dg.Failure(description=str(exc), metadata={"gate": dg.MetadataValue.json(verdict.to_json())}) from exc
