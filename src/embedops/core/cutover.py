@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -24,6 +23,7 @@ from sqlalchemy import Engine
 from embedops.core.leases import Leases
 from embedops.core.manifest import FIRST_POINTING, Manifest, Swap
 from embedops.core.migration import GateResult, MigrationConfig, TenantStatus, gate, tenant_status
+from embedops.core.sources import SourceRoot
 from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.stores.base import VectorStore, index_schema
 from embedops.core.tables import TableStore
@@ -76,7 +76,7 @@ def check_gate(
     store: VectorStore,
     tables: TableStore,
     manifest: Manifest,
-    tenants: Mapping[str, Path],
+    tenants: Mapping[str, SourceRoot],
 ) -> GateResult:
     """Gather the gate's inputs (tenant states, latest evaluations) and decide.
 

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from embedops.errors import StateUnreachableError, redacted
+
 REMOTE_SCHEMES = ("s3://", "gs://", "az://", "abfs://")
+SETTING = "EMBEDOPS_DATA_URL"
+# variables whose values must never reach an error, even when a store's message quotes them
+_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_ACCOUNT_KEY")
 
 
 def is_remote(root: str) -> bool:
@@ -91,3 +96,32 @@ def list_names(uri: str) -> list[str]:
     fs, path = filesystem(uri)
     infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     return sorted(info.base_name for info in infos if info.type == pafs.FileType.File)
+
+
+def store_host(uri: str, environ: dict[str, str] | None = None) -> str:
+    """The host that answers for ``uri``: an S3 endpoint's host:port (AWS_ENDPOINT_URL), the store's
+    bucket otherwise, or ``local disk`` for a folder. Never credentials."""
+    if not is_remote(uri):
+        return "local disk"
+    endpoint = storage_options(uri, environ).get("aws_endpoint", "")
+    if endpoint:
+        place = endpoint.partition("://")[2] or endpoint
+        return place.split("/", 1)[0].rpartition("@")[2]
+    return uri.partition("://")[2].split("/", 1)[0]
+
+
+def unreachable(
+    uri: str, exc: BaseException, what: str = "the data plane", setting: str = SETTING
+) -> StateUnreachableError:
+    """The one-line error for a store that cannot be read or written: it names ``what``, the setting that
+    places it, its host and the store's own first line of explanation, never a credential."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    for name in _SECRET_VARIABLES:
+        secret = os.environ.get(name)
+        if secret:
+            reason = reason.replace(secret, "***")
+    return StateUnreachableError(
+        f"cannot reach {what} at {redacted(uri)} ({setting}, host {store_host(uri)}): {reason}; check that the "
+        "folder or bucket exists and that its store answers (for S3: AWS_ENDPOINT_URL, AWS_REGION and the "
+        "credentials in the environment)"
+    )

@@ -9,7 +9,6 @@
 """
 
 import json
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -38,7 +37,7 @@ def customer_tenants(workspace: WorkspaceResource, instance: dg.DagsterInstance 
     return known_tenants(workspace.registry().tenants(), workspace.tables(), extra)
 
 
-def tenant_sources(workspace: WorkspaceResource, instance: dg.DagsterInstance | None = None) -> dict[str, Path]:
+def tenant_sources(workspace: WorkspaceResource, instance: dg.DagsterInstance | None = None) -> dict[str, str]:
     """Every customer tenant and its source folder (registered, else under EMBEDOPS_SOURCES)."""
     registry = workspace.registry()
     root = workspace.settings.sources_root
