@@ -346,7 +346,7 @@ def source_location(tenant: str, source: SourceRoot) -> str:
     if not _backend(location).exists():
         kind = "prefix" if is_remote(location) else "folder"
         raise ConfigError(
-            f"tenant {tenant!r} has no source {kind} {location}; "
+            f"the source {kind} {location} of tenant {tenant!r} does not exist; "
             + ("put its documents there" if kind == "prefix" else "create it")
             + f" or register another with `embedops ingest --tenant {tenant} --source DIR_OR_URL`"
         )
