@@ -56,3 +56,33 @@ def test_a_missing_prefix_is_one_line_and_exit_2(run, s3: str) -> None:  # type:
     assert result.exit_code == 2
     assert f"the source prefix s3://{BUCKET}/docs/nobody of tenant 'acme' does not exist" in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("store", ["dead endpoint", "missing bucket"])
+def test_an_unreachable_data_store_stops_ingest_with_one_line_naming_the_setting_and_the_host(
+    run, source, store: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    if store == "dead endpoint":
+        from tests.processes import free_port
+
+        host = f"127.0.0.1:{free_port()}"  # nothing listens there
+        for name, value in {"AWS_ENDPOINT_URL": f"http://{host}", "AWS_ACCESS_KEY_ID": "fake-key-id",
+                            "AWS_SECRET_ACCESS_KEY": "fake-secret", "AWS_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(name, value)
+        data_url = "s3://embedops-nowhere/data"
+    else:
+        request.getfixturevalue("s3")
+        host = f"127.0.0.1:{_bucket().meta.endpoint_url.rsplit(':', 1)[1]}"
+        data_url = "s3://no-such-bucket/data"
+    monkeypatch.setenv("EMBEDOPS_DATA_URL", data_url)
+    started = time.monotonic()
+    result = run("ingest", "--tenant", "acme", "--source", str(source))
+
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert "EMBEDOPS_DATA_URL" in lines[0] and f"host {host}" in lines[0] and data_url in lines[0]
+    assert "fake-secret" not in result.output
+    assert lines[0].endswith("no such bucket" if store == "missing bucket" else "connection refused",
+                             0, lines[0].index("; check that"))
+    assert time.monotonic() - started < 120

@@ -9,6 +9,8 @@ never copied into options, metadata, logs or errors.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -110,12 +112,34 @@ def store_host(uri: str, environ: dict[str, str] | None = None) -> str:
     return uri.partition("://")[2].split("/", 1)[0]
 
 
+# What a store's (long, nested) error means, by what it contains: the first that matches is the reason given.
+_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("ConnectionRefused", "connection refused"),
+    ("NoSuchBucket", "no such bucket"),
+    ("dns error", "the host name does not resolve"),
+    ("timed out", "timed out"),
+    ("InvalidAccessKeyId", "the access key is not known"),
+    ("SignatureDoesNotMatch", "the credentials are refused"),
+    ("AccessDenied", "access denied"),
+    ("Permission denied", "permission denied"),
+)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    for mark, reason in _REASONS:
+        if mark in text:
+            return reason
+    return (text.strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 def unreachable(
     uri: str, exc: BaseException, what: str = "the data plane", setting: str = SETTING
 ) -> StateUnreachableError:
     """The one-line error for a store that cannot be read or written: it names ``what``, the setting that
     places it, its host and the store's own first line of explanation, never a credential."""
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    reason = _reason(exc)
     for name in _SECRET_VARIABLES:
         secret = os.environ.get(name)
         if secret:
@@ -125,3 +149,34 @@ def unreachable(
         "folder or bucket exists and that its store answers (for S3: AWS_ENDPOINT_URL, AWS_REGION and the "
         "credentials in the environment)"
     )
+
+
+# How Lance, LanceDB and pyarrow say that a store did not answer or has no such bucket: they raise OSError
+# or ValueError with the object store's error inside (no exception class of their own). A ValueError
+# without one of these is a bug or a missing dataset and is left to the caller.
+_STORE_FAILURE_MARKS = (
+    "LanceError(IO)", "IO {", "Generic {", "store:", "NoSuchBucket", "Connection refused", "ConnectError",
+    "dns error", "AWS Error", "error sending request", "Permission denied",
+)
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """True when ``exc`` (from Lance, LanceDB or pyarrow) says the store did not answer or lacks the bucket."""
+    if isinstance(exc, FileNotFoundError):
+        return False
+    if isinstance(exc, OSError) and not isinstance(exc, ValueError):
+        text = str(exc)
+        return "Commit conflict" not in text and "CommitConflict" not in text
+    return isinstance(exc, ValueError) and any(mark in str(exc) for mark in _STORE_FAILURE_MARKS)
+
+
+@contextmanager
+def reaching(uri: str, what: str = "the data plane") -> Iterator[None]:
+    """Run a block that reads or writes ``uri``; a store failure in it becomes ONE StateUnreachableError
+    naming ``what``, EMBEDOPS_DATA_URL and the host (``unreachable``). Other errors pass unchanged."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        if is_store_failure(exc):
+            raise unreachable(uri, exc, what) from exc
+        raise
