@@ -20,12 +20,12 @@ def main() -> None:
 
 @main.command()
 @click.option("--tenant", required=True, help="Tenant name (lower-case letters, digits, '-', '_').")
-@click.option("--source", type=click.Path(path_type=Path), help="The tenant's source folder.")
+@click.option("--source", help="The tenant's sources: a folder, or an object-store prefix (s3://bucket/docs/acme/).")
 @click.option("--space", "space_name", help="Only this space (default: every declared space).")
 @click.option("--verify", is_flag=True, help="Read every file, also those whose size and modification time are "
               "unchanged (finds an edit that kept both).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (a list with several spaces).")
-def ingest(tenant: str, source: Path | None, space_name: str | None, verify: bool, as_json: bool) -> None:
+def ingest(tenant: str, source: str | None, space_name: str | None, verify: bool, as_json: bool) -> None:
     """Read, chunk, embed and index a tenant's documents through Dagster."""
     from embedops.pipelines.runs import active_spaces_of, run_ingest
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedops.core.adapter import Adapter, fit_adapter, fit_map
+from embedops.core.adapter import Adapter, adapter_path, adapters_into, fit_adapter, fit_map
+from embedops.core.settings import Settings
 from embedops.errors import NotMaterializedError, SpaceMismatchError
 
 
@@ -49,3 +50,22 @@ def test_adapter_saves_loads_and_is_fast(tmp_path: Path) -> None:
     assert loaded.latency_us(repeats=200) < 1000  # one small matrix product per query
     with pytest.raises(NotMaterializedError, match="adapter fit"):
         Adapter.load(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize("plane", ["folder", "fake-s3"])
+def test_an_adapter_saved_by_one_worker_is_found_by_another_sharing_the_data_plane(
+    plane: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    data_url = str(tmp_path / "shared-data") if plane == "folder" else request.getfixturevalue("s3")
+    one, two = (Settings.from_env({"EMBEDOPS_HOME": str(tmp_path / h), "EMBEDOPS_DATA_URL": data_url})
+                for h in ("worker-one", "worker-two"))
+    rng = np.random.default_rng(4)
+    x = _unit(rng.standard_normal((20, 8)))
+    assert adapters_into(two.data_root, "old") == []
+
+    fit_adapter(("new", "n1"), ("old", "o1"), x, x).save(adapter_path(one.data_root, "new", "old"))
+
+    assert adapters_into(two.data_root, "old") == ["new"]
+    found = Adapter.load(adapter_path(two.data_root, "new", "old"))
+    assert found.source_id == "n1" and found.matrix.shape == (8, 8)
+    assert not (tmp_path / "worker-one" / "adapters").exists()  # nothing on the worker's own disk

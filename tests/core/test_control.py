@@ -28,9 +28,10 @@ def test_registry_keeps_tenants_and_search_counts(database: str, tmp_path: Path)
     registry = Registry(database)
     registry.add_tenant("acme", tmp_path / "a")
     registry.add_tenant("acme", tmp_path / "b")  # a new source folder replaces the old one
-    registry.add_tenant("globex", tmp_path / "g")
-    assert registry.tenants() == {"acme": (tmp_path / "b").resolve(), "globex": (tmp_path / "g").resolve()}
-    assert registry.source_dir("initech", tmp_path) == tmp_path / "initech"
+    registry.add_tenant("globex", "s3://docs/globex/")  # sources on an object store: kept as the URL
+    assert registry.tenants() == {"acme": str((tmp_path / "b").resolve()), "globex": "s3://docs/globex"}
+    assert registry.source_dir("globex") == "s3://docs/globex"
+    assert registry.source_dir("initech", tmp_path) == str(tmp_path / "initech")
     with pytest.raises(UnknownTenantError, match="initech"):
         registry.source_dir("initech")
     for tenant in ("acme", "acme", "globex"):

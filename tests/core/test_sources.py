@@ -207,3 +207,37 @@ def test_a_change_set_needs_a_full_read_first(tmp_path: Path) -> None:
     write(tmp_path, FILES)
     with pytest.raises(ConfigError, match="never read in full"):
         scan_tenant("acme", tmp_path, 1 << 20, no_table, changes=ChangeSet(changed=("a.md",)))
+
+
+def test_a_prefix_on_the_fake_s3_is_listed_and_read_by_the_same_rules(s3: str) -> None:
+    import boto3
+    from tests.s3 import BUCKET
+
+    client = boto3.client("s3", region_name="us-east-1")  # the FAKE S3 (moto) of the s3 fixture
+    bodies = {"a.md": GOOD, "notes/b.txt": "Fog\n\nHorns warn ships.", "empty.md": " ", ".hidden/c.md": GOOD,
+              "x.png": "png"}
+    for name, body in bodies.items():
+        client.put_object(Bucket=BUCKET, Key=f"docs/acme/{name}", Body=body.encode())
+    client.put_object(Bucket=BUCKET, Key="docs/acme-other/z.md", Body=GOOD.encode())  # another tenant's prefix
+    root = f"s3://{BUCKET}/docs/acme/"
+    time.sleep(sources.RACY_SECONDS + 0.5)
+
+    assert {e.doc_id: e.problem is None for e in list_entries(root)} == {
+        "a.md": True, "empty.md": True, "notes/b.txt": True, "x.png": False,
+    }
+    first = Collector(DOCUMENTS_SCHEMA)
+    scan = scan_tenant("acme", root, 1 << 20, lambda: first)
+    assert sorted(first.table()["doc_id"].to_pylist()) == ["a.md", "notes/b.txt"] and scan.bodies_read == 3
+    reasons = {q["doc_id"]: q["reason"] for q in scan.quarantined}
+    assert reasons["empty.md"] == "empty or whitespace-only document" and "unsupported" in reasons["x.png"]
+
+    again = scan_tenant("acme", root, 1 << 20, no_table, previous=first.table(),
+                        previous_quarantine=scan.quarantine_table())
+    assert (again.bodies_read, again.written) == (0, False)  # size and last-modified time vouch for every object
+
+    client.put_object(Bucket=BUCKET, Key="docs/acme/a.md", Body=b"# Tides\n\nTides turn.")
+    changed = Collector(DOCUMENTS_SCHEMA)
+    named = scan_tenant("acme", root, 1 << 20, lambda: changed, previous=first.table(),
+                        changes=ChangeSet(changed=("a.md",), deleted=("notes/b.txt",)))
+    assert (named.bodies_read, named.changed, named.deleted) == (1, ["a.md"], ["notes/b.txt"])
+    assert "Tides turn." in changed.table()["text"].to_pylist()[0]

@@ -83,7 +83,7 @@ def test_two_spaces_first_syncing_at_once_cannot_both_point_the_alias(tmp_path: 
 
     def point(name: str, store: LanceStore, space: SpaceSpec) -> None:  # each run with its own manifest connection
         own = Manifest(manifest.engine)
-        results[name] = point_first(store, own, config, home, "docs", space, "vector_index first sync", {})
+        results[name] = point_first(store, own, config, "docs", space, "vector_index first sync", {})
         own.close()
 
     moving = threading.Thread(target=point, args=("one", first, one))

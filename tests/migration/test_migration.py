@@ -86,12 +86,12 @@ def test_migration_to_a_better_space_backfills_hot_first_dual_writes_and_cuts_ov
     assert (manifest.state("minilm"), manifest.state("static")) == ("serving", "validated")
 
     # 4. rollback: one step back; the sensor does not promote the rolled-back space again
-    back = rollback(store, manifest, spaces, project.settings.home, "docs", "oncall")
+    back = rollback(store, manifest, spaces, "docs", "oncall")
     assert (back.to_space, store.get_alias("docs"), back.who) == ("static", static.space_id, "oncall")
     assert "no candidate" in skip_reason(sensor_tick(project, cutover_sensor))
     with pytest.raises(Exception, match="served by alias 'docs'"):
-        retire(store, manifest, spaces, project.settings.home, static, "drop-on-retire", [])
-    done = retire(store, manifest, spaces, project.settings.home, minilm, "drop-on-retire", [])
+        retire(store, manifest, spaces, static, "drop-on-retire", [])
+    done = retire(store, manifest, spaces, minilm, "drop-on-retire", [])
     assert set(done.tenants_emptied) >= {"acme", "globex"} and store.count("acme", minilm.space_id) == 0
     assert manifest.state("minilm") == "retired"
     with pytest.raises(ConfigError, match="retired"):

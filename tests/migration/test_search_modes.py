@@ -74,7 +74,7 @@ def test_fuse_and_adapter_searches_during_a_backfill(
     assert report["new_recall@10"] > report["old_recall@10"] > report["adapter_recall@10"] > chance
     assert report["recovered_fraction"] == round(report["adapter_recall@10"] / report["new_recall@10"], 4)
     assert 0 < report["added_latency_us"] < 1000
-    bridge.save(adapter_path(project.settings.home, "minilm", "static"))
+    bridge.save(adapter_path(project.settings.data_root, "minilm", "static"))
     bridged = run("search", QUERY, "--tenant", "acme", "--adapter", "-k", "3")
     assert bridged["adapter"] == {"from": "minilm", "to": "static", "method": "least-squares"}
     assert bridged["space_id"] == static.space_id

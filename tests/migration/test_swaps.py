@@ -33,7 +33,7 @@ def test_cutover_and_rollback_are_atomic_under_concurrent_searches(
     make_migration: MakeMigration, golden_dir: Path
 ) -> None:
     project = make_migration("static", "minilm")
-    store, spaces, home = project.store, project.spaces, project.settings.home
+    store, spaces = project.store, project.spaces
     static, minilm = spaces.get("static"), spaces.get("minilm")
     run_backfill(project.defs, project.instance, minilm)
     manifest = open_manifest(project.settings.control_url, spaces, store)
@@ -68,9 +68,9 @@ def test_cutover_and_rollback_are_atomic_under_concurrent_searches(
     for t in threads:
         t.start()
     for _ in range(8):
-        cutover(store, manifest, spaces, home, "docs", minilm, verdict, "load-test")
+        cutover(store, manifest, spaces, "docs", minilm, verdict, "load-test")
         time.sleep(0.05)
-        rollback(store, manifest, spaces, home, "docs", "load-test")
+        rollback(store, manifest, spaces, "docs", "load-test")
         time.sleep(0.05)
     stop.set()
     for t in threads:

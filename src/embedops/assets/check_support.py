@@ -6,20 +6,18 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import numpy as np
 
 from embedops.assets.metadata import table_of
-from embedops.core.fingerprints import sha256_bytes
 from embedops.core.monitoring import ERROR, Outcome
 from embedops.core.monitoring.drift import centroid_and_norm
 from embedops.core.monitoring.freshness import documents, freshness, pending_changes
 from embedops.core.monitoring.reconcile import one_space, provenance
 from embedops.core.monitoring.state import MonitoringState
-from embedops.core.sources import list_source
+from embedops.core.sources import checksum_of, list_source
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import VectorStore, index_batches, index_rows
 from embedops.core.tables import Rows, batches, count
@@ -96,13 +94,6 @@ def keep_distribution_baseline(database: str, tenant: str, space: SpaceSpec, row
         state.close()
 
 
-def _checksum(path: Path) -> str | None:
-    try:
-        return sha256_bytes(path.read_bytes())
-    except OSError:
-        return None
-
-
 def freshness_outcome(
     workspace: Any, store: VectorStore, monitoring: Any, tenant: str, space: SpaceSpec, limit: int
 ) -> Outcome:
@@ -111,7 +102,7 @@ def freshness_outcome(
     live = list_source(root)
     rows = index_rows(store, tenant, space)
     table = workspace.tables().read("source_documents", (tenant,))
-    changed = pending_changes(live, table, rows, lambda doc_id: _checksum(root / doc_id))
+    changed = pending_changes(live, table, rows, lambda doc_id: checksum_of(root, doc_id))
     state = monitoring.state()
     base = state.baseline(tenant, space.space_id)
     state.close()

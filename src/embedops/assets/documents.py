@@ -5,10 +5,9 @@ from typing import Any
 import dagster as dg
 
 from embedops.assets.metadata import table_metadata, table_of
-from embedops.core.sources import DOCUMENTS_SCHEMA, ChangeSet, scan_tenant
+from embedops.core.sources import DOCUMENTS_SCHEMA, ChangeSet, scan_tenant, source_location
 from embedops.core.tables import Sink
 from embedops.core.tenants import validate_tenant
-from embedops.errors import ConfigError
 from embedops.pipelines.partitions import tenant_partitions
 from embedops.resources import WorkspaceResource
 
@@ -46,12 +45,7 @@ def source_documents(
     """
     started = time.monotonic()
     tenant = validate_tenant(context.partition_key)
-    root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
-    if not root.is_dir():
-        raise ConfigError(
-            f"tenant {tenant!r} has no source folder {root}; create it or register another with "
-            f"`embedops ingest --tenant {tenant} --source DIR`"
-        )
+    root = source_location(tenant, workspace.registry().source_dir(tenant, workspace.settings.sources_root))
     tables = workspace.tables()
     run_id = context.run.run_id
     # a new table becomes the latest as the step's last act: a run killed before leaves the previous one
@@ -82,7 +76,7 @@ def source_documents(
             "verify": config.verify,
             **({"change_set": len(set(config.changed or ()) | set(config.deleted or ()))}
                if config.change_set() else {}),
-            "source_dir": dg.MetadataValue.path(str(root)),
+            "source_dir": dg.MetadataValue.path(root),
             **table_metadata(table),
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(scan.quarantined),

@@ -55,10 +55,9 @@ def _sync_index(
     store = vector_store.open()
     result = store.sync(tenant, space.space_id, space.name, rows)
     if space.name == spaces.serving_space.name and store.get_alias(spaces.alias) is None:  # point_first re-checks
-        home = workspace.settings.home
         details = {"run_id": context.run.run_id, "tenant": tenant}
         with closing(open_manifest(workspace.settings.control_url, spaces, store)) as manifest:
-            if point_first(store, manifest, spaces, home, spaces.alias, space, FIRST_SYNC, details) is not None:
+            if point_first(store, manifest, spaces, spaces.alias, space, FIRST_SYNC, details) is not None:
                 context.log.info(f"alias {spaces.alias!r} now serves space {space.name!r}")
     if keep_distribution_baseline(workspace.settings.control_url, tenant, space, rows):
         context.log.info(f"kept the distribution baseline of {tenant}/{space.name} for the drift checks")

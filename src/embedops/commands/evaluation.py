@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from embedops.commands.base import Context, printable
-from embedops.core.adapter import Adapter, adapter_path
+from embedops.core.adapter import Adapter, adapter_path, adapters_into
 from embedops.core.cutover import open_manifest
 from embedops.core.golden import load_beir, slice_golden
 from embedops.core.migration import FusedHit, rrf_fuse
@@ -94,7 +94,7 @@ def adapter_fit(
     method: str | None,
     as_json: bool,
 ) -> None:
-    """Fit and measure the adapter from SPACE into the old space; saved in EMBEDOPS_HOME/adapters."""
+    """Fit and measure the adapter from SPACE into the old space; saved under EMBEDOPS_DATA_URL/adapters."""
     from embedops.core.evaluation import fit_and_evaluate_adapter
     from embedops.core.search import serving_space
     from embedops.pipelines.migration import customer_tenants
@@ -116,7 +116,7 @@ def adapter_fit(
     fitted = fit_and_evaluate_adapter(
         gold, new, old, embedder.for_space, ctx.workspace.cache(), store, tables, texts, sample, method
     )
-    path = fitted.save(adapter_path(ctx.settings.home, new.name, old.name))
+    path = fitted.save(adapter_path(ctx.settings.data_root, new.name, old.name))
     r = fitted.report
     if as_json:
         click.echo(json.dumps({**fitted.meta(), "path": str(path)}, indent=2, default=str))
@@ -139,20 +139,19 @@ def adapter_search(
     from embedops.core.embedder import SpaceEmbedder
 
     config = ctx.workspace.spaces()
-    if space_name:
-        path = adapter_path(ctx.settings.home, space_name, serving.name)
-    else:
-        found = sorted((ctx.settings.home / "adapters").glob(f"*__to__{serving.name}.npz"))
+    data_root = ctx.settings.data_root
+    if not space_name:
+        found = adapters_into(data_root, serving.name)
         if len(found) != 1:
             raise NotMaterializedError(
                 f"{'no adapter' if not found else 'several adapters'} into serving space {serving.name!r}; "
                 f"fit one with `embedops adapter fit --space NEW` or name it with --space NEW"
             )
-        path = found[0]
-    bridge = Adapter.load(path)
+        space_name = found[0]
+    bridge = Adapter.load(adapter_path(data_root, space_name, serving.name))
     if bridge.target_id != serving.space_id:
         raise NotMaterializedError(
-            f"adapter {path.name} maps into space {bridge.target_id}, not the serving "
+            f"adapter {space_name} -> {serving.name} maps into space {bridge.target_id}, not the serving "
             f"{serving.name!r} ({serving.space_id}); fit it again"
         )
     vector = SpaceEmbedder(config.get(bridge.source)).encode([query])

@@ -137,7 +137,7 @@ def spaces_retire(name: str) -> None:
     store = ctx.store()
     manifest = open_manifest(ctx.settings.control_url, config, store)
     policy = ctx.workspace.spaces().migration.deletion_policy
-    done = retire(store, manifest, config, ctx.settings.home, config.get(name), policy, [])
+    done = retire(store, manifest, config, config.get(name), policy, [])
     click.echo(
         f"retired space {done.space} ({done.space_id}); deletion policy {done.policy}: "
         f"{len(done.tenants_emptied)} collection(s) emptied"
@@ -242,7 +242,7 @@ def rollback_command(alias: str | None, force: bool, as_json: bool) -> None:
     ctx = Context()
     config = ctx.workspace.spaces()
     alias = alias or config.alias
-    swap = rollback(ctx.store(), _manifest(ctx), config, ctx.settings.home, alias, who_am_i(), force=force)
+    swap = rollback(ctx.store(), _manifest(ctx), config, alias, who_am_i(), force=force)
     if as_json:
         _echo_json(swap.to_json())
     else:

@@ -8,6 +8,7 @@ ridge least squares when they differ. numpy only; applying it is one matrix prod
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -17,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from embedops.core.dataplane import get_bytes, join, list_names, put_bytes
 from embedops.core.vectors import normalize
-from embedops.errors import ConfigError, NotMaterializedError, SpaceMismatchError
+from embedops.errors import ConfigError, NotMaterializedError, SpaceMismatchError, redacted
 
 METHODS = ("procrustes", "least-squares")
 
@@ -97,22 +99,23 @@ class Adapter:
             "report": self.report,
         }
 
-    def save(self, path: str | Path) -> Path:
-        file = Path(path)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp.npz")
-        np.savez(tmp, matrix=self.matrix, meta=np.array(json.dumps(self.meta(), default=str)))
-        tmp.replace(file)
-        return file
+    def save(self, location: str | Path) -> str:
+        """Write the adapter as one .npz at ``location`` (a file path or an object-store URL); returns it."""
+        buffer = io.BytesIO()
+        np.savez(buffer, matrix=self.matrix, meta=np.array(json.dumps(self.meta(), default=str)))
+        put_bytes(str(location), buffer.getvalue())
+        return str(location)
 
     @classmethod
-    def load(cls, path: str | Path) -> Adapter:
-        file = Path(path)
-        if not file.is_file():
-            raise NotMaterializedError(f"no adapter at {file}; fit one with `embedops adapter fit --space NEW`")
-        with np.load(file) as data:
-            meta = json.loads(str(data["meta"]))
-            matrix = np.asarray(data["matrix"], dtype=np.float32)
+    def load(cls, location: str | Path) -> Adapter:
+        data = get_bytes(str(location))
+        if data is None:
+            raise NotMaterializedError(
+                f"no adapter at {redacted(str(location))}; fit one with `embedops adapter fit --space NEW`"
+            )
+        with np.load(io.BytesIO(data)) as arrays:
+            meta = json.loads(str(arrays["meta"]))
+            matrix = np.asarray(arrays["matrix"], dtype=np.float32)
         return cls(
             source=meta["source"],
             source_id=meta["source_id"],
@@ -126,9 +129,18 @@ class Adapter:
         )
 
 
-def adapter_path(home: str | Path, source: str, target: str) -> Path:
-    """Where the adapter from space ``source`` into space ``target`` is kept in EMBEDOPS_HOME."""
-    return Path(home) / "adapters" / f"{source}__to__{target}.npz"
+ADAPTERS = "adapters"
+
+
+def adapter_path(data_root: str, source: str, target: str) -> str:
+    """Where the adapter from space ``source`` into space ``target`` is kept in the data plane."""
+    return join(data_root, ADAPTERS, f"{source}__to__{target}.npz")
+
+
+def adapters_into(data_root: str, target: str) -> list[str]:
+    """The names of the spaces with an adapter into space ``target`` in the data plane, sorted."""
+    suffix = f"__to__{target}.npz"
+    return [name.removesuffix(suffix) for name in list_names(join(data_root, ADAPTERS)) if name.endswith(suffix)]
 
 
 def fit_adapter(

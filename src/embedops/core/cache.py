@@ -27,8 +27,8 @@ import numpy as np
 import pyarrow as pa
 from lance.dataset import AutoCleanupConfig
 
-from embedops.core.dataplane import join, storage_options
-from embedops.errors import StateUnreachableError, redacted
+from embedops.core.dataplane import join, storage_options, unreachable
+from embedops.errors import StateUnreachableError
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +138,7 @@ class EmbeddingCache:
         return self._ds
 
     def _unreachable(self, exc: Exception) -> StateUnreachableError:
-        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        return StateUnreachableError(
-            f"the embedding cache at {redacted(self.uri)} cannot be read or written ({first}); check that "
-            "EMBEDOPS_DATA_URL names a folder or bucket that exists and that its store answers (for S3: "
-            "AWS_ENDPOINT_URL, AWS_REGION and the credentials in the environment)"
-        )
+        return unreachable(self.uri, exc, "the embedding cache")
 
     def _append(self, table: pa.Table) -> lance.LanceDataset:
         if self._latest() is None:

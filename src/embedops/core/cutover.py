@@ -3,24 +3,27 @@
 The store's alias pointer is the single source of truth for what is served (readers see the old or
 the new pointer, never anything between); the manifest records each move before and after it
 happens, so a crash between the two is visible and a rollback still knows the previous space. A
-file lock in EMBEDOPS_HOME serialises moves of one alias.
+lease in the control database (key ``alias/<alias>``) serialises moves of one alias across processes
+and hosts: a second mover waits for the first, then fails naming it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import os
+import socket
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
+from embedops.core.leases import Leases
 from embedops.core.manifest import FIRST_POINTING, Manifest, Swap
 from embedops.core.migration import GateResult, MigrationConfig, TenantStatus, gate, tenant_status
+from embedops.core.sources import SourceRoot
 from embedops.core.spaces import SpacesConfig, SpaceSpec
 from embedops.core.stores.base import VectorStore, index_schema
 from embedops.core.tables import TableStore
@@ -35,17 +38,25 @@ def who_am_i() -> str:
         return f"uid:{os.getuid()}"
 
 
+# How long a move waits for another move of the same alias (moves are short: a pointer and two manifest rows).
+ALIAS_WAIT_S = 30.0
+
+
 @contextmanager
-def alias_lock(home: Path, alias: str) -> Iterator[None]:
-    """Exclusive lock on one alias across processes (flock on EMBEDOPS_HOME/locks/alias-<alias>.lock)."""
-    folder = home / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"alias-{alias}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def alias_lock(manifest: Manifest, alias: str, wait: float = ALIAS_WAIT_S) -> Iterator[None]:
+    """Exclusive hold on one alias across processes and hosts: the lease ``alias/<alias>`` in the control
+    database the manifest is in, waiting up to ``wait`` seconds for another mover, then PartitionBusyError
+    naming it."""
+    holder = f"{who_am_i()} on {socket.gethostname()} (pid {os.getpid()}, {uuid.uuid4().hex[:8]})"
+
+    def busy(other: str, until: str) -> str:
+        return (
+            f"alias {alias!r} is being moved by {other} (lease until {until}); wait for that move to finish "
+            f"and try again (this move waited {wait:g} s)"
+        )
+
+    with Leases(manifest.engine).held(f"alias/{alias}", holder, wait, busy_message=busy):
+        yield
 
 
 def _space_name(config: SpacesConfig, space_id: str | None) -> str | None:
@@ -65,7 +76,7 @@ def check_gate(
     store: VectorStore,
     tables: TableStore,
     manifest: Manifest,
-    tenants: Mapping[str, Path],
+    tenants: Mapping[str, SourceRoot],
 ) -> GateResult:
     """Gather the gate's inputs (tenant states, latest evaluations) and decide.
 
@@ -95,7 +106,6 @@ def cutover(
     store: VectorStore,
     manifest: Manifest,
     config: SpacesConfig,
-    home: Path,
     alias: str,
     space: SpaceSpec,
     verdict: GateResult,
@@ -103,7 +113,7 @@ def cutover(
     force: bool = False,
 ) -> Swap:
     """Point ``alias`` at ``space`` when the gate passed (or ``force``), recording the move."""
-    with alias_lock(home, alias):
+    with alias_lock(manifest, alias):
         current = store.get_alias(alias)
         if current == space.space_id:
             raise AliasError(f"alias {alias!r} already points at space {space.name!r} ({space.space_id})")
@@ -122,7 +132,6 @@ def point_first(
     store: VectorStore,
     manifest: Manifest,
     config: SpacesConfig,
-    home: Path,
     alias: str,
     space: SpaceSpec,
     who: str,
@@ -134,7 +143,7 @@ def point_first(
     run id kept with it). None when the alias already points somewhere: it is pointed first only once,
     whichever of several concurrent first syncs gets the lock first.
     """
-    with alias_lock(home, alias):
+    with alias_lock(manifest, alias):
         if store.get_alias(alias) is not None:
             return None
         return _move(store, manifest, config, alias, None, space, who, FIRST_POINTING, details, False)
@@ -180,7 +189,6 @@ def rollback(
     store: VectorStore,
     manifest: Manifest,
     config: SpacesConfig,
-    home: Path,
     alias: str,
     who: str,
     force: bool = False,
@@ -190,7 +198,7 @@ def rollback(
     A space that went into service only by a forced cutover past the gate is not a rollback target:
     moving back onto it needs ``force`` and is recorded as forced, like the cutover that put it there.
     """
-    with alias_lock(home, alias):
+    with alias_lock(manifest, alias):
         current = store.get_alias(alias)
         if current is None:
             raise AliasError(f"alias {alias!r} points at no space; there is nothing to roll back")
@@ -239,14 +247,13 @@ def retire(
     store: VectorStore,
     manifest: Manifest,
     config: SpacesConfig,
-    home: Path,
     space: SpaceSpec,
     policy: str,
     aliases: Iterable[str],
 ) -> Retirement:
     """Retire a space no alias points at; under drop-on-retire its vectors leave the store."""
     names = sorted(set(aliases) | {config.alias} | {s.alias for s in manifest.history()})
-    with alias_lock(home, config.alias):
+    with alias_lock(manifest, config.alias):
         for alias in names:
             if store.get_alias(alias) == space.space_id:
                 raise AliasError(

@@ -79,12 +79,13 @@ class Leases:
 
     def acquire(
         self, key: str, holder: str, wait: float = 30.0, what: str | None = None,
-        is_over: Callable[[str], bool] | None = None,
+        is_over: Callable[[str], bool] | None = None, busy_message: Callable[[str, str], str] | None = None,
     ) -> Lease:
         """Take the lease, waiting up to ``wait`` seconds for a live holder to let go.
 
         A holder for which ``is_over(holder)`` is true (a run known to have ended) does not hold it.
-        Raises PartitionBusyError naming ``what`` (default: the key) and the run that holds it.
+        Raises PartitionBusyError naming ``what`` (default: the key) and the run that holds it, or with
+        ``busy_message(holder, until)`` when given.
         """
         deadline = time.monotonic() + wait
         while not self.try_acquire(key, holder):
@@ -96,6 +97,8 @@ class Leases:
                 break
             if time.monotonic() >= deadline:
                 at = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                if busy_message is not None:
+                    raise PartitionBusyError(busy_message(other, at))
                 raise PartitionBusyError(
                     f"{what or key} is being written by run {other[:8]} (lease until {at}); "
                     f"wait for it or cancel that run (this run waited {wait:g} s: EMBEDOPS_LEASE_WAIT_S)"
@@ -106,10 +109,10 @@ class Leases:
     @contextmanager
     def held(
         self, key: str, holder: str, wait: float = 30.0, what: str | None = None,
-        is_over: Callable[[str], bool] | None = None,
+        is_over: Callable[[str], bool] | None = None, busy_message: Callable[[str, str], str] | None = None,
     ) -> Iterator[Lease]:
         """``acquire`` as a context manager: renewed while the block runs, released after it."""
-        with self.acquire(key, holder, wait, what, is_over) as lease:
+        with self.acquire(key, holder, wait, what, is_over, busy_message) as lease:
             yield lease
 
 

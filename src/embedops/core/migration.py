@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from embedops.core.golden import GOLDEN_TENANT
 from embedops.core.monitoring import Outcome
 from embedops.core.monitoring.reconcile import quarantined_documents, reconcile_tenant
+from embedops.core.sources import SourceRoot
 from embedops.core.spaces import MigrationConfig, SpaceSpec
 from embedops.core.stores.base import Hit, VectorStore
 from embedops.core.tables import TableStore
@@ -93,7 +93,7 @@ class TenantStatus:
 
 
 def tenant_status(
-    tables: TableStore, store: VectorStore, tenant: str, space: SpaceSpec, source_root: Path
+    tables: TableStore, store: VectorStore, tenant: str, space: SpaceSpec, source_root: SourceRoot
 ) -> TenantStatus:
     """Is the tenant materialized and reconciled in ``space``? Every reason it is not, by name.
 

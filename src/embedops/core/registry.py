@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, insert, select
 
 from embedops.core import control
 from embedops.core.control import searches, tenants
+from embedops.core.dataplane import is_remote
 from embedops.core.tenants import validate_tenant
 from embedops.errors import UnknownTenantError
 
@@ -21,32 +22,36 @@ class Registry:
     def __init__(self, database: str | Engine) -> None:
         self._engine = control.open_engine(database)
 
-    def add_tenant(self, name: str, source_dir: Path) -> None:
+    def add_tenant(self, name: str, source: str | Path) -> None:
+        """Register the tenant's sources: a folder (kept as its absolute path) or an object-store URL."""
         validate_tenant(name)
+        location = str(source).rstrip("/") if is_remote(str(source)) else str(Path(source).resolve())
         with self._engine.begin() as conn:
             control.upsert(
                 conn, tenants,
-                {"name": name, "source_dir": str(source_dir.resolve()), "added_at": datetime.now(UTC).isoformat()},
+                {"name": name, "source_dir": location, "added_at": datetime.now(UTC).isoformat()},
                 keys=["name"], update=["source_dir"],
             )
 
-    def source_dir(self, name: str, default_root: Path | None = None) -> Path:
-        """The tenant's source folder: registered, else ``<default_root>/<tenant>``."""
+    def source_dir(self, name: str, default_root: Path | None = None) -> str:
+        """Where the tenant's sources are, registered, else ``<default_root>/<tenant>``: a folder's absolute
+        path or an object-store URL (``s3://bucket/prefix``), as ``core.sources`` reads both."""
         validate_tenant(name)
         with self._engine.connect() as conn:
             found = conn.execute(select(tenants.c.source_dir).where(tenants.c.name == name)).scalar()
         if found is not None:
-            return Path(found)
+            return str(found)
         if default_root is not None:
-            return default_root / name
+            return str(default_root / name)
         raise UnknownTenantError(
             f"tenant {name!r} is not registered; run `embedops ingest --tenant {name} --source DIR`"
         )
 
-    def tenants(self) -> dict[str, Path]:
+    def tenants(self) -> dict[str, str]:
+        """Every registered tenant with where its sources are (a folder path or an object-store URL)."""
         with self._engine.connect() as conn:
             rows = conn.execute(select(tenants.c.name, tenants.c.source_dir).order_by(tenants.c.name)).all()
-        return {n: Path(s) for n, s in rows}
+        return {n: str(s) for n, s in rows}
 
     def log_search(self, tenant: str, space: str) -> None:
         with self._engine.begin() as conn:

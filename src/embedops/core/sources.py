@@ -1,7 +1,10 @@
-"""Reading a tenant's source folder: one row per readable document, one reason per unreadable one.
+"""Reading a tenant's sources: one row per readable document, one reason per unreadable one.
 
-Document id = path relative to the tenant root (POSIX form). Nothing here raises for a bad file:
-it is quarantined with its reason and the scan goes on.
+A tenant's sources are a folder or an object-store prefix (``s3://bucket/docs/acme``): one scan logic
+for both, over entries that carry a size, a modification time and any problem, with one listing and
+one body reader per backend (symlink and special-file rules are the folder's alone). Document id =
+path relative to the tenant root (POSIX form). Nothing here raises for a bad file: it is quarantined
+with its reason and the scan goes on; a store that does not answer fails the scan (StateUnreachableError).
 """
 
 from __future__ import annotations
@@ -12,14 +15,22 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 
+from embedops.core.dataplane import filesystem, get_bytes, is_remote, join, unreachable
 from embedops.core.fingerprints import sha256_bytes
 from embedops.core.preprocess import decode_source
 from embedops.core.tables import Rows, Sink, batches, columns, where_in
 from embedops.errors import ConfigError
+
+# a tenant's sources: a folder (path) or an object-store prefix (URL)
+SourceRoot = str | Path
+# a body read: the bytes and what the file looked like, or why it was not read
+Body = tuple[bytes, "Seen"] | tuple[str, "Seen | None"]
 
 SUPPORTED_SUFFIXES = (".md", ".txt", ".rst", ".html", ".htm")
 
@@ -59,14 +70,14 @@ class Seen:
     modified_at: datetime | None
     read_at: datetime | None
 
-    def vouches_for(self, status: os.stat_result) -> bool:
-        """True when ``status`` shows the same file as read then, and the read came late enough after its
+    def vouches_for(self, entry: SourceEntry) -> bool:
+        """True when ``entry`` shows the same file as read then, and the read came late enough after its
         last modification that any later write would have changed the modification time."""
         if self.size is None or self.modified_at is None or self.read_at is None:
             return False
         if self.modified_at >= self.read_at - timedelta(seconds=RACY_SECONDS):
             return False
-        return status.st_size == self.size and mtime_of(status) == self.modified_at
+        return entry.size == self.size and entry.modified_at == self.modified_at
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,7 @@ class SourceScan:
 
 def scan_tenant(
     tenant: str,
-    root: Path,
+    root: SourceRoot,
     max_bytes: int,
     open_out: Callable[[], Sink],
     *,
@@ -142,6 +153,7 @@ def scan_tenant(
             out = open_out()
         return out
 
+    backend = _backend(root)
     entries: Iterable[SourceEntry]
     if changes is None:
         entries = list_entries(root)
@@ -158,29 +170,29 @@ def scan_tenant(
         carried = {d for d in known if d not in named}
         kept = {d: row for d, row in refused.items() if d not in named}
     for entry in entries:
-        if entry.problem is not None or entry.status is None:
+        if entry.problem is not None or entry.size is None:
             scan.quarantined.append(_refusal(entry.doc_id, entry.problem or "cannot be read"))
             continue
-        if entry.status.st_size > max_bytes:
-            scan.quarantined.append(_refusal(entry.doc_id, _too_big(entry.status.st_size, max_bytes)))
+        if entry.size > max_bytes:
+            scan.quarantined.append(_refusal(entry.doc_id, _too_big(entry.size, max_bytes)))
             continue
         before = known.get(entry.doc_id)
         if changes is None and not verify:  # a named file is read: the feed says it changed
-            if before is not None and before[0].vouches_for(entry.status):
+            if before is not None and before[0].vouches_for(entry):
                 carried.add(entry.doc_id)
                 continue
-            if entry.doc_id in refused and refused[entry.doc_id]["seen"].vouches_for(entry.status):
+            if entry.doc_id in refused and refused[entry.doc_id]["seen"].vouches_for(entry):
                 kept[entry.doc_id] = refused[entry.doc_id]
                 continue
         scan.bodies_read += 1
-        found, seen = _read(tenant, entry, max_bytes)
+        found, seen = _read(tenant, backend, entry, max_bytes)
         if isinstance(found, str):
             scan.quarantined.append(_refusal(entry.doc_id, found))
             if seen is not None:
                 scan._seen[entry.doc_id] = seen
             continue
         if before is not None and before[1] == found["checksum"]:
-            if before[0].vouches_for(entry.status):
+            if before[0].vouches_for(entry):
                 carried.add(entry.doc_id)  # read again and found as recorded: the recorded row stands
                 continue
             scan.touched += 1  # same content; its new size, time or read time are recorded
@@ -265,83 +277,80 @@ def _copy(previous: Rows, doc_ids: set[str], out: Sink) -> None:
         out.write(rows.select(DOCUMENTS_SCHEMA.names).cast(DOCUMENTS_SCHEMA))
 
 
-def document_path(root: Path, doc_id: str) -> Path:
-    """The file of document ``doc_id`` (a path relative to ``root``); a name that could leave ``root`` is refused."""
+def document_path(root: SourceRoot, doc_id: str) -> str:
+    """Where document ``doc_id`` (a path relative to ``root``) is: a file path, or an object's URL under a
+    prefix. A name that could leave ``root`` is refused."""
     parts = doc_id.split("/")
     if "\0" in doc_id or any(part in ("", ".", "..") for part in parts):
         raise ConfigError(
             f"document id {doc_id!r} is not a path inside the source folder {root}; name a document by its "
             "path relative to that folder, with '/' between folders (for example 'notes/fog.txt')"
         )
-    return root.joinpath(*parts)
-
-
-def named_entries(root: Path, doc_ids: Iterable[str]) -> Iterator[SourceEntry]:
-    """The entries of the named documents as a listing of ``root`` would give them, without listing it.
-
-    A named file that is gone, hidden or under a hidden folder is not a document and yields nothing; one
-    under a symlinked folder (which a listing never enters) comes with the reason.
-    """
-    real_root = Path(os.path.realpath(root))
-    for doc_id in sorted(set(doc_ids)):
-        path = document_path(root, doc_id)
-        if any(part.startswith(".") for part in doc_id.split("/")) or not os.path.lexists(path):
-            continue
-        folder = path.parent
-        while folder != root:
-            if folder.is_symlink():
-                yield _entry(root, path, problem=f"is inside the symlinked folder {folder.relative_to(root)}, which "
-                             "is not followed; the files there are read at their own path")
-                break
-            folder = folder.parent
-        else:
-            yield _inspect(root, real_root, path)
+    if is_remote(str(root)):
+        return join(str(root), doc_id)
+    return str(Path(root).joinpath(*parts))
 
 
 @dataclass(frozen=True)
 class SourceEntry:
-    """A file (or a folder the walk will not enter) of a tenant's source folder, seen without opening it.
+    """A document of a tenant's sources (a file, or an object under a prefix), seen without opening it.
 
-    ``status`` is the regular file's status (through a symlink that stays inside the root); ``problem`` is
-    why the entry cannot be indexed, or None.
+    ``path`` is the file's path (or the object's path in its store); ``size`` and ``modified_at`` are the
+    regular file's (through a symlink that stays inside the root) or the object's; ``problem`` is why the
+    entry cannot be indexed, or None.
     """
 
     doc_id: str
-    path: Path
-    status: os.stat_result | None = None
+    path: str
+    size: int | None = None
+    modified_at: datetime | None = None
     problem: str | None = None
 
 
-def list_entries(root: Path) -> Iterator[SourceEntry]:
-    """Every entry of ``root``, hidden files and folders skipped, then any folder that could not be
-    listed; nothing is opened.
+def list_entries(root: SourceRoot) -> Iterator[SourceEntry]:
+    """Every entry of ``root`` (a folder or an object-store prefix), hidden files and folders skipped;
+    nothing is opened. Only regular files (objects) with a supported suffix come without a problem."""
+    return _backend(root).entries()
 
-    Only regular files with a supported suffix come without a problem. Devices, sockets and FIFOs,
-    symlink loops, broken symlinks, symlinks and symlinked folders leaving the root, and symlinked
-    folders inside it (never followed, so a folder loop cannot recurse) each come with the reason.
+
+def named_entries(root: SourceRoot, doc_ids: Iterable[str]) -> Iterator[SourceEntry]:
+    """The entries of the named documents as a listing of ``root`` would give them, without listing it.
+
+    A named document that is gone, hidden or under a hidden folder is not a document and yields nothing.
     """
-    if not root.is_dir():
-        return
-    real_root = Path(os.path.realpath(root))
-    unlisted: list[OSError] = []
-    for folder, dirs, files in os.walk(root, onerror=unlisted.append, followlinks=False):
-        linked = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in linked)
-        for name in sorted([*files, *linked]):
-            if not name.startswith("."):
-                yield _inspect(root, real_root, Path(folder) / name)
-    for error in unlisted:
-        path = Path(error.filename or root)
-        yield _entry(root, path, problem=f"folder cannot be listed: {error.strerror or error}")
+    return _backend(root).named(sorted(set(doc_ids)))
 
 
-def list_source(root: Path) -> dict[str, datetime]:
+def list_source(root: SourceRoot) -> dict[str, datetime]:
     """Documents the scan would read from ``root`` now, with their modification times (no file is read)."""
     return {
-        entry.doc_id: mtime_of(entry.status)
+        entry.doc_id: entry.modified_at
         for entry in list_entries(root)
-        if entry.problem is None and entry.status is not None
+        if entry.problem is None and entry.modified_at is not None
     }
+
+
+def checksum_of(root: SourceRoot, doc_id: str) -> str | None:
+    """The checksum of document ``doc_id``'s current bytes under ``root``; None when it cannot be read."""
+    try:
+        data = get_bytes(document_path(root, doc_id))
+    except OSError:
+        return None
+    return None if data is None else sha256_bytes(data)
+
+
+def source_location(tenant: str, source: SourceRoot) -> str:
+    """The tenant's source in the form the registry keeps: an absolute folder path, or an object-store
+    URL (``s3://bucket/prefix``). A folder or prefix that does not exist is refused, naming the fix."""
+    location = str(source).rstrip("/") if is_remote(str(source)) else str(Path(source).expanduser().resolve())
+    if not _backend(location).exists():
+        kind = "prefix" if is_remote(location) else "folder"
+        raise ConfigError(
+            f"the source {kind} {location} of tenant {tenant!r} does not exist; "
+            + ("put its documents there" if kind == "prefix" else "create it")
+            + f" or register another with `embedops ingest --tenant {tenant} --source DIR_OR_URL`"
+        )
+    return location
 
 
 def mtime_of(status: os.stat_result) -> datetime:
@@ -349,8 +358,174 @@ def mtime_of(status: os.stat_result) -> datetime:
     return datetime.fromtimestamp(status.st_mtime, tz=UTC)
 
 
-def _entry(root: Path, path: Path, status: os.stat_result | None = None, problem: str | None = None) -> SourceEntry:
-    return SourceEntry(path.relative_to(root).as_posix(), path, status, problem)
+def _supported(doc_id: str) -> str | None:
+    """Why a document of this name is not read (its suffix), or None."""
+    suffix = PurePosixPath(doc_id).suffix.lower()
+    if suffix in SUPPORTED_SUFFIXES:
+        return None
+    return f"unsupported file type {suffix or '(none)'!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
+
+
+def _hidden(doc_id: str) -> bool:
+    return any(part.startswith(".") for part in doc_id.split("/"))
+
+
+class _Folder:
+    """A source folder on a file system: symlinks, special files and unlistable folders have their rules."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
+    def entries(self) -> Iterator[SourceEntry]:
+        """Devices, sockets and FIFOs, symlink loops, broken symlinks, symlinks and symlinked folders leaving
+        the root, and symlinked folders inside it (never followed, so a folder loop cannot recurse) each
+        come with the reason; then any folder that could not be listed."""
+        root = self.root
+        if not root.is_dir():
+            return
+        real_root = Path(os.path.realpath(root))
+        unlisted: list[OSError] = []
+        for folder, dirs, files in os.walk(root, onerror=unlisted.append, followlinks=False):
+            linked = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in linked)
+            for name in sorted([*files, *linked]):
+                if not name.startswith("."):
+                    yield self._inspect(real_root, Path(folder) / name)
+        for error in unlisted:
+            path = Path(error.filename or root)
+            yield self._entry(path, problem=f"folder cannot be listed: {error.strerror or error}")
+
+    def named(self, doc_ids: list[str]) -> Iterator[SourceEntry]:
+        """A named file under a symlinked folder (which a listing never enters) comes with the reason."""
+        root = self.root
+        real_root = Path(os.path.realpath(root))
+        for doc_id in doc_ids:
+            path = Path(document_path(root, doc_id))
+            if _hidden(doc_id) or not os.path.lexists(path):
+                continue
+            folder = path.parent
+            while folder != root:
+                if folder.is_symlink():
+                    yield self._entry(path, problem=f"is inside the symlinked folder {folder.relative_to(root)}, "
+                                      "which is not followed; the files there are read at their own path")
+                    break
+                folder = folder.parent
+            else:
+                yield self._inspect(real_root, path)
+
+    def read(self, entry: SourceEntry, max_bytes: int, read_at: datetime) -> Body:
+        """The file's bytes, opened non-blocking and checked again once open, so that a file swapped for a
+        FIFO after the listing cannot hang the scan."""
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as handle:
+                status = os.fstat(handle.fileno())
+                if not stat.S_ISREG(status.st_mode):
+                    return "not a regular file; it was not read", None
+                if status.st_size > max_bytes:  # judged again on every scan: the limit is a setting
+                    return _too_big(status.st_size, max_bytes), None
+                seen = Seen(status.st_size, mtime_of(status), read_at)
+                return handle.read(max_bytes + 1), seen
+        except OSError as exc:
+            return f"cannot be read: {exc.strerror or exc}", None
+
+    def _entry(self, path: Path, status: os.stat_result | None = None, problem: str | None = None) -> SourceEntry:
+        doc_id = path.relative_to(self.root).as_posix()
+        if status is None:
+            return SourceEntry(doc_id, str(path), problem=problem)
+        return SourceEntry(doc_id, str(path), status.st_size, mtime_of(status), problem)
+
+    def _inspect(self, real_root: Path, path: Path) -> SourceEntry:
+        """The entry for ``path`` from its status alone: what it is and whether it can be indexed."""
+        try:
+            status = path.lstat()
+            if stat.S_ISLNK(status.st_mode):
+                followed = _follow(path, real_root)
+                if isinstance(followed, str):
+                    return self._entry(path, problem=followed)
+                status = followed
+        except OSError as exc:
+            return self._entry(path, problem=f"cannot be read: {exc.strerror or exc}")
+        for is_special, kind in _SPECIAL_FILES:
+            if is_special(status.st_mode):
+                return self._entry(path, problem=f"is {kind}, not a regular file; it was not opened")
+        unsupported = _supported(path.name)
+        if unsupported is not None:
+            return self._entry(path, problem=unsupported)
+        if not stat.S_ISREG(status.st_mode):
+            return self._entry(path, problem="not a regular file; it was not opened")
+        return self._entry(path, status)
+
+
+class _ObjectStore:
+    """A source prefix in an object store (``s3://bucket/prefix``), through pyarrow's file system: an
+    object's size and last-modified time come with the listing; there are no symlinks or special files."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        self.fs, self.prefix = filesystem(self.root)
+
+    def exists(self) -> bool:
+        return self._call(lambda: self.fs.get_file_info(self.prefix)).type == pafs.FileType.Directory
+
+    def entries(self) -> Iterator[SourceEntry]:
+        selector = pafs.FileSelector(self.prefix, recursive=True, allow_not_found=True)
+        infos = self._call(lambda: self.fs.get_file_info(selector))
+        found = {info.path.removeprefix(self.prefix + "/"): info for info in infos if info.type == pafs.FileType.File}
+        for doc_id in sorted(found):
+            if not _hidden(doc_id):
+                yield self._entry(doc_id, found[doc_id])
+
+    def named(self, doc_ids: list[str]) -> Iterator[SourceEntry]:
+        for doc_id in doc_ids:
+            document_path(self.root, doc_id)  # refuses a name that could leave the prefix
+        paths = [f"{self.prefix}/{doc_id}" for doc_id in doc_ids]
+        infos = self._call(lambda: self.fs.get_file_info(paths)) if paths else []
+        for doc_id, info in zip(doc_ids, infos, strict=True):
+            if not _hidden(doc_id) and info.type == pafs.FileType.File:
+                yield self._entry(doc_id, info)
+
+    def read(self, entry: SourceEntry, max_bytes: int, read_at: datetime) -> Body:
+        """The object's bytes (one GET); an object gone since the listing is refused like a vanished file."""
+        try:
+            with self.fs.open_input_stream(entry.path) as stream:
+                data = bytes(stream.read(max_bytes + 1))
+        except FileNotFoundError as exc:
+            return f"cannot be read: {exc}", None
+        except OSError as exc:
+            raise self._unreachable(exc) from exc
+        return data, Seen(entry.size, entry.modified_at, read_at)
+
+    def _entry(self, doc_id: str, info: pafs.FileInfo) -> SourceEntry:
+        path, problem = f"{self.prefix}/{doc_id}", _supported(doc_id)
+        return SourceEntry(doc_id, path, int(info.size), _utc(info.mtime), problem)
+
+    def _call(self, list_it: Callable[[], T]) -> T:
+        try:
+            return list_it()
+        except OSError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: OSError) -> Exception:
+        return unreachable(self.root, exc, "a tenant's source prefix", "`embedops ingest --source`")
+
+
+T = TypeVar("T")
+
+
+def _utc(moment: datetime) -> datetime:
+    """An object's last-modified time as the documents table records it (microseconds, UTC)."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+Backend = _Folder | _ObjectStore
+
+
+def _backend(root: SourceRoot) -> Backend:
+    return _ObjectStore(str(root)) if is_remote(str(root)) else _Folder(Path(root))
 
 
 _SPECIAL_FILES = (
@@ -359,29 +534,6 @@ _SPECIAL_FILES = (
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
 )
-
-
-def _inspect(root: Path, real_root: Path, path: Path) -> SourceEntry:
-    """The entry for ``path`` from its status alone: what it is and whether it can be indexed."""
-    try:
-        status = path.lstat()
-        if stat.S_ISLNK(status.st_mode):
-            followed = _follow(path, real_root)
-            if isinstance(followed, str):
-                return _entry(root, path, problem=followed)
-            status = followed
-    except OSError as exc:
-        return _entry(root, path, problem=f"cannot be read: {exc.strerror or exc}")
-    for is_special, kind in _SPECIAL_FILES:
-        if is_special(status.st_mode):
-            return _entry(root, path, problem=f"is {kind}, not a regular file; it was not opened")
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        supported = ", ".join(SUPPORTED_SUFFIXES)
-        return _entry(root, path, problem=f"unsupported file type {suffix or '(none)'!r}; supported: {supported}")
-    if not stat.S_ISREG(status.st_mode):
-        return _entry(root, path, problem="not a regular file; it was not opened")
-    return _entry(root, path, status)
 
 
 def _follow(link: Path, real_root: Path) -> str | os.stat_result:
@@ -403,25 +555,12 @@ def _follow(link: Path, real_root: Path) -> str | os.stat_result:
     return status
 
 
-def _read(tenant: str, entry: SourceEntry, max_bytes: int) -> tuple[dict | str, Seen | None]:
-    """The document's row, or why it cannot be indexed; with what the file looked like when read.
-
-    The file is opened non-blocking and checked again once open, so a file swapped for a FIFO after
-    the listing cannot hang the scan.
-    """
+def _read(tenant: str, backend: Backend, entry: SourceEntry, max_bytes: int) -> tuple[dict | str, Seen | None]:
+    """The document's row, or why it cannot be indexed; with what the file looked like when read."""
     read_at = datetime.now(UTC)  # before the read: a write after it gets a later modification time
-    try:
-        fd = os.open(entry.path, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as handle:
-            status = os.fstat(handle.fileno())
-            if not stat.S_ISREG(status.st_mode):
-                return "not a regular file; it was not read", None
-            if status.st_size > max_bytes:  # judged again on every scan: the limit is a setting
-                return _too_big(status.st_size, max_bytes), None
-            seen = Seen(status.st_size, mtime_of(status), read_at)
-            data = handle.read(max_bytes + 1)
-    except OSError as exc:
-        return f"cannot be read: {exc.strerror or exc}", None
+    data, seen = backend.read(entry, max_bytes, read_at)
+    if isinstance(data, str):
+        return data, seen
     if len(data) > max_bytes:
         grew = f"file grew over the {max_bytes}-byte limit while read; split it or raise EMBEDOPS_MAX_DOCUMENT_BYTES"
         return grew, None
@@ -431,10 +570,11 @@ def _read(tenant: str, entry: SourceEntry, max_bytes: int) -> tuple[dict | str, 
         return str(exc), seen
     if not text.strip():
         return "empty or whitespace-only document", seen
+    assert seen is not None
     return {
         "tenant": tenant,
         "doc_id": entry.doc_id,
-        "suffix": entry.path.suffix.lower(),
+        "suffix": PurePosixPath(entry.doc_id).suffix.lower(),
         "size": len(data),
         "modified_at": seen.modified_at,
         "checksum": sha256_bytes(data),

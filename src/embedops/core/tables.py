@@ -29,7 +29,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from lance.fragment import FragmentMetadata, write_fragments
 
-from embedops.core.dataplane import is_remote, join
+from embedops.core.dataplane import is_remote, is_store_failure, join, reaching, unreachable
 from embedops.errors import NotMaterializedError
 
 Rows: TypeAlias = pa.Table | ds.Dataset  # a materialization in memory, or stored (Lance, Parquet) and read in batches
@@ -37,6 +37,7 @@ BATCH_ROWS = 2048
 # A writer holds this much of its rows before writing them out as a data file (a fragment) of the new version.
 FLUSH_BYTES = 16 * 1024 * 1024  # measured at 100k 384-d vectors: +97 MB peak RSS (64 MiB: +138 MB)
 DEFAULT_RETENTION = timedelta(days=7)
+TABLES = "the materialized tables"  # how an unreachable-store error names them
 
 
 def batches(rows: Rows, columns: Sequence[str] | None = None, size: int = BATCH_ROWS) -> Iterator[pa.Table]:
@@ -131,6 +132,10 @@ class TableWriter:
             self._flush()
 
     def _flush(self) -> None:
+        with reaching(self.url, TABLES):
+            self._write_pending()
+
+    def _write_pending(self) -> None:
         if self._pending:
             data = pa.concat_tables(self._pending).replace_schema_metadata(self.schema.metadata)
             self._pending, self._held = [], 0
@@ -143,9 +148,10 @@ class TableWriter:
         """Write what is held and make every row written one new version (the latest)."""
         self._flush()
         operation = lance.LanceOperation.Overwrite(self.schema, self._fragments)
-        dataset = lance.LanceDataset.commit(
-            self.url, operation, storage_options=self._options, commit_message=f"run {self.run_id}"
-        )
+        with reaching(self.url, TABLES):
+            dataset = lance.LanceDataset.commit(
+                self.url, operation, storage_options=self._options, commit_message=f"run {self.run_id}"
+            )
         self.version = dataset.version
         return dataset
 
@@ -229,13 +235,16 @@ class TableStore:
         url = self.url(asset, partition)
         found = self._open(url)
         source = reader(rows, schema)
-        if found is None:
-            found = lance.write_dataset(source, url, schema=schema, mode="create", storage_options=self.storage_options)
-        else:
-            merge = found.merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
-            if delete_where is not None:
-                merge = merge.when_not_matched_by_source_delete(delete_where)
-            merge.execute(source)  # updates ``found`` to the new version
+        with reaching(url, TABLES):
+            if found is None:
+                found = lance.write_dataset(
+                    source, url, schema=schema, mode="create", storage_options=self.storage_options
+                )
+            else:
+                merge = found.merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
+                if delete_where is not None:
+                    merge = merge.when_not_matched_by_source_delete(delete_where)
+                merge.execute(source)  # updates ``found`` to the new version
         self._cleanup(found)
         return int(found.version)
 
@@ -244,7 +253,8 @@ class TableStore:
         found = self._open(self.url(asset, partition))
         if found is None:
             raise NotMaterializedError(f"{self._name(asset, partition)} is not materialized: nothing to delete")
-        found.delete(where)
+        with reaching(found.uri, TABLES):
+            found.delete(where)
         self._cleanup(found)
         return int(found.version)
 
@@ -297,7 +307,8 @@ class TableStore:
         folder = join(self.root, "tables", asset)
         if not is_remote(self.root) and not os.path.isdir(folder):
             return []
-        names = lancedb.connect(folder, storage_options=self.storage_options).list_tables().tables
+        with reaching(folder, TABLES):
+            names = lancedb.connect(folder, storage_options=self.storage_options).list_tables().tables
         return sorted(n for n in names if self._open(self.url(asset, (n,))) is not None)
 
     def _open(self, url: str) -> lance.LanceDataset | None:
@@ -308,7 +319,11 @@ class TableStore:
             # version was never committed); tests/core/test_tables.py fails if this message changes
             if "was not found" in str(error):
                 return None
+            if is_store_failure(error):
+                raise unreachable(url, error, TABLES) from error
             raise
+        except OSError as error:
+            raise unreachable(url, error, TABLES) from error
 
     def _versions(self, dataset: lance.LanceDataset) -> list[tuple[int, datetime]]:
         found = []
@@ -320,7 +335,8 @@ class TableStore:
 
     def _cleanup(self, dataset: lance.LanceDataset) -> None:
         """Remove the versions committed more than ``retention`` ago and their files; the latest stays."""
-        dataset.cleanup_old_versions(older_than=self.retention, error_if_tagged_old_versions=False)
+        with reaching(dataset.uri, TABLES):
+            dataset.cleanup_old_versions(older_than=self.retention, error_if_tagged_old_versions=False)
 
     def _days(self) -> str:
         return f"{self.retention / timedelta(days=1):g}"

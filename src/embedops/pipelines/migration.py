@@ -9,7 +9,6 @@
 """
 
 import json
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -38,7 +37,7 @@ def customer_tenants(workspace: WorkspaceResource, instance: dg.DagsterInstance 
     return known_tenants(workspace.registry().tenants(), workspace.tables(), extra)
 
 
-def tenant_sources(workspace: WorkspaceResource, instance: dg.DagsterInstance | None = None) -> dict[str, Path]:
+def tenant_sources(workspace: WorkspaceResource, instance: dg.DagsterInstance | None = None) -> dict[str, str]:
     """Every customer tenant and its source folder (registered, else under EMBEDOPS_SOURCES)."""
     registry = workspace.registry()
     root = workspace.settings.sources_root
@@ -95,7 +94,7 @@ def cutover_alias(
     manifest = open_manifest(workspace.settings.control_url, spaces, store)
     try:
         swap = cutover(
-            store, manifest, spaces, workspace.settings.home, config.alias, space, verdict, who, config.force
+            store, manifest, spaces, config.alias, space, verdict, who, config.force
         )
     except GateRefusedError as exc:
         raise dg.Failure(description=str(exc), metadata={"gate": dg.MetadataValue.json(verdict.to_json())}) from exc

@@ -14,10 +14,10 @@ from typing import Any
 import dagster as dg
 
 from embedops.assets.metadata import plain
-from embedops.core.sources import document_path
+from embedops.core.sources import document_path, source_location
 from embedops.core.spaces import SpaceSpec
 from embedops.core.tenants import validate_tenant
-from embedops.errors import ConfigError, NotMaterializedError, RunFailedError
+from embedops.errors import NotMaterializedError, RunFailedError
 from embedops.pipelines.execution import execute_job
 from embedops.pipelines.in_flight import embeds_next
 from embedops.pipelines.partitions import register_partitions, tenant_space_key
@@ -64,7 +64,7 @@ def run_ingest(
     instance: dg.DagsterInstance,
     tenant: str,
     spaces: list[SpaceSpec],
-    source: Path | None = None,
+    source: str | Path | None = None,
     verify: bool = False,
 ) -> list[IngestSummary]:
     """Read the tenant's sources, then chunk, embed and index them in each of ``spaces``.
@@ -75,9 +75,7 @@ def run_ingest(
     workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[index]
     validate_tenant(tenant)
     if source is not None:
-        if not source.is_dir():
-            raise ConfigError(f"source folder {source} for tenant {tenant!r} does not exist; create it first")
-        workspace.registry().add_tenant(tenant, source)
+        workspace.registry().add_tenant(tenant, source_location(tenant, source))
     return _run_pipeline(defs, instance, tenant, spaces, {"verify": verify})
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from embedops.core.monitoring import Outcome, first
-from embedops.core.sources import list_source
+from embedops.core.sources import SourceRoot, list_source
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import PROVENANCE_FIELDS, VectorStore, index_rows
 from embedops.core.tables import TableStore
@@ -105,7 +104,7 @@ def quarantined_documents(tables: TableStore, tenant: str, space: SpaceSpec) -> 
 
 
 def reconcile_tenant(
-    tables: TableStore, store: VectorStore, source_root: Path, tenant: str, space: SpaceSpec, limit: int = 50
+    tables: TableStore, store: VectorStore, source_root: SourceRoot, tenant: str, space: SpaceSpec, limit: int = 50
 ) -> Outcome:
     """The reconciliation check of one tenant in one space: its source folder now, its index, its ledger."""
     outcome = reconcile(

@@ -33,7 +33,7 @@ from lancedb.index import HnswSq
 from sqlalchemy import Engine
 
 from embedops.core.aliases import AliasBook
-from embedops.core.dataplane import is_remote
+from embedops.core.dataplane import is_remote, reaching
 from embedops.core.stores.base import Hit, SyncResult, index_schema
 from embedops.core.stores.contract import check_query_space, check_tenant, checked_keys
 from embedops.core.tables import BATCH_ROWS, Rows, reader
@@ -65,9 +65,10 @@ class LanceStore:
         self.ann_min_rows = ann_min_rows
         if not is_remote(self.root):
             Path(self.root).mkdir(parents=True, exist_ok=True)
-        self._db = lancedb.connect(
-            self.root, read_consistency_interval=timedelta(0), storage_options=dict(storage_options or {})
-        )
+        with reaching(self.root, "the LanceDB index"):
+            self._db = lancedb.connect(
+                self.root, read_consistency_interval=timedelta(0), storage_options=dict(storage_options or {})
+            )
         self._aliases = aliases if isinstance(aliases, AliasBook) else AliasBook(aliases)
 
     @staticmethod
