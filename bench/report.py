@@ -481,10 +481,13 @@ def splice(doc: str, report: str) -> str:
     A section ``doc`` lacks goes before its "## Machine and versions"; the report's goals, findings and machine
     sections are left out (they describe a whole run).
     """
-    skip = ("## Goals", "## Where embedops is behind", "## Machine and versions", "## Errors")
+    skip = ("## Where embedops is behind", "## Machine and versions", "## Errors")
     preamble, sections = _sections(doc)
     for heading, body in _sections(report)[1]:
         if heading.startswith(skip):
+            continue
+        if heading == "## Goals":
+            sections = [(h, _goal_rows_spliced(b, body) if h == heading else b) for h, b in sections]
             continue
         body = body.rstrip("\n") + "\n"
         at = next((i for i, (h, _) in enumerate(sections) if h == heading), None)
@@ -494,6 +497,28 @@ def splice(doc: str, report: str) -> str:
             machine = next((i for i, (h, _) in enumerate(sections) if h == "## Machine and versions"), len(sections))
             sections.insert(machine, (heading, body))
     return preamble + "".join(f"\n{h}\n{b}" for h, b in sections)
+
+
+def _goal_rows_spliced(doc_body: str, report_body: str) -> str:
+    """The doc's goals table and list with the rows and lines of the report's families replaced by the report's."""
+    def family(line: str) -> str:
+        return line.removeprefix("| ").removeprefix("- **").split(" ")[0].split("*")[0]
+
+    new_rows = [ln for ln in report_body.splitlines() if ln.startswith("| ") and not ln.startswith("| goal")
+                and not ln.startswith("| ---")]
+    families = {family(ln) for ln in new_rows}
+    new_items = {family(ln): ln for ln in report_body.splitlines() if ln.startswith("- **")}
+    out, placed = [], False
+    for line in doc_body.splitlines():
+        if line.startswith("| ") and family(line) in families:
+            continue
+        if line.startswith("- **") and family(line) in new_items:
+            line = new_items[family(line)]
+        if not line.startswith("| ") and not placed and out and out[-1].startswith("| "):
+            out += new_rows
+            placed = True
+        out.append(line)
+    return "\n".join(out) + "\n"
 
 
 def _sections(text: str) -> tuple[str, list[tuple[str, str]]]:
