@@ -439,7 +439,9 @@ def _scale_md(results: dict, meta: dict) -> list[str]:
              "(wait4). No-op: the median of the re-runs of an unchanged folder; edit: one sentence changed in "
              f"{scale['edit_fraction']:.1%} of the documents, priced as the texts sent to the model times the "
              "model's time per text, plus the rest. `load` is the 1-minute load average when the process "
-             "started (2 cores, shared with other people's tests).", "",
+             "started (2 cores, shared with other people's tests)."
+             + (f" {scale['note']}" if scale.get("note") else ""),
+             "",
              "| chunks | design | cold: wall / peak RSS | no-op: wall (Dagster runs) | 0.1% edit: wall = texts "
              "(model) + rest | load cold / no-op / edit |", "| --- | --- | --- | --- | --- | --- |"]
     for size in scale["sizes"]:

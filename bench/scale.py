@@ -57,8 +57,9 @@ def run(ctx: Context) -> dict:
                 row["designs"][name] = measure(ctx, f"{chunks}-{name}", src, docs, plan, out["encode"])
             out["sizes"].append(row)
             del docs
-        docs = scifact_docs(ctx.data, CLI_DOCS if not ctx.quick else 50)
-        out["cli_noop"] = {name: cli_noop(ctx, name, src, docs) for name, src in designs.items()}
+        if ctx.sizes.get("scale_cli", True):
+            docs = scifact_docs(ctx.data, CLI_DOCS if not ctx.quick else 50)
+            out["cli_noop"] = {name: cli_noop(ctx, name, src, docs) for name, src in designs.items()}
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(previous)], check=False,
                        capture_output=True)
