@@ -440,7 +440,9 @@ def _scale_md(results: dict, meta: dict) -> list[str]:
              f"{scale['edit_fraction']:.1%} of the documents, priced as the texts sent to the model times the "
              "model's time per text, plus the rest. `load` is the 1-minute load average when the process "
              "started (2 cores, shared with other people's tests)."
-             + (f" {scale['note']}" if scale.get("note") else ""),
+             + (f" {scale['note']}" if scale.get("note") else ""), "",
+             "Re-run: `python -m bench --only SCALE [--scale-chunks 100000,1000000] --publish` (about 30 minutes at "
+             "100k chunks here; it replaces this section and the SCALE rows of the goals).",
              "",
              "| chunks | design | cold: wall / peak RSS | no-op: wall (Dagster runs) | 0.1% edit: wall = texts "
              "(model) + rest | load cold / no-op / edit |", "| --- | --- | --- | --- | --- | --- |"]
@@ -452,7 +454,7 @@ def _scale_md(results: dict, meta: dict) -> list[str]:
                          f"{_s(f['noop_s'])} ({noops}; Dagster {_s(f['noop_run_s'])}) | {_s(f['edit_s'])} = "
                          f"{f['edit_calls']} ({_s(f['edit_model_s'])}) + {_s(f['edit_beyond_s'])} | "
                          f"{' / '.join(str(x) for x in f['load'])} |")
-    lines += ["", "Where a no-op run's time goes (seconds of each step's `duration_s`, summed over the run's "
+    lines += ["", "Where each run's time goes (seconds of each step's `duration_s`, summed over the command's "
               "Dagster runs; the rest of the wall time is process start-up, loading the definitions and Dagster's "
               "run machinery):", "", "| chunks | design | run | wall | Dagster runs | steps |",
               "| --- | --- | --- | --- | --- | --- |"]
@@ -474,6 +476,8 @@ def _scale_md(results: dict, meta: dict) -> list[str]:
             st = design["state"]
             parts = ", ".join(f"{k} {v}" for k, v in st["mib_per_million_chunks"].items() if v)
             lines.append(f"- {st['chunks']:,} chunks, {name}: {parts}")
+    if scale.get("findings"):
+        lines += ["", "What the figures say:", "", *[f"- {f}" for f in scale["findings"]]]
     return lines + [""]
 
 
