@@ -3,8 +3,10 @@
 ``python -m bench render bench/out/report.json [--publish]`` writes the Markdown again from the JSON.
 
 Families: P1 (cold ingest vs the model), P2 (unchanged re-run), P3 (edits against LangChain and
-LlamaIndex, with variants and real revisions), SCALE (P2/P3 at 1k and 5k documents), P6 (the synthetic
-~100k-chunk corpus: memory, and the largest scaling point), P4 (search). The report goes to
+LlamaIndex, with variants and real revisions), P5 (P2/P3 at 1k and 5k documents against the peers), SCALE
+(today's design against the previous one at 100k and 1M synthetic chunks: no-op, 0.1% edit, memory, state; sizes
+from ``--scale-chunks``), P6 (the synthetic ~100k-chunk corpus: memory, and the largest scaling point), P4 (search).
+``--publish`` with ``--only`` replaces only the selected families' sections of docs/benchmarks.md. The report goes to
 ``OUT/report.json`` and ``OUT/report.md``; ``--publish`` also copies the Markdown to docs/benchmarks.md.
 """
 
@@ -23,7 +25,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-FAMILIES = ("P1", "P2", "P3", "SCALE", "P6", "P4")
+FAMILIES = ("P1", "P2", "P3", "P5", "SCALE", "P6", "P4")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -37,6 +39,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-peers", action="store_true", help="skip LangChain and LlamaIndex")
     parser.add_argument("--publish", action="store_true", help="also write the Markdown to docs/benchmarks.md")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--scale-chunks", default="", help="SCALE sizes in chunks, comma-separated (default "
+                        "100000,1000000; 10000,20000 with --quick)")
     return parser.parse_args(argv)
 
 
@@ -61,6 +65,8 @@ def run(argv: list[str] | None = None) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="embedops-bench-"))
     ctx = Context(data=data_root(args.data), tmp=tmp, quick=args.quick)
+    if args.scale_chunks:
+        ctx.sizes["scale_chunks"] = [int(x) for x in args.scale_chunks.split(",") if x.strip()]
     peers_on = not args.no_peers and all(available().values())
     started = time.perf_counter()
     results: dict = {"meta": {"started": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
@@ -95,8 +101,8 @@ def run(argv: list[str] | None = None) -> dict:
         elif "P3" in families:
             results["p3"] = {"skipped": "LangChain / LlamaIndex not installed (pip install -e '.[bench]')"}
         scaling: list[dict] = []
-        if "SCALE" in families:
-            scaling += attempt("SCALE", lambda: edits.run_scaling(ctx) if peers_on else _no_peers(ctx, edits)) or []
+        if "P5" in families:
+            scaling += attempt("P5", lambda: edits.run_scaling(ctx) if peers_on else _no_peers(ctx, edits)) or []
         if "P6" in families:
             synthetic = attempt("P6", lambda: edits.run_synthetic(ctx))
             scaling += [synthetic] if synthetic else []
@@ -105,6 +111,10 @@ def run(argv: list[str] | None = None) -> dict:
             results["p6"] = memory.summarize(scaling) if "P6" in families else {}
         if "P4" in families:
             results["p4"] = attempt("P4", lambda: search.run(ctx))
+        if "SCALE" in families:
+            from bench import scale
+
+            results["scale"] = attempt("SCALE", lambda: scale.run(ctx))
     finally:
         results["meta"]["duration_s"] = round(time.perf_counter() - started, 1)
         results["meta"]["load_end"] = system.load_average()
@@ -112,8 +122,7 @@ def run(argv: list[str] | None = None) -> dict:
         json_path, md_path = report.write(results, args.out)
         ctx.log(f"report: {md_path} and {json_path}")
         if args.publish:
-            (REPO / "docs").mkdir(exist_ok=True)
-            shutil.copyfile(md_path, REPO / "docs" / "benchmarks.md")
+            publish_md(md_path, whole=families == set(FAMILIES))
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     return results
@@ -163,7 +172,20 @@ def render(path: Path, publish: bool) -> None:
     results["findings"] = findings.findings(results)
     _, md_path = report.write(results, path.parent)
     if publish:
-        shutil.copyfile(md_path, REPO / "docs" / "benchmarks.md")
+        publish_md(md_path, whole=set(results["meta"].get("families", FAMILIES)) == set(FAMILIES))
+
+
+def publish_md(md_path: Path, whole: bool) -> None:
+    """Copy the report to docs/benchmarks.md; a partial run replaces only its own sections there."""
+    from bench.report import splice
+
+    target = REPO / "docs" / "benchmarks.md"
+    target.parent.mkdir(exist_ok=True)
+    if whole or not target.exists():
+        shutil.copyfile(md_path, target)
+    else:
+        target.write_text(splice(target.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")),
+                          encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

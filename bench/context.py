@@ -12,6 +12,7 @@ FULL = {
     "p1_docs": 120,  # SciFact abstracts through all-MiniLM-L6-v2 (about 3.5 chunks each)
     "p3_fraction": 0.01,
     "scale_docs": [1000, 5000],  # SciFact, static model, every tool
+    "scale_chunks": [100_000, 1_000_000],  # SCALE: synthetic, static model, today's design and the previous
     "synthetic_docs": 50000,  # synthetic, static model, embedops only (P6: about 100k chunks)
     "variant_docs": 500,  # native splitters and LangChain batch size, static model
     "revision_fraction": 0.05,  # wiki articles moved to their next real version
@@ -26,6 +27,7 @@ QUICK = {
     "p1_docs": 6,
     "p3_fraction": 0.01,
     "scale_docs": [60],
+    "scale_chunks": [10_000, 20_000],
     "synthetic_docs": 200,
     "variant_docs": 30,
     "revision_fraction": 0.05,

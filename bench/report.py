@@ -11,8 +11,13 @@ GOALS = {
     "P3": "edits to 1% / appends to 1% / deletions of 1%: texts sent to the model and wall time follow the change",
     "P4": "index search p50/p99 and recall@10 against exact search at 10k and 100k vectors; end-to-end search",
     "P6": "peak RSS of an ingest of 100k chunks: it must stream, not hold the corpus in memory",
-    "SCALE": "P2 and P3 at 1k, 5k and 50k documents: cost follows the change, not the corpus",
+    "P5": "P2 and P3 at 1k and 5k SciFact documents against the peers: cost follows the change, not the corpus",
+    "SCALE": "runs cost the change: at 1M chunks a no-op run < 10 s and <= 2x the run at 100k; a 0.1% edit costs "
+             "the model's time plus < 5 s; cold-ingest peak RSS < 1.5 GB and within 15% from 100k to 1M; a no-op "
+             "`embedops ingest` process at 1k SciFact documents < 6 s (median of 5)",
 }
+SCALE_HEADING = "## SCALE: runs cost the change (today's design against the previous one)"
+RSS_LIMIT_MIB = 1.5e9 / 2**20  # 1.5 GB
 PEERS = ("langchain", "llamaindex")
 
 
@@ -123,6 +128,56 @@ def goal_rows(results: dict) -> list[dict]:
                      "measured": f"peak {p6['cold_peak_rss_mb']:.0f} MiB for {p6['chunks']:,} chunks "
                                  f"(+{p6['cold_growth_mb']:.0f} MiB over the loaded process)",
                      "met": p6.get("streams"), "note": p6.get("verdict", "")})
+    return rows + scale_goal_rows(results.get("scale"))
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def scale_figures(design: dict) -> dict:
+    """The headline figures of one design at one size."""
+    cold, edit = design["cold"], design["edit"]
+    return {"chunks": cold.get("chunks", 0), "cold_s": cold["wall_seconds"], "cold_rss": cold["peak_rss_mb"],
+            "noop_s": _median([r["wall_seconds"] for r in design["noop"]]),
+            "noop_run_s": _median([r.get("run_seconds") or 0.0 for r in design["noop"]]),
+            "edit_s": edit["wall_seconds"], "edit_calls": edit.get("model_calls", 0),
+            "edit_model_s": edit["model_seconds"], "edit_beyond_s": edit["beyond_model_seconds"],
+            "load": [cold["load"], design["noop"][0]["load"], edit["load"]]}
+
+
+def scale_goal_rows(scale: dict | None) -> list[dict]:
+    """The SCALE targets, judged on today's design at the smallest and largest sizes measured."""
+    if not scale or not scale.get("sizes"):
+        return []
+    sizes = [s for s in scale["sizes"] if "today" in s["designs"]]
+    if not sizes:
+        return []
+    small, big = scale_figures(sizes[0]["designs"]["today"]), scale_figures(sizes[-1]["designs"]["today"])
+    n, rows = f"{big['chunks']:,} chunks", []
+    growth = big["noop_s"] / small["noop_s"] if small["noop_s"] else None
+    rows.append({"goal": f"SCALE no-op ({n})", "target": "< 10 s; <= 2x the smallest size",
+                 "measured": f"{_s(big['noop_s'])} ({_x(big['noop_s'], small['noop_s'])} of {_s(small['noop_s'])} "
+                             f"at {small['chunks']:,})",
+                 "met": big["noop_s"] < 10 and growth is not None and growth <= 2,
+                 "note": f"median of the no-op runs, a new process each; Dagster's runs {_s(big['noop_run_s'])} of it; "
+                         f"load {big['load'][1]}"})
+    rows.append({"goal": f"SCALE 0.1% edit ({n})", "target": "model time + < 5 s",
+                 "measured": f"{_s(big['edit_s'])} = {big['edit_calls']} texts ({_s(big['edit_model_s'])} of model) "
+                             f"+ {_s(big['edit_beyond_s'])}",
+                 "met": big["edit_beyond_s"] < 5, "note": f"load {big['load'][2]}"})
+    flat = big["cold_rss"] <= small["cold_rss"] * 1.15
+    rows.append({"goal": "SCALE cold-ingest peak RSS", "target": "< 1.5 GB; within 15% over the sizes",
+                 "measured": f"{big['cold_rss']:.0f} MiB at {big['chunks']:,} chunks, {small['cold_rss']:.0f} MiB at "
+                             f"{small['chunks']:,} ({big['cold_rss'] / small['cold_rss'] - 1:+.0%})",
+                 "met": big["cold_rss"] < RSS_LIMIT_MIB and flat, "note": f"1.5 GB = {RSS_LIMIT_MIB:.0f} MiB"})
+    cli = (scale.get("cli_noop") or {}).get("today")
+    if cli:
+        rows.append({"goal": f"SCALE CLI no-op ({cli['documents']:,} SciFact docs)", "target": "< 6 s (median of 5)",
+                     "measured": _s(cli["median_seconds"]), "met": cli["median_seconds"] < 6,
+                     "note": f"runs {cli['runs']} s; load {cli['load']}"})
     return rows
 
 
@@ -144,7 +199,8 @@ def markdown(results: dict) -> str:
     if results.get("findings"):
         lines += ["## Where embedops is behind, and why", ""]
         lines += [f"- {f}" for f in results["findings"]] + [""]
-    lines += _p1(results) + _p2(results) + _p3(results) + _scaling_md(results) + _p4(results) + _p6(results)
+    lines += _p1(results) + _p2(results) + _p3(results) + _scaling_md(results) + _scale_md(results, meta)
+    lines += _p4(results) + _p6(results)
     lines += _machine(meta)
     errors = results.get("errors") or {}
     if errors:
@@ -277,7 +333,7 @@ def _scaling_md(results: dict) -> list[str]:
     runs = results.get("scaling") or []
     if not runs:
         return []
-    lines = ["## Scaling: re-run and edits at growing corpus sizes (static model)", "",
+    lines = ["## P5 scaling against the peers: re-run and edits at growing corpus sizes (static model)", "",
              "| corpus | tool | chunks | cold | re-run: texts / time (% of cold) | edits: texts / time (% of cold) "
              "| peak RSS cold / re-run / edits | checks |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in runs:
@@ -366,6 +422,119 @@ def _p4(results: dict) -> list[str]:
         lines.append(f"| {n} | (LanceStore.sync of the table, index build included: {e['write_seconds']} s{extra}) "
                      "| | | |")
     return lines + [""]
+
+
+def _scale_md(results: dict, meta: dict) -> list[str]:
+    scale = results.get("scale")
+    if not scale or not scale.get("sizes"):
+        return []
+    enc = scale["encode"]
+    lines = [SCALE_HEADING, "",
+             f"Run {meta.get('started', '?')}, code at commit {meta.get('code', '?')} against the previous design "
+             f"(commit {scale['previous_commit']}, the last before the control and data planes), in the same run. "
+             "Synthetic documents (SciFact sentences recombined, about 2 chunks each), the static model "
+             f"(model2vec, dimension 64: {enc['ms_per_text']} ms per text by its own encode(), measured in the "
+             "run). Every figure is one `embedops ingest --tenant bench --source DIR --json` as a new process "
+             "(Python and Dagster start-up included) with only EMBEDOPS_HOME set; peak RSS is that process's "
+             "(wait4). No-op: the median of the re-runs of an unchanged folder; edit: one sentence changed in "
+             f"{scale['edit_fraction']:.1%} of the documents, priced as the texts sent to the model times the "
+             "model's time per text, plus the rest. `load` is the 1-minute load average when the process "
+             "started (2 cores, shared with other people's tests)."
+             + (f" {scale['note']}" if scale.get("note") else ""), "",
+             "Re-run: `python -m bench --only SCALE [--scale-chunks 100000,1000000] --publish` (about 30 minutes at "
+             "100k chunks here; it replaces this section and the SCALE rows of the goals).",
+             "",
+             "| chunks | design | cold: wall / peak RSS | no-op: wall (Dagster runs) | 0.1% edit: wall = texts "
+             "(model) + rest | load cold / no-op / edit |", "| --- | --- | --- | --- | --- | --- |"]
+    for size in scale["sizes"]:
+        for name, design in size["designs"].items():
+            f = scale_figures(design)
+            noops = ", ".join(_s(r["wall_seconds"]) for r in design["noop"])
+            lines.append(f"| {f['chunks']:,} | {name} | {_s(f['cold_s'])} / {f['cold_rss']:.0f} MiB | "
+                         f"{_s(f['noop_s'])} ({noops}; Dagster {_s(f['noop_run_s'])}) | {_s(f['edit_s'])} = "
+                         f"{f['edit_calls']} ({_s(f['edit_model_s'])}) + {_s(f['edit_beyond_s'])} | "
+                         f"{' / '.join(str(x) for x in f['load'])} |")
+    lines += ["", "Where each run's time goes (seconds of each step's `duration_s`, summed over the command's "
+              "Dagster runs; the rest of the wall time is process start-up, loading the definitions and Dagster's "
+              "run machinery):", "", "| chunks | design | run | wall | Dagster runs | steps |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for size in scale["sizes"]:
+        for name, design in size["designs"].items():
+            for label, r in [("cold", design["cold"]), ("no-op", design["noop"][0]), ("edit", design["edit"])]:
+                steps = ", ".join(f"{k} {v}" for k, v in (r.get("steps") or {}).items())
+                lines.append(f"| {r.get('chunks', 0):,} | {name} | {label} | {_s(r['wall_seconds'])} | "
+                             f"{_s(r.get('run_seconds'))} | {steps} |")
+    cli = scale.get("cli_noop") or {}
+    if cli:
+        lines += ["", "A no-op `embedops ingest` as a new process on SciFact documents (median of 5):", ""]
+        for name, c in cli.items():
+            lines.append(f"- {name}: {c['documents']:,} documents, median {_s(c['median_seconds'])} (runs "
+                         f"{c['runs']} s; Dagster runs {c['run_seconds']} s; load {c['load']})")
+    lines += ["", "State left by the cold ingest, MiB per million chunks (bytes under EMBEDOPS_HOME by part):", ""]
+    for size in scale["sizes"]:
+        for name, design in size["designs"].items():
+            st = design["state"]
+            parts = ", ".join(f"{k} {v}" for k, v in st["mib_per_million_chunks"].items() if v)
+            lines.append(f"- {st['chunks']:,} chunks, {name}: {parts}")
+    if scale.get("findings"):
+        lines += ["", "What the figures say:", "", *[f"- {f}" for f in scale["findings"]]]
+    return lines + [""]
+
+
+def splice(doc: str, report: str) -> str:
+    """``doc`` with each of ``report``'s family sections put in place of the section of the same heading.
+
+    A section ``doc`` lacks goes before its "## Machine and versions"; the report's goals, findings and machine
+    sections are left out (they describe a whole run).
+    """
+    skip = ("## Where embedops is behind", "## Machine and versions", "## Errors")
+    preamble, sections = _sections(doc)
+    for heading, body in _sections(report)[1]:
+        if heading.startswith(skip):
+            continue
+        if heading == "## Goals":
+            sections = [(h, _goal_rows_spliced(b, body) if h == heading else b) for h, b in sections]
+            continue
+        body = body.rstrip("\n") + "\n"
+        at = next((i for i, (h, _) in enumerate(sections) if h == heading), None)
+        if at is not None:
+            sections[at] = (heading, body)
+        else:
+            machine = next((i for i, (h, _) in enumerate(sections) if h == "## Machine and versions"), len(sections))
+            sections.insert(machine, (heading, body))
+    return preamble + "".join(f"\n{h}\n{b}" for h, b in sections)
+
+
+def _goal_rows_spliced(doc_body: str, report_body: str) -> str:
+    """The doc's goals table and list with the rows and lines of the report's families replaced by the report's."""
+    def family(line: str) -> str:
+        return line.removeprefix("| ").removeprefix("- **").split(" ")[0].split("*")[0]
+
+    new_rows = [ln for ln in report_body.splitlines() if ln.startswith("| ") and not ln.startswith("| goal")
+                and not ln.startswith("| ---")]
+    families = {family(ln) for ln in new_rows}
+    new_items = {family(ln): ln for ln in report_body.splitlines() if ln.startswith("- **")}
+    out, placed = [], False
+    for line in doc_body.splitlines():
+        if line.startswith("| ") and family(line) in families:
+            continue
+        if line.startswith("- **") and family(line) in new_items:
+            line = new_items[family(line)]
+        if not line.startswith("| ") and not placed and out and out[-1].startswith("| "):
+            out += new_rows
+            placed = True
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _sections(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """The text before the first level-2 heading, and (heading line, text up to the next one) for each."""
+    parts = text.split("\n## ")
+    sections = []
+    for part in parts[1:]:
+        heading, _, body = part.partition("\n")
+        sections.append(("## " + heading, body))
+    return parts[0], sections
 
 
 def _p6(results: dict) -> list[str]:
