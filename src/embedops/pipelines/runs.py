@@ -13,7 +13,7 @@ from typing import Any
 
 import dagster as dg
 
-from embedops.assets.metadata import plain
+from embedops.assets.metadata import plain, recorded, still_current
 from embedops.core.sources import document_path
 from embedops.core.spaces import SpaceSpec
 from embedops.core.tenants import validate_tenant
@@ -45,6 +45,7 @@ class IngestSummary:
     stale_rows: int = 0
     bodies_read: int = 0  # source files opened; 0 when every file's size and time vouched for it
     sources_unchanged: bool = False  # no source document changed: no new source_documents table
+    space_unchanged: bool = False  # every step of the space was current: no embed run (counts as last recorded)
     quarantined: list[dict[str, str]] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
 
@@ -131,6 +132,10 @@ def _run_pipeline(
     summaries = []
     failed: list[RunFailedError] = []
     for space in spaces:  # one space failing does not stop the others; the call fails after all ran
+        kept = _current(instance, workspace, tenant, space) if source_meta.get("unchanged") else None
+        if kept is not None:
+            summaries.append(_summary(tenant, space, source_meta, *kept, [docs_run.run_id], space_unchanged=True))
+            continue
         try:
             run = execute_job(defs, "embed_space_job", instance, tenant_space_key(tenant, space.name))
         except RunFailedError as exc:
@@ -139,35 +144,84 @@ def _run_pipeline(
         chunks, embeddings, index = (
             _metadata(run, n) for n in ("document_chunks", "chunk_embeddings", "vector_index")
         )
-        summaries.append(
-            IngestSummary(
-                tenant=tenant,
-                space=space.name,
-                space_id=space.space_id,
-                documents=chunks.get("documents", 0),
-                chunks=chunks.get("chunks", 0),
-                added=chunks.get("added", 0),
-                changed=chunks.get("changed", 0),
-                deleted=chunks.get("deleted", 0),
-                unchanged=chunks.get("unchanged", 0),
-                model_calls=embeddings.get("model_calls", 0),
-                cache_hits=embeddings.get("cache_hits", 0),
-                index_rows=index.get("rows", 0),
-                index_upserted=index.get("upserted", 0),
-                index_deleted=index.get("deleted", 0),
-                stale_rows=embeddings.get("stale_rows", 0),
-                bodies_read=source_meta.get("bodies_read", 0),
-                sources_unchanged=bool(source_meta.get("unchanged", False)),
-                quarantined=[
-                    {"path": q["doc_id"], "reason": q["reason"]}
-                    for meta in (source_meta, chunks, embeddings)
-                    for q in meta.get("quarantined_documents", [])
-                ],
-                run_ids=[docs_run.run_id, run.run_id],
-            )
-        )
+        summaries.append(_summary(tenant, space, source_meta, chunks, embeddings, index, [docs_run.run_id, run.run_id]))
     if failed:
         raise RunFailedError(
             "\n".join(str(e) for e in failed), failed[0].run_id, [f for e in failed for f in e.failures]
         )
     return summaries
+
+
+def _summary(
+    tenant: str,
+    space: SpaceSpec,
+    source_meta: dict[str, Any],
+    chunks: dict[str, Any],
+    embeddings: dict[str, Any],
+    index: dict[str, Any],
+    run_ids: list[str],
+    space_unchanged: bool = False,
+) -> IngestSummary:
+    return IngestSummary(
+        tenant=tenant,
+        space=space.name,
+        space_id=space.space_id,
+        documents=chunks.get("documents", 0),
+        chunks=chunks.get("chunks", 0),
+        added=chunks.get("added", 0),
+        changed=chunks.get("changed", 0),
+        deleted=chunks.get("deleted", 0),
+        unchanged=chunks.get("unchanged", 0),
+        model_calls=embeddings.get("model_calls", 0),
+        cache_hits=embeddings.get("cache_hits", 0),
+        index_rows=index.get("rows", 0),
+        index_upserted=index.get("upserted", 0),
+        index_deleted=index.get("deleted", 0),
+        stale_rows=embeddings.get("stale_rows", 0),
+        bodies_read=source_meta.get("bodies_read", 0),
+        sources_unchanged=bool(source_meta.get("unchanged", False)),
+        space_unchanged=space_unchanged,
+        quarantined=[
+            {"path": q["doc_id"], "reason": q["reason"]}
+            for meta in (source_meta, chunks, embeddings)
+            for q in meta.get("quarantined_documents", [])
+        ],
+        run_ids=run_ids,
+    )
+
+
+def _current(
+    instance: dg.DagsterInstance, workspace: WorkspaceResource, tenant: str, space: SpaceSpec
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
+    """When the space's chunks, embeddings and index are still what their last runs recorded (the rule each
+    step applies to itself: the same recipe, the upstream and own tables at the recorded versions) and no
+    document waits for a retry: what those runs recorded, as a run that changed nothing would report it.
+    None when anything differs or is unknown. The index's own version is not read here (that needs the
+    vector store's client); anything that writes to the index outside a sync also changes chunk_embeddings.
+    """
+    from embedops.assets.embeddings import has_pending_retries
+
+    key = tenant_space_key(tenant, space.name)
+    chunks, embeddings, index = (
+        recorded(instance, asset, key) for asset in ("document_chunks", "chunk_embeddings", "vector_index")
+    )
+    tables = workspace.tables()
+    source = tables.latest("source_documents", (tenant,))
+    own = {asset: tables.latest(asset, (tenant, space.name)) for asset in ("document_chunks", "chunk_embeddings")}
+    if source is None or None in own.values() or has_pending_retries(dict(embeddings)):
+        return None
+    chunks_version, embeddings_version = (own[a][1] for a in own)  # type: ignore[index]
+    if not (
+        still_current(chunks, space.config_hash, {"source_version": source[1], "table_version": chunks_version})
+        and still_current(
+            embeddings, space.config_hash, {"chunks_version": chunks_version, "table_version": embeddings_version}
+        )
+        and still_current(index, space.config_hash, {"embeddings_version": embeddings_version})
+    ):
+        return None
+    unchanged = {"added": 0, "changed": 0, "deleted": 0, "model_calls": 0, "cache_hits": 0, "upserted": 0}
+    return (
+        {**plain(chunks), **unchanged, "unchanged": plain(chunks).get("documents", 0)},
+        {**plain(embeddings), **unchanged},
+        {**plain(index), **unchanged},
+    )
