@@ -18,7 +18,7 @@ from embedops.pipelines.partitions import tenant_space, tenant_space_partitions
 from embedops.resources import VectorStoreResource, WorkspaceResource
 
 # what a run that finds nothing to sync reports again from the materialization it leaves in place
-_KEPT = ("rows", "version", "space", "space_id", "embeddings_version", "config_hash")
+_KEPT = ("rows", "version", "store_version", "space", "space_id", "embeddings_version", "config_hash")
 _DESCRIPTION = "The tenant's collection in the space, synced to the embeddings in one commit (deletes included)."
 FIRST_SYNC = "vector_index first sync"  # who the manifest records as first pointing the alias
 
@@ -56,7 +56,7 @@ def _sync_index(
         raise NotMaterializedError(f"chunk_embeddings for {tenant}/{space.name} is not materialized yet")
     store = vector_store.open()
     before = recorded(context.instance, INDEX_KEY.to_user_string(), str(context.partition_key))
-    versions = {"embeddings_version": int(rows.version), "version": store.version(tenant, space.space_id)}
+    versions = {"embeddings_version": int(rows.version), "store_version": store.version(tenant, space.space_id)}
     target = store.get_alias(spaces.alias)
     first = space.name == spaces.serving_space.name and target is None  # the alias is pointed on a sync
     if still_current(before, space.config_hash, versions) and not first:
@@ -102,6 +102,8 @@ def _sync_index(
             "version": result.version if result.version is not None else -1,
             "unchanged": not (result.upserted or result.deleted),
             "embeddings_version": int(rows.version),
+            # the collection's version after the sync and its index upkeep (None: the store keeps none)
+            "store_version": _or_unknown(store.version(tenant, space.space_id)),
             "config_hash": space.config_hash,
             "space": space.name,
             "space_id": space.space_id,
@@ -110,6 +112,10 @@ def _sync_index(
             "duration_s": took,
         }
     )
+
+
+def _or_unknown(version: int | None) -> int:
+    return -1 if version is None else version
 
 
 def _space_name(spaces: SpacesConfig, space_id: str | None) -> str:
