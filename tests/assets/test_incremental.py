@@ -58,15 +58,6 @@ def latest_metadata(project: Project, asset: str) -> dict[str, Any]:
     return plain(event.metadata)
 
 
-@pytest.fixture
-def settled(project: Project) -> Project:
-    """Tenant acme's three documents, written an hour ago and ingested once."""
-    project.write("acme", DOCS)
-    project.age("acme")
-    project.ingest("acme")
-    return project
-
-
 def test_an_unchanged_rerun_leaves_every_version_and_loads_no_model(
     settled: Project, no_model: None, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
