@@ -52,7 +52,8 @@ def _apply(ctx: Context, tenant: str, space: SpaceSpec, plan: RepairPlan, expect
         ctx.workspace.tables().delete("chunk_embeddings", (tenant, space.name), in_filter("chunk_id", plan.rewrite))
     store = ctx.store()
     deleted = store.delete(tenant, space.space_id, sorted(plan.delete))
-    summary = run_ingest(ctx.defs, ctx.instance(), tenant, [space])[0]
+    # the index was changed here, so the space's steps run even if nothing else changed: the sync restores it
+    summary = run_ingest(ctx.defs, ctx.instance(), tenant, [space], skip_current=False)[0]
     fresh = ctx.workspace.tables().read("chunk_embeddings", (tenant, space.name))
     rows = fresh.filter(pc.is_in(fresh["chunk_id"], value_set=pa.array(sorted(plan.rewrite), pa.string())))
     rewritten = store.upsert(tenant, space.space_id, space.name, rows) if rows.num_rows else 0

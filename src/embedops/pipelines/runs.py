@@ -67,11 +67,13 @@ def run_ingest(
     spaces: list[SpaceSpec],
     source: Path | None = None,
     verify: bool = False,
+    skip_current: bool = True,
 ) -> list[IngestSummary]:
     """Read the tenant's sources, then chunk, embed and index them in each of ``spaces``.
 
     Files whose size and modification time are unchanged are not read; ``verify`` reads every file
-    (it finds an edit that kept both).
+    (it finds an edit that kept both). When no source changed, a space whose steps are all still current
+    gets no embed run, unless ``skip_current`` is false (a caller that changed the index itself).
     """
     workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[index]
     validate_tenant(tenant)
@@ -79,7 +81,7 @@ def run_ingest(
         if not source.is_dir():
             raise ConfigError(f"source folder {source} for tenant {tenant!r} does not exist; create it first")
         workspace.registry().add_tenant(tenant, source)
-    return _run_pipeline(defs, instance, tenant, spaces, {"verify": verify})
+    return _run_pipeline(defs, instance, tenant, spaces, {"verify": verify}, skip_current)
 
 
 def apply_changes(
@@ -118,7 +120,12 @@ def active_spaces_of(defs: dg.Definitions) -> list[SpaceSpec]:
 
 
 def _run_pipeline(
-    defs: dg.Definitions, instance: dg.DagsterInstance, tenant: str, spaces: list[SpaceSpec], source: dict[str, Any]
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    tenant: str,
+    spaces: list[SpaceSpec],
+    source: dict[str, Any],
+    skip_current: bool = True,
 ) -> list[IngestSummary]:
     """source_documents_job with ``source`` as the asset's config, then embed_space_job in each space."""
     workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[index]
@@ -132,7 +139,8 @@ def _run_pipeline(
     summaries = []
     failed: list[RunFailedError] = []
     for space in spaces:  # one space failing does not stop the others; the call fails after all ran
-        kept = _current(instance, workspace, tenant, space) if source_meta.get("unchanged") else None
+        current = skip_current and source_meta.get("unchanged")
+        kept = _current(instance, workspace, tenant, space) if current else None
         if kept is not None:
             summaries.append(_summary(tenant, space, source_meta, *kept, [docs_run.run_id], space_unchanged=True))
             continue
