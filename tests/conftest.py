@@ -125,6 +125,17 @@ def ingested(project: Project) -> Project:
 
 
 @pytest.fixture
+def settled(project: Project) -> Project:
+    """Tenant acme's three documents, written an hour ago and ingested once (a re-run reads no file)."""
+    from tests.assets.test_pipeline import DOCS
+
+    project.write("acme", DOCS)
+    project.age("acme")
+    project.ingest("acme")
+    return project
+
+
+@pytest.fixture
 def run(tmp_path: Path, minilm: SpaceEmbedder):  # type: ignore[no-untyped-def]
     """Run `embedops ARGS...` in-process against a fresh EMBEDOPS_HOME and DAGSTER_HOME under tmp_path."""
     from click.testing import CliRunner, Result

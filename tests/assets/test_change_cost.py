@@ -24,15 +24,6 @@ from tests.conftest import Project
 
 
 @pytest.fixture
-def settled(project: Project) -> Project:
-    """Tenant acme's three documents, written an hour ago and ingested once."""
-    project.write("acme", DOCS)
-    project.age("acme")
-    project.ingest("acme")
-    return project
-
-
-@pytest.fixture
 def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any model load from here on fails the test."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import embedops.assets.embeddings as embeddings_asset
+import embedops.core.delta as delta
 from embedops.errors import RunFailedError
 from tests.assets.test_pipeline import DOCS
 from tests.conftest import Project
@@ -24,7 +25,8 @@ def test_a_failed_run_leaves_the_served_index_unchanged_and_a_rerun_converges(
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("model server went away")
 
-    monkeypatch.setattr(embeddings_asset, "embed_chunks", crash)
+    monkeypatch.setattr(embeddings_asset, "embed_chunks", crash)  # a new table
+    monkeypatch.setattr(delta, "embed_chunks", crash)  # a change of the table
     with pytest.raises(RunFailedError, match="model server went away"):
         project.ingest("acme")
     assert project.store.export("acme", space_id).to_pylist() == served

@@ -3,12 +3,16 @@ import time
 import dagster as dg
 
 from embedops.assets.documents import quarantine_metadata
-from embedops.assets.metadata import table_metadata, table_of
+from embedops.assets.metadata import carried, numbers, recorded, still_current, table_metadata, table_of
+from embedops.core.delta import apply_chunks
 from embedops.core.ingest import CHUNKS_SCHEMA, plan_chunks
 from embedops.core.sources import quarantine_table
 from embedops.errors import NotMaterializedError
 from embedops.pipelines.partitions import by_tenant, tenant_space, tenant_space_partitions
 from embedops.resources import EmbedderResource, WorkspaceResource
+
+# what a run that finds nothing to do reports again from the materialization it leaves in place
+_KEPT = ("documents", "chunks", "space_id", "table", "table_version", "quarantined", "quarantined_documents")
 
 
 @dg.asset(
@@ -20,31 +24,52 @@ from embedops.resources import EmbedderResource, WorkspaceResource
 def document_chunks(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, embedder: EmbedderResource
 ) -> dg.MaterializeResult:
-    """Chunks of every document in the space's recipe; unchanged documents keep their chunks."""
+    """Chunks of every document in the space's recipe; only added and changed documents are chunked.
+
+    When the source table and this table are still the versions the last run recorded, nothing is read.
+    """
     started = time.monotonic()
     tenant, space = tenant_space(context, workspace)
     tables = workspace.tables()
-    documents = tables.dataset("source_documents", (tenant,))
-    if documents is None:
+    partition = (tenant, space.name)
+    source = tables.latest("source_documents", (tenant,))
+    if source is None:
         raise NotMaterializedError(f"source_documents for tenant {tenant!r} is not materialized yet")
-    previous = tables.dataset("document_chunks", (tenant, space.name))
-    with (
-        workspace.lease(f"tables/document_chunks/{tenant}/{space.name}", context.run.run_id, context.instance),
-        tables.writer("document_chunks", (tenant, space.name), CHUNKS_SCHEMA, context.run.run_id) as out,
-    ):
-        model = embedder.for_space(space)
-        plan = plan_chunks(documents, previous, space, model.count_tokens, out, model.unknown_share)
-        tables.write("chunk_quarantine", (tenant, space.name), quarantine_table(plan.quarantined), context.run.run_id)
+    own = tables.latest("document_chunks", partition)
+    before = recorded(context.instance, "document_chunks", str(context.partition_key))
+    versions = {"source_version": source[1], "table_version": own[1] if own else None}
+    if still_current(before, space.config_hash, versions):
+        context.log.info(f"{tenant}/{space.name}: source_documents unchanged since the last run; nothing to chunk")
+        return dg.MaterializeResult(metadata={
+            **carried(before, _KEPT), "added": 0, "changed": 0, "deleted": 0,
+            "unchanged": numbers(before).get("documents", 0),
+            "table_unchanged": True, "source_version": source[1], "config_hash": space.config_hash,
+            "duration_s": round(time.monotonic() - started, 3),
+        })
+    table = tables.dataset("source_documents", (tenant,))
+    assert table is not None
+    documents, source = table, (source[0], int(table.version))
+    previous = tables.dataset("document_chunks", partition)
+    run_id = context.run.run_id
+    with workspace.lease(f"tables/document_chunks/{tenant}/{space.name}", run_id, context.instance):
+        plan = apply_chunks(tables, partition, documents, previous, space, lambda: embedder.for_space(space), run_id)
+        if plan is None:  # no table yet, or too large a change to commit as one: a new table
+            with tables.writer("document_chunks", partition, CHUNKS_SCHEMA, run_id) as out:
+                model = embedder.for_space(space)
+                plan = plan_chunks(documents, previous, space, model.count_tokens, out, model.unknown_share)
+        tables.write("chunk_quarantine", partition, quarantine_table(plan.quarantined), run_id)
     return dg.MaterializeResult(
         metadata={
-            "documents": len(plan.diff.added) + len(plan.diff.changed) + len(plan.diff.unchanged),
+            "documents": plan.documents,
             "chunks": plan.rows,
-            **plan.diff.counts(),
+            **plan.counts(),
             **({"deleted_documents": table_of(plan.diff.deleted)} if plan.diff.deleted else {}),
+            "table_unchanged": plan.unchanged,
             "space_id": space.space_id,
-            **table_metadata((out.url, out.version)),
+            **table_metadata(tables.latest("document_chunks", partition)),
+            "source_version": source[1],
+            "config_hash": space.config_hash,
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(plan.quarantined),
         }
     )
-

@@ -1,7 +1,6 @@
 import time
 from collections.abc import Iterator
 from contextlib import closing
-from typing import Any
 
 import dagster as dg
 
@@ -11,12 +10,15 @@ from embedops.assets.check_support import (
     invariant_results,
     keep_distribution_baseline,
 )
+from embedops.assets.metadata import carried, numbers, recorded, still_current
 from embedops.core.cutover import open_manifest, point_first
 from embedops.core.spaces import SpacesConfig
 from embedops.errors import NotMaterializedError, UnknownSpaceError
 from embedops.pipelines.partitions import tenant_space, tenant_space_partitions
 from embedops.resources import VectorStoreResource, WorkspaceResource
 
+# what a run that finds nothing to sync reports again from the materialization it leaves in place
+_KEPT = ("rows", "version", "store_version", "space", "space_id", "embeddings_version", "config_hash")
 _DESCRIPTION = "The tenant's collection in the space, synced to the embeddings in one commit (deletes included)."
 FIRST_SYNC = "vector_index first sync"  # who the manifest records as first pointing the alias
 
@@ -53,6 +55,18 @@ def _sync_index(
     if rows is None:
         raise NotMaterializedError(f"chunk_embeddings for {tenant}/{space.name} is not materialized yet")
     store = vector_store.open()
+    before = recorded(context.instance, INDEX_KEY.to_user_string(), str(context.partition_key))
+    versions = {"embeddings_version": int(rows.version), "store_version": store.version(tenant, space.space_id)}
+    target = store.get_alias(spaces.alias)
+    first = space.name == spaces.serving_space.name and target is None  # the alias is pointed on a sync
+    if still_current(before, space.config_hash, versions) and not first:
+        context.log.info(f"{tenant}/{space.name}: chunk_embeddings unchanged since the last sync; nothing to sync")
+        return dg.MaterializeResult(metadata={
+            **carried(before, _KEPT), "alias": spaces.alias, "alias_target": _space_name(spaces, target),
+            "upserted": 0, "deleted": 0, "documents_added": 0, "documents_changed": 0,
+            "documents_deleted": 0, "model_calls": 0, "cache_hits": 0, "unchanged": True,
+            "duration_s": round(time.monotonic() - started, 3),
+        })
     result = store.sync(tenant, space.space_id, space.name, rows)
     if space.name == spaces.serving_space.name and store.get_alias(spaces.alias) is None:  # point_first re-checks
         details = {"run_id": context.run.run_id, "tenant": tenant}
@@ -63,7 +77,11 @@ def _sync_index(
         context.log.info(f"kept the distribution baseline of {tenant}/{space.name} for the drift checks")
     target = store.get_alias(spaces.alias)
     serving = _space_name(spaces, target)
-    upstream = {**_latest(context, "document_chunks"), **_latest(context, "chunk_embeddings")}
+    partition = str(context.partition_key)
+    upstream = {
+        **numbers(recorded(context.instance, "document_chunks", partition)),
+        **numbers(recorded(context.instance, "chunk_embeddings", partition)),
+    }
     documents = {k: int(upstream.get(k, 0)) for k in ("added", "changed", "deleted")}
     took = round(time.monotonic() - started, 3)
     context.log.info(
@@ -81,6 +99,11 @@ def _sync_index(
             "model_calls": int(upstream.get("model_calls", 0)),
             "cache_hits": int(upstream.get("cache_hits", 0)),
             "version": result.version if result.version is not None else -1,
+            "unchanged": not (result.upserted or result.deleted),
+            "embeddings_version": int(rows.version),
+            # the collection's version after the sync and its index upkeep (None: the store keeps none)
+            "store_version": _or_unknown(store.version(tenant, space.space_id)),
+            "config_hash": space.config_hash,
             "space": space.name,
             "space_id": space.space_id,
             "alias": spaces.alias,
@@ -88,6 +111,10 @@ def _sync_index(
             "duration_s": took,
         }
     )
+
+
+def _or_unknown(version: int | None) -> int:
+    return -1 if version is None else version
 
 
 def _space_name(spaces: SpacesConfig, space_id: str | None) -> str:
@@ -98,14 +125,3 @@ def _space_name(spaces: SpacesConfig, space_id: str | None) -> str:
         return spaces.by_id(space_id).name
     except UnknownSpaceError:
         return space_id
-
-
-def _latest(context: dg.AssetExecutionContext, asset: str) -> dict[str, Any]:
-    """The numbers of this partition's latest materialization of ``asset`` (this run's, in a pipeline run)."""
-    found = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[str(context.partition_key)]), limit=1
-    )
-    if not found.records or found.records[0].asset_materialization is None:
-        return {}
-    metadata = found.records[0].asset_materialization.metadata
-    return {k: v.value for k, v in metadata.items() if type(v.value) in (int, float)}

@@ -61,3 +61,35 @@ def table_metadata(latest: tuple[str, int | None] | None) -> dict[str, Any]:
     url, version = latest
     place = dg.MetadataValue.url(redacted(url)) if is_remote(url) else dg.MetadataValue.path(url)
     return {"table": place, "table_version": version if version is not None else -1}
+
+
+def recorded(instance: dg.DagsterInstance, asset: str, partition: str) -> Mapping[str, dg.MetadataValue]:
+    """The metadata of ``partition``'s latest materialization of ``asset`` (this run's, in a pipeline run
+    once the step ran), or nothing when it has none."""
+    found = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    )
+    if not found.records or found.records[0].asset_materialization is None:
+        return {}
+    return found.records[0].asset_materialization.metadata
+
+
+def numbers(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the numbers of recorded metadata (counts, versions, durations)."""
+    values = {k: getattr(v, "value", v) for k, v in metadata.items()}
+    return {k: v for k, v in values.items() if type(v) in (int, float)}
+
+
+def still_current(metadata: Mapping[str, Any], config_hash: str, versions: Mapping[str, int | None]) -> bool:
+    """Whether a step's recorded materialization is still what it would build: the same recipe and, for
+    each recorded version key (its own ``table_version``, the upstream's), the same version now.
+    Anything unknown (no record, no version) is not current."""
+    values = {k: getattr(v, "value", v) for k, v in metadata.items()}
+    if values.get("config_hash") != config_hash:
+        return False
+    return all(now is not None and now >= 0 and values.get(key) == now for key, now in versions.items())
+
+
+def carried(metadata: Mapping[str, dg.MetadataValue], keys: Sequence[str]) -> dict[str, dg.MetadataValue]:
+    """These keys of a previous materialization's metadata, as they were recorded."""
+    return {k: metadata[k] for k in keys if k in metadata}

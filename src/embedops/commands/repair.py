@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from embedops.commands.base import Context
+from embedops.core.delta import in_filter
 from embedops.core.fingerprints import cache_key
 from embedops.core.monitoring.repair import RepairPlan, find_bad_rows
 from embedops.core.spaces import SpaceSpec
@@ -47,9 +48,12 @@ def _apply(ctx: Context, tenant: str, space: SpaceSpec, plan: RepairPlan, expect
 
     texts = dict(zip(expected["chunk_id"].to_pylist(), expected["text"].to_pylist(), strict=True))
     evicted = ctx.workspace.cache().evict([cache_key(space.model.identity, texts[c]) for c in plan.rewrite])
+    if plan.rewrite:  # an ingest embeds only chunks without a current row: take the bad ones out of the table
+        ctx.workspace.tables().delete("chunk_embeddings", (tenant, space.name), in_filter("chunk_id", plan.rewrite))
     store = ctx.store()
     deleted = store.delete(tenant, space.space_id, sorted(plan.delete))
-    summary = run_ingest(ctx.defs, ctx.instance(), tenant, [space])[0]
+    # the index was changed here, so the space's steps run even if nothing else changed: the sync restores it
+    summary = run_ingest(ctx.defs, ctx.instance(), tenant, [space], skip_current=False)[0]
     fresh = ctx.workspace.tables().read("chunk_embeddings", (tenant, space.name))
     rows = fresh.filter(pc.is_in(fresh["chunk_id"], value_set=pa.array(sorted(plan.rewrite), pa.string())))
     rewritten = store.upsert(tenant, space.space_id, space.name, rows) if rows.num_rows else 0

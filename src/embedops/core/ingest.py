@@ -73,9 +73,22 @@ def diff_documents(previous: dict[str, str], current: dict[str, str]) -> Documen
 
 @dataclass
 class ChunkPlan:
-    rows: int
+    rows: int  # in the table, after the run
     diff: DocumentDiff
     quarantined: list[dict]
+    unchanged_documents: int | None = None  # when ``diff`` does not list them
+    unchanged: bool = False  # no new version was written
+
+    def counts(self) -> dict[str, int]:
+        found = self.diff.counts()
+        if self.unchanged_documents is not None:
+            found["unchanged"] = self.unchanged_documents
+        return found
+
+    @property
+    def documents(self) -> int:
+        found = self.counts()
+        return found["added"] + found["changed"] + found["unchanged"]
 
 
 DOCUMENTS_PER_BATCH = 256
@@ -125,7 +138,7 @@ def plan_chunks(
         for doc in part.to_pylist():
             if doc["doc_id"] in reused:
                 continue
-            pieces = _chunk(doc, space, count_tokens, unknown_share)
+            pieces = chunk_document(doc, space, count_tokens, unknown_share)
             if isinstance(pieces, str):
                 quarantined.append({"doc_id": doc["doc_id"], "stage": "chunking", "reason": pieces})
                 continue
@@ -144,7 +157,7 @@ def plan_chunks(
 MAX_UNKNOWN_SHARE = 0.5
 
 
-def _chunk(
+def chunk_document(
     doc: dict, space: SpaceSpec, count_tokens: Callable[[str], int], unknown_share: Callable[[str], float] | None
 ) -> list[dict] | str:
     """The chunk rows of one document in the space's recipe, or why it has none to embed."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import dagster as dg
 
-from embedops.assets.metadata import plain
+from embedops.assets.metadata import plain, recorded, still_current
 from embedops.core.sources import document_path, source_location
 from embedops.core.spaces import SpaceSpec
 from embedops.core.tenants import validate_tenant
@@ -45,6 +45,7 @@ class IngestSummary:
     stale_rows: int = 0
     bodies_read: int = 0  # source files opened; 0 when every file's size and time vouched for it
     sources_unchanged: bool = False  # no source document changed: no new source_documents table
+    space_unchanged: bool = False  # every step of the space was current: no embed run (counts as last recorded)
     quarantined: list[dict[str, str]] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
 
@@ -66,17 +67,19 @@ def run_ingest(
     spaces: list[SpaceSpec],
     source: str | Path | None = None,
     verify: bool = False,
+    skip_current: bool = True,
 ) -> list[IngestSummary]:
     """Read the tenant's sources, then chunk, embed and index them in each of ``spaces``.
 
     Files whose size and modification time are unchanged are not read; ``verify`` reads every file
-    (it finds an edit that kept both).
+    (it finds an edit that kept both). When no source changed, a space whose steps are all still current
+    gets no embed run, unless ``skip_current`` is false (a caller that changed the index itself).
     """
     workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[index]
     validate_tenant(tenant)
     if source is not None:
         workspace.registry().add_tenant(tenant, source_location(tenant, source))
-    return _run_pipeline(defs, instance, tenant, spaces, {"verify": verify})
+    return _run_pipeline(defs, instance, tenant, spaces, {"verify": verify}, skip_current)
 
 
 def apply_changes(
@@ -115,7 +118,12 @@ def active_spaces_of(defs: dg.Definitions) -> list[SpaceSpec]:
 
 
 def _run_pipeline(
-    defs: dg.Definitions, instance: dg.DagsterInstance, tenant: str, spaces: list[SpaceSpec], source: dict[str, Any]
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    tenant: str,
+    spaces: list[SpaceSpec],
+    source: dict[str, Any],
+    skip_current: bool = True,
 ) -> list[IngestSummary]:
     """source_documents_job with ``source`` as the asset's config, then embed_space_job in each space."""
     workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[index]
@@ -129,6 +137,11 @@ def _run_pipeline(
     summaries = []
     failed: list[RunFailedError] = []
     for space in spaces:  # one space failing does not stop the others; the call fails after all ran
+        current = skip_current and source_meta.get("unchanged")
+        kept = _current(instance, workspace, tenant, space) if current else None
+        if kept is not None:
+            summaries.append(_summary(tenant, space, source_meta, *kept, [docs_run.run_id], space_unchanged=True))
+            continue
         try:
             run = execute_job(defs, "embed_space_job", instance, tenant_space_key(tenant, space.name))
         except RunFailedError as exc:
@@ -137,35 +150,84 @@ def _run_pipeline(
         chunks, embeddings, index = (
             _metadata(run, n) for n in ("document_chunks", "chunk_embeddings", "vector_index")
         )
-        summaries.append(
-            IngestSummary(
-                tenant=tenant,
-                space=space.name,
-                space_id=space.space_id,
-                documents=chunks.get("documents", 0),
-                chunks=chunks.get("chunks", 0),
-                added=chunks.get("added", 0),
-                changed=chunks.get("changed", 0),
-                deleted=chunks.get("deleted", 0),
-                unchanged=chunks.get("unchanged", 0),
-                model_calls=embeddings.get("model_calls", 0),
-                cache_hits=embeddings.get("cache_hits", 0),
-                index_rows=index.get("rows", 0),
-                index_upserted=index.get("upserted", 0),
-                index_deleted=index.get("deleted", 0),
-                stale_rows=embeddings.get("stale_rows", 0),
-                bodies_read=source_meta.get("bodies_read", 0),
-                sources_unchanged=bool(source_meta.get("unchanged", False)),
-                quarantined=[
-                    {"path": q["doc_id"], "reason": q["reason"]}
-                    for meta in (source_meta, chunks, embeddings)
-                    for q in meta.get("quarantined_documents", [])
-                ],
-                run_ids=[docs_run.run_id, run.run_id],
-            )
-        )
+        summaries.append(_summary(tenant, space, source_meta, chunks, embeddings, index, [docs_run.run_id, run.run_id]))
     if failed:
         raise RunFailedError(
             "\n".join(str(e) for e in failed), failed[0].run_id, [f for e in failed for f in e.failures]
         )
     return summaries
+
+
+def _summary(
+    tenant: str,
+    space: SpaceSpec,
+    source_meta: dict[str, Any],
+    chunks: dict[str, Any],
+    embeddings: dict[str, Any],
+    index: dict[str, Any],
+    run_ids: list[str],
+    space_unchanged: bool = False,
+) -> IngestSummary:
+    return IngestSummary(
+        tenant=tenant,
+        space=space.name,
+        space_id=space.space_id,
+        documents=chunks.get("documents", 0),
+        chunks=chunks.get("chunks", 0),
+        added=chunks.get("added", 0),
+        changed=chunks.get("changed", 0),
+        deleted=chunks.get("deleted", 0),
+        unchanged=chunks.get("unchanged", 0),
+        model_calls=embeddings.get("model_calls", 0),
+        cache_hits=embeddings.get("cache_hits", 0),
+        index_rows=index.get("rows", 0),
+        index_upserted=index.get("upserted", 0),
+        index_deleted=index.get("deleted", 0),
+        stale_rows=embeddings.get("stale_rows", 0),
+        bodies_read=source_meta.get("bodies_read", 0),
+        sources_unchanged=bool(source_meta.get("unchanged", False)),
+        space_unchanged=space_unchanged,
+        quarantined=[
+            {"path": q["doc_id"], "reason": q["reason"]}
+            for meta in (source_meta, chunks, embeddings)
+            for q in meta.get("quarantined_documents", [])
+        ],
+        run_ids=run_ids,
+    )
+
+
+def _current(
+    instance: dg.DagsterInstance, workspace: WorkspaceResource, tenant: str, space: SpaceSpec
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
+    """When the space's chunks, embeddings and index are still what their last runs recorded (the rule each
+    step applies to itself: the same recipe, the upstream and own tables at the recorded versions) and no
+    document waits for a retry: what those runs recorded, as a run that changed nothing would report it.
+    None when anything differs or is unknown. The index's own version is not read here (that needs the
+    vector store's client); anything that writes to the index outside a sync also changes chunk_embeddings.
+    """
+    from embedops.assets.embeddings import has_pending_retries
+
+    key = tenant_space_key(tenant, space.name)
+    chunks, embeddings, index = (
+        recorded(instance, asset, key) for asset in ("document_chunks", "chunk_embeddings", "vector_index")
+    )
+    tables = workspace.tables()
+    source = tables.latest("source_documents", (tenant,))
+    own = {asset: tables.latest(asset, (tenant, space.name)) for asset in ("document_chunks", "chunk_embeddings")}
+    if source is None or None in own.values() or has_pending_retries(dict(embeddings)):
+        return None
+    chunks_version, embeddings_version = (own[a][1] for a in own)  # type: ignore[index]
+    if not (
+        still_current(chunks, space.config_hash, {"source_version": source[1], "table_version": chunks_version})
+        and still_current(
+            embeddings, space.config_hash, {"chunks_version": chunks_version, "table_version": embeddings_version}
+        )
+        and still_current(index, space.config_hash, {"embeddings_version": embeddings_version})
+    ):
+        return None
+    unchanged = {"added": 0, "changed": 0, "deleted": 0, "model_calls": 0, "cache_hits": 0, "upserted": 0}
+    return (
+        {**plain(chunks), **unchanged, "unchanged": plain(chunks).get("documents", 0)},
+        {**plain(embeddings), **unchanged},
+        {**plain(index), **unchanged},
+    )

@@ -115,6 +115,11 @@ class VectorStore(Protocol):
 
     def tenants(self, space_id: str) -> list[str]: ...
 
+    def version(self, tenant: str, space_id: str) -> int | None:
+        """The version of the tenant's collection, changed by every write to it; None when the store keeps
+        none (then a sync always compares the rows)."""
+        ...
+
     def get_alias(self, alias: str) -> str | None:
         """The space_id an alias points at, or None."""
         ...

@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from lancedb.index import HnswSq
 from sqlalchemy import Engine
 
 from embedops.core.aliases import AliasBook
@@ -38,6 +38,9 @@ from embedops.core.stores.base import Hit, SyncResult, index_schema
 from embedops.core.stores.contract import check_query_space, check_tenant, checked_keys
 from embedops.core.tables import BATCH_ROWS, Rows, reader
 from embedops.errors import NotMaterializedError, SpaceMismatchError
+
+if TYPE_CHECKING:
+    import lancedb
 
 _META_KEY = b"embedops.space"
 # Tables this large get an approximate (HNSW) index; measured at 100k rows: 7 ms per query at
@@ -65,11 +68,21 @@ class LanceStore:
         self.ann_min_rows = ann_min_rows
         if not is_remote(self.root):
             Path(self.root).mkdir(parents=True, exist_ok=True)
-        with reaching(self.root, "the LanceDB index"):
-            self._db = lancedb.connect(
-                self.root, read_consistency_interval=timedelta(0), storage_options=dict(storage_options or {})
-            )
+        self._storage_options = dict(storage_options or {})
         self._aliases = aliases if isinstance(aliases, AliasBook) else AliasBook(aliases)
+
+    @cached_property
+    def _db(self) -> lancedb.DBConnection:
+        """The LanceDB connection, made on first use: a caller that only reads aliases or versions of
+        tables never imports lancedb (over a second)."""
+        import lancedb
+
+        with reaching(self.root, "the LanceDB index"):
+            db = lancedb.connect(
+                self.root, read_consistency_interval=timedelta(0), storage_options=self._storage_options
+            )
+            db.list_tables()  # reach the store now: one that does not answer fails here, in one line
+        return db
 
     @staticmethod
     def table_name(tenant: str, space_id: str) -> str:
@@ -151,6 +164,8 @@ class LanceStore:
         if indexed and changed:
             table.optimize()
         elif not indexed and table.count_rows() >= self.ann_min_rows:
+            from lancedb.index import HnswSq
+
             table.create_index("vector", config=HnswSq(distance_type="cosine"))
 
     def _check_dimension(self, table: lancedb.table.Table, rows: Rows) -> None:

@@ -210,6 +210,10 @@ class WeaviateStore(WeaviateConnection):
         if held:
             yield pa.table(columns, schema=schema)
 
+    def version(self, tenant: str, space_id: str) -> int | None:
+        """None: Weaviate numbers no versions of a collection, so every sync compares the rows."""
+        return None
+
     def tenants(self, space_id: str) -> list[str]:
         space = self._open(space_id)
         if space is None:
