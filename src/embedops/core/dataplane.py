@@ -117,6 +117,7 @@ _REASONS = (
     ("Connection refused", "connection refused"),
     ("ConnectionRefused", "connection refused"),
     ("NoSuchBucket", "no such bucket"),
+    ("error sending request", "the store does not answer (nothing listens there, or no route to it)"),
     ("dns error", "the host name does not resolve"),
     ("timed out", "timed out"),
     ("InvalidAccessKeyId", "the access key is not known"),
