@@ -128,12 +128,7 @@ def pg_server() -> Iterator[PgServer]:
             pid = int((data / "postmaster.pid").read_text().split()[0])
         if started.returncode != 0:
             pytest.fail(f"pg_ctl start failed: {started.stdout}{started.stderr}\n{log.read_text()}")
-        admin = psycopg2.connect(host="127.0.0.1", port=server.port, user=server.user, password=server.password,
-                                 dbname="postgres")
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {server.db_name}")
-        admin.close()
+        server.create_database(server.db_name)
         yield server
     finally:
         subprocess.run([*as_user, str(pg_ctl), "-D", str(data), "-m", "fast", "-w", "-t", "30", "stop"],
