@@ -22,7 +22,7 @@ from embedops.core.ingest import (
     ChunkPlan,
     DocumentDiff,
     EmbeddingResult,
-    chunk_document,
+    chunk_rows,
     embed_chunks,
 )
 from embedops.core.settings import DEFAULT_MAX_MODEL_FAILURE_SHARE
@@ -191,7 +191,7 @@ def apply_chunks(
         encoder = model()
         for part in batches(pick(documents, "doc_id", changes.redo), size=DOCUMENTS_PER_BATCH):
             for doc in part.to_pylist():
-                pieces = chunk_document(doc, space, encoder.count_tokens, encoder.unknown_share)
+                pieces = chunk_rows(doc, space, encoder.count_tokens, encoder.unknown_share)
                 if isinstance(pieces, str):
                     quarantined.append({"doc_id": doc["doc_id"], "stage": "chunking", "reason": pieces})
                     continue

@@ -138,7 +138,7 @@ def plan_chunks(
         for doc in part.to_pylist():
             if doc["doc_id"] in reused:
                 continue
-            pieces = chunk_document(doc, space, count_tokens, unknown_share)
+            pieces = chunk_rows(doc, space, count_tokens, unknown_share)
             if isinstance(pieces, str):
                 quarantined.append({"doc_id": doc["doc_id"], "stage": "chunking", "reason": pieces})
                 continue
@@ -157,7 +157,7 @@ def plan_chunks(
 MAX_UNKNOWN_SHARE = 0.5
 
 
-def chunk_document(
+def chunk_rows(
     doc: dict, space: SpaceSpec, count_tokens: Callable[[str], int], unknown_share: Callable[[str], float] | None
 ) -> list[dict] | str:
     """The chunk rows of one document in the space's recipe, or why it has none to embed."""
