@@ -27,7 +27,8 @@ import numpy as np
 import pyarrow as pa
 from lance.dataset import AutoCleanupConfig
 
-from embedops.core.dataplane import join, storage_options, unreachable
+from embedops.core.dataplane import join, open_dataset, unreachable
+from embedops.core.dataplane import storage_options as options_for
 from embedops.errors import StateUnreachableError
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ SCHEMA = pa.schema(
     ]
 )
 INDEX_NAME = "key_idx"
+CACHE = "the embedding cache"  # how an unreachable-store error names it
 _BATCH = 4096  # keys per lookup
 # Maintenance (compaction and index catch-up) when this many fragments are not in the key index.
 _MAINTAIN_EVERY = 16
@@ -57,7 +59,7 @@ class EmbeddingCache:
     def __init__(self, root_url: str, storage_options: dict[str, str] | None = None) -> None:
         self.root = str(root_url)
         self.uri = join(self.root, "cache", "vectors.lance")
-        self._options = dict(_default_options(self.root) if storage_options is None else storage_options)
+        self._options = dict(options_for(self.root) if storage_options is None else storage_options)
         self._ds: lance.LanceDataset | None = None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, tuple[np.ndarray, datetime]]:
@@ -124,21 +126,17 @@ class EmbeddingCache:
 
     def _latest(self) -> lance.LanceDataset | None:
         """The dataset at its newest version, or None before the first put anywhere."""
+        if self._ds is None:
+            self._ds = open_dataset(self.uri, self._options, CACHE)  # None: no put anywhere yet
+            return self._ds
         try:
-            if self._ds is None:
-                self._ds = lance.dataset(self.uri, storage_options=self._options)
-            else:
-                self._ds.checkout_latest()
-        except ValueError as exc:
-            if "was not found" in str(exc):  # no put anywhere yet
-                return None
-            raise self._unreachable(exc) from exc
-        except OSError as exc:
+            self._ds.checkout_latest()
+        except (OSError, ValueError) as exc:
             raise self._unreachable(exc) from exc
         return self._ds
 
     def _unreachable(self, exc: Exception) -> StateUnreachableError:
-        return unreachable(self.uri, exc, "the embedding cache")
+        return unreachable(self.uri, exc, CACHE)
 
     def _append(self, table: pa.Table) -> lance.LanceDataset:
         if self._latest() is None:
@@ -172,10 +170,6 @@ class EmbeddingCache:
             ds.optimize.optimize_indices()
         except OSError as exc:  # a concurrent writer's maintenance or evict won the commit; the next put retries
             log.info("cache maintenance deferred: %s", exc)
-
-
-def _default_options(root: str) -> dict[str, str]:
-    return storage_options(root)
 
 
 def _indexed_fragments(ds: lance.LanceDataset) -> set[int] | None:

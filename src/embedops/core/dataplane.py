@@ -12,10 +12,14 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow.fs as pafs
 
 from embedops.errors import StateUnreachableError, redacted
+
+if TYPE_CHECKING:
+    import lance
 
 REMOTE_SCHEMES = ("s3://", "gs://", "az://", "abfs://")
 SETTING = "EMBEDOPS_DATA_URL"
@@ -181,3 +185,22 @@ def reaching(uri: str, what: str = "the data plane") -> Iterator[None]:
         if is_store_failure(exc):
             raise unreachable(uri, exc, what) from exc
         raise
+
+
+def open_dataset(url: str, options: dict[str, str], what: str) -> lance.LanceDataset | None:
+    """The Lance dataset at ``url`` at its newest version, or None when none was ever committed there; a store
+    that does not answer is ``unreachable`` (one line naming ``what``)."""
+    import lance
+
+    try:
+        return lance.dataset(url, storage_options=options)
+    except ValueError as error:
+        # Lance has no exception class of its own for a missing dataset (nor a dataset whose first
+        # version was never committed); tests/core/test_tables.py fails if this message changes
+        if "was not found" in str(error):
+            return None
+        if is_store_failure(error):
+            raise unreachable(url, error, what) from error
+        raise
+    except OSError as error:
+        raise unreachable(url, error, what) from error

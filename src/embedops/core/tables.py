@@ -29,7 +29,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from lance.fragment import FragmentMetadata, write_fragments
 
-from embedops.core.dataplane import is_remote, is_store_failure, join, reaching, unreachable
+from embedops.core.dataplane import is_remote, join, open_dataset, reaching
 from embedops.errors import NotMaterializedError
 
 Rows: TypeAlias = pa.Table | ds.Dataset  # a materialization in memory, or stored (Lance, Parquet) and read in batches
@@ -312,18 +312,7 @@ class TableStore:
         return sorted(n for n in names if self._open(self.url(asset, (n,))) is not None)
 
     def _open(self, url: str) -> lance.LanceDataset | None:
-        try:
-            return lance.dataset(url, storage_options=self.storage_options)
-        except ValueError as error:
-            # Lance has no exception class of its own for a missing dataset (nor a dataset whose first
-            # version was never committed); tests/core/test_tables.py fails if this message changes
-            if "was not found" in str(error):
-                return None
-            if is_store_failure(error):
-                raise unreachable(url, error, TABLES) from error
-            raise
-        except OSError as error:
-            raise unreachable(url, error, TABLES) from error
+        return open_dataset(url, self.storage_options, TABLES)
 
     def _versions(self, dataset: lance.LanceDataset) -> list[tuple[int, datetime]]:
         found = []
