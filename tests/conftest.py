@@ -43,7 +43,7 @@ def age_files(folder: Path, seconds: float = 3600) -> None:
 def minilm() -> SpaceEmbedder:
     """The default space's model (all-MiniLM-L6-v2), loaded once for the whole session."""
     embedder = SpaceEmbedder(DEFAULT_SPACE)
-    embedder.count_tokens("load the model now")  # it loads on first use: here, outside any test
+    embedder.encode(["load the model now"])  # it loads on first use: here, outside any test
     return embedder
 
 

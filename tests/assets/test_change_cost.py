@@ -125,6 +125,19 @@ def test_a_change_set_reembeds_the_changed_document_and_drops_the_deleted_one_wi
     assert "twenty-two" in _texts(project)
 
 
+def test_a_document_whose_texts_are_all_cached_is_chunked_and_indexed_without_loading_the_model(
+    settled: Project, no_model: None
+) -> None:
+    project = settled
+    project.write("acme", {"lens-copy.md": DOCS["lens.md"]})  # the same text under a new name
+
+    summary = apply_changes(project.defs, project.instance, "acme", changed=["lens-copy.md"], deleted=[])[0]
+
+    assert (summary.added, summary.model_calls) == (1, 0)
+    assert summary.cache_hits >= 1
+    assert "lens-copy.md" in _ids(project)
+
+
 def test_a_change_set_is_refused_before_any_run_for_a_new_tenant_or_a_name_leaving_the_folder(
     settled: Project,
 ) -> None:

@@ -174,7 +174,7 @@ def test_a_model_folder_that_cannot_load_is_one_line_with_the_fix(tmp_path: Path
     assert result.exit_code == 2 and result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith(f"error: model 'local-minilm' could not be loaded from {model}")
-    assert "fix the space's model 'path'" in line and "step document_chunks" in line and "run " in line
+    assert "fix the space's model 'path'" in line and "step chunk_embeddings" in line and "run " in line
 
 
 def test_the_summary_reports_what_the_index_sync_did_after_a_crash(

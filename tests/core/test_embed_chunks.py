@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from embedops.core.cache import EmbeddingCache
+from embedops.core.embedder import SpaceEmbedder, Tokenizer, load_model
 from embedops.core.ingest import CHUNKS_SCHEMA, EmbeddingResult, embed_chunks
 from embedops.core.spaces import DEFAULT_SPACE
 from embedops.core.stores.base import index_schema
@@ -77,3 +78,19 @@ def test_batches_never_split_a_document(tmp_path: Path) -> None:
     assert rows.drop_columns(["embedded_at"]).equals(expected.drop_columns(["embedded_at"]))
     assert "b.md" not in rows.column("doc_id").to_pylist() and streamed.quarantined == whole.quarantined
     assert (streamed.model_calls, streamed.rows) == (whole.model_calls, whole.rows) == (10, 5)
+
+
+def test_the_tokenizer_alone_counts_as_the_loaded_model_does(
+    minilm: SpaceEmbedder,
+) -> None:
+    """Chunking a changed document needs token counts, not weights: the model folder's tokenizer.json
+    gives the same counts and unknown-text shares as the loaded model's tokenizer."""
+    model = load_model(DEFAULT_SPACE.model)
+    model.encode(["word " * 600], batch_size=1)  # the model's own encoding truncates; counting must not
+    alone = Tokenizer.from_folder(DEFAULT_SPACE.model.model_dir())
+    assert alone is not None
+    texts = ["Lighthouses guide ships.", "word " * 600, "x" * 3000, "naïve café ÀÉÎ", "日本語のテキスト",
+             "\u0080\u0081 ok", ""]
+    assert [alone.count_tokens(t) for t in texts] == [model.count_tokens(t) for t in texts]
+    assert [alone.unknown_share(t) for t in texts] == [model.unknown_share(t) for t in texts]
+    assert alone.count_tokens("word " * 600) == 600 > DEFAULT_SPACE.model.max_seq_length

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -52,8 +54,7 @@ class _Model:
         try:
             if static_model is not None:
                 self._model: Any = static_model.from_pretrained(str(folder))
-                self._tokenize = lambda t: self._model.tokenizer.encode(t, add_special_tokens=False).ids
-                self._backend: Any = self._model.tokenizer  # a tokenizers.Tokenizer
+                self.tokens: Tokenizer | _SlowTokenizer = Tokenizer(self._model.tokenizer)  # tokenizers.Tokenizer
                 self.dimension = int(self._model.dim)
                 self.max_seq_length = spec.max_seq_length
             else:
@@ -61,16 +62,12 @@ class _Model:
 
                 self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
                 tokenizer = self._model.tokenizer
-                self._tokenize = lambda t: tokenizer.encode(t, add_special_tokens=False)
-                self._backend = getattr(tokenizer, "backend_tokenizer", None)  # None for a slow tokenizer
+                backend = getattr(tokenizer, "backend_tokenizer", None)  # None for a slow tokenizer
+                self.tokens = Tokenizer(backend) if backend is not None else _SlowTokenizer(tokenizer)
                 self.dimension = int(self._model.get_embedding_dimension())
                 self.max_seq_length = int(self._model.max_seq_length)
         except Exception as exc:  # the loaders raise many types; one clear error names the folder
-            raise ModelLoadError(
-                f"model {spec.name!r} could not be loaded from {folder}: {exc}; reinstall the package "
-                "that ships it or fix the space's model 'path'"
-            ) from exc
-        self._unknown = _unknown_token(self._backend)
+            raise _load_error(spec, folder, exc) from exc
         self.calls = 0
         self._lock = threading.Lock()
 
@@ -84,22 +81,76 @@ class _Model:
         return np.asarray(out, dtype=np.float32)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenize(text))
+        return self.tokens.count_tokens(text)
 
     def unknown_share(self, text: str) -> float:
-        """Share of the non-space characters of ``text`` covered by unknown tokens; 0.0 when the tokenizer
-        has no unknown token (or is a slow tokenizer, which gives no character offsets)."""
-        visible = sum(1 for c in text if not c.isspace())
-        if self._unknown is None or not visible:
+        return self.tokens.unknown_share(text)
+
+
+class Tokenizer:
+    """A model's fast tokenizer on its own: what chunking needs (token counts, unknown text), no weights.
+
+    It is a copy with truncation and padding off, so the model's own encoding (which truncates to its
+    sequence length) never shortens a count. The chunker counts a chunk's text and then asks how much of
+    it is unknown; the last 256 encodings are kept, so that is one encoding, not two.
+    """
+
+    def __init__(self, backend: Any, copy: bool = True) -> None:
+        from tokenizers import Tokenizer as FastTokenizer
+
+        self._backend = FastTokenizer.from_str(backend.to_str()) if copy else backend
+        self._backend.no_truncation()
+        self._backend.no_padding()
+        self._unknown = _unknown_token(self._backend)
+        self._encode = lru_cache(maxsize=256)(self._encoding)
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> Tokenizer | None:
+        """The tokenizer in a model folder's tokenizer.json, or None when the folder has none."""
+        from tokenizers import Tokenizer as FastTokenizer
+
+        path = folder / "tokenizer.json"
+        return cls(FastTokenizer.from_file(str(path)), copy=False) if path.is_file() else None
+
+    def _encoding(self, text: str) -> Any:
+        return self._backend.encode(text, add_special_tokens=False)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._encode(text).ids)
+
+    def unknown_share(self, text: str) -> float:
+        """Share of the non-space characters of ``text`` covered by unknown tokens (0..1); 0.0 when the
+        tokenizer has no unknown token."""
+        if self._unknown is None:
             return 0.0
         unknown_id, vocabulary_piece = self._unknown
-        encoding = self._backend.encode(text, add_special_tokens=False)
+        encoding = self._encode(text)
+        if unknown_id not in encoding.ids:
+            return 0.0
+        visible = len(text) - sum(len(space) for space in _SPACES.findall(text))
         unknown = covered = 0
         for token, piece, (start, end) in zip(encoding.ids, encoding.tokens, encoding.offsets, strict=True):
             if token == unknown_id and piece != vocabulary_piece and end > covered:
                 unknown += end - max(start, covered)
                 covered = end
-        return min(1.0, unknown / visible)
+        return min(1.0, unknown / visible) if visible else 0.0
+
+
+class _SlowTokenizer:
+    """A model whose tokenizer has no fast (Rust) form: counts through it; it gives no character offsets,
+    so no text is known to be unknown."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def unknown_share(self, text: str) -> float:
+        return 0.0
+
+
+_SPACES = re.compile(r"\s+")
 
 
 def _unknown_token(tokenizer: Any) -> tuple[int, str | None] | None:
@@ -119,6 +170,29 @@ def _unknown_token(tokenizer: Any) -> tuple[int, str | None] | None:
     if model.get("unk_id") is not None:
         return int(model["unk_id"]), tokenizer.id_to_token(int(model["unk_id"]))
     return None
+
+
+def load_tokenizer(spec: ModelSpec) -> Tokenizer | _SlowTokenizer:
+    """A model's tokenizer, from its folder's tokenizer.json when it has one (milliseconds, and no
+    weights), else from the loaded model. Shared within the process like the model."""
+    return _load_tokenizer(spec, spec.identity)
+
+
+@lru_cache(maxsize=8)
+def _load_tokenizer(spec: ModelSpec, identity: str) -> Tokenizer | _SlowTokenizer:
+    folder = spec.model_dir()
+    try:
+        tokens = Tokenizer.from_folder(folder)
+    except Exception as exc:  # a broken tokenizer.json: the model would not load either
+        raise _load_error(spec, folder, exc) from exc
+    return tokens if tokens is not None else load_model(spec).tokens
+
+
+def _load_error(spec: ModelSpec, folder: Path, exc: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"model {spec.name!r} could not be loaded from {folder}: {exc}; reinstall the package "
+        "that ships it or fix the space's model 'path'"
+    )
 
 
 def load_model(spec: ModelSpec) -> _Model:
@@ -154,8 +228,8 @@ def fresh_model(spec: ModelSpec) -> _Model:
 class SpaceEmbedder:
     """Embeds texts the way a space says: its model, its normalization, its dimension.
 
-    The model (and its tokenizer) is loaded on the first call that needs it, so a run with nothing
-    to chunk or embed loads none; ``loaded`` says whether it has been.
+    The model is loaded on the first call that embeds, so a run with nothing to embed loads none;
+    ``loaded`` says whether it has been. Counting tokens (chunking) needs only the tokenizer.
     """
 
     def __init__(self, space: SpaceSpec, batch_size: int = 32) -> None:
@@ -165,6 +239,7 @@ class SpaceEmbedder:
         self.dimension = space.dimension
         self.calls = 0
         self._loaded: _Model | None = None
+        self._tokenizer: Tokenizer | _SlowTokenizer | None = None
 
     @property
     def loaded(self) -> bool:
@@ -194,7 +269,14 @@ class SpaceEmbedder:
         return (normalize(vectors) if self.space.normalize else vectors).astype(np.float32)
 
     def count_tokens(self, text: str) -> int:
-        return self._model.count_tokens(text)
+        return self._tokens.count_tokens(text)
 
     def unknown_share(self, text: str) -> float:
-        return self._model.unknown_share(text)
+        return self._tokens.unknown_share(text)
+
+    @property
+    def _tokens(self) -> Tokenizer | _SlowTokenizer:
+        """The tokenizer alone: chunking a changed document loads no weights."""
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.space.model)
+        return self._tokenizer

@@ -25,7 +25,7 @@ from embedops.core.settings import DEFAULT_MAX_MODEL_FAILURE_SHARE
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import index_schema
 from embedops.core.tables import BATCH_ROWS, Rows, Sink, batches, columns, count, where_in
-from embedops.errors import ModelFailureError
+from embedops.errors import ModelFailureError, ModelLoadError
 
 CHUNKS_SCHEMA = pa.schema(
     [
@@ -370,6 +370,8 @@ def _encode_group(
         vectors = encoder.encode([t for _, t in group])
         _check_vectors(vectors, encoder.dimension, len(group))
         return [(k, v, None) for (k, _), v in zip(group, vectors, strict=True)]
+    except ModelLoadError:  # no text's fault: the model is not there to fail on it
+        raise
     except Exception as exc:
         if len(group) == 1:
             return [(group[0][0], None, f"{type(exc).__name__}: {exc}")]
