@@ -121,6 +121,29 @@ def test_an_edit_of_one_document_commits_only_its_rows(settled: Project) -> None
     assert summary.model_calls == 1
 
 
+def test_the_source_table_changes_by_one_commit_of_the_edited_and_deleted_documents(settled: Project) -> None:
+    project = settled
+    tables = project.workspace.tables()
+
+    def documents(version: int | None = None) -> dict[str, dict[str, Any]]:
+        dataset = tables.dataset("source_documents", ("acme",), version)
+        assert dataset is not None
+        return {r["doc_id"]: r for r in dataset.to_table(with_row_address=True).to_pylist()}
+
+    before, old = versions(project)["source_documents"], documents()
+    project.write("acme", {"lens.md": DOCS["lens.md"].replace("twenty", "twenty-two")})
+    (project.source("acme") / "notes" / "fog.txt").unlink()
+
+    summary = project.ingest("acme")
+
+    assert (summary.changed, summary.deleted, summary.unchanged) == (1, 1, 1)
+    assert versions(project)["source_documents"] == before + 1  # type: ignore[operator]
+    new = documents()
+    assert set(new) == {"intro.md", "lens.md"} and "twenty-two" in new["lens.md"]["text"]
+    assert new["intro.md"] == old["intro.md"]  # carried over where it was stored, not copied
+    assert documents(before) == old  # the run's starting point stays readable
+
+
 def test_a_deleted_document_leaves_every_table_and_the_index_in_the_same_run(settled: Project) -> None:
     project = settled
     (project.source("acme") / "notes" / "fog.txt").unlink()

@@ -3,10 +3,11 @@ from contextlib import ExitStack
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 
 from embedops.assets.metadata import table_metadata, table_of
 from embedops.core.sources import DOCUMENTS_SCHEMA, ChangeSet, scan_tenant, source_location
-from embedops.core.tables import Sink
+from embedops.core.tables import Sink, in_filter
 from embedops.core.tenants import validate_tenant
 from embedops.pipelines.partitions import tenant_partitions
 from embedops.resources import WorkspaceResource
@@ -55,8 +56,12 @@ def source_documents(
         def open_table() -> Sink:
             return stack.enter_context(tables.writer("source_documents", (tenant,), DOCUMENTS_SCHEMA, run_id))
 
+        def apply_change(rows: pa.Table, deleted: list[str]) -> None:
+            where = in_filter("doc_id", deleted) if deleted else None
+            tables.apply("source_documents", (tenant,), DOCUMENTS_SCHEMA, rows, "doc_id", delete_where=where)
+
         scan = scan_tenant(
-            tenant, root, workspace.max_document_bytes, open_table,
+            tenant, root, workspace.max_document_bytes, open_table, apply_out=apply_change,
             previous=tables.dataset("source_documents", (tenant,)),
             previous_quarantine=tables.read("source_quarantine", (tenant,)),
             verify=config.verify, changes=config.change_set(),

@@ -28,10 +28,18 @@ from embedops.core.ingest import (
 from embedops.core.settings import DEFAULT_MAX_MODEL_FAILURE_SHARE
 from embedops.core.spaces import SpaceSpec
 from embedops.core.stores.base import index_schema
-from embedops.core.tables import Collector, Rows, TableStore, batches, columns, count, where_in
+from embedops.core.tables import (
+    Collector,
+    Rows,
+    TableStore,
+    batches,
+    columns,
+    count,
+    in_filter,
+    where_in,
+    worth_a_change,
+)
 
-# Past this many ids a commit's delete filter (an SQL ``IN`` list) costs more than rewriting the table.
-MAX_FILTER_IDS = 2000
 # Above this many rows to pick out of a table, scan it in batches rather than give Lance an ``IN`` list.
 MAX_PICK_IDS = 1000
 
@@ -147,17 +155,6 @@ def pick(rows: Rows, column: str, values: Iterable[str]) -> pa.Table:
     if not wanted:
         return rows.schema.empty_table()
     return rows.to_table(filter=in_filter(column, wanted))
-
-
-def in_filter(column: str, values: Iterable[str]) -> str:
-    """An SQL filter: ``column IN ('a', 'b')`` (quotes doubled), or ``false`` for no values."""
-    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(set(values)))
-    return f"{column} IN ({quoted})" if quoted else "false"
-
-
-def worth_a_change(size: int) -> bool:
-    """Whether a change of ``size`` documents is small enough to commit as a change rather than a new table."""
-    return size <= MAX_FILTER_IDS
 
 
 def _names(rows: Rows) -> list[str]:

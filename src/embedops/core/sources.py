@@ -24,7 +24,7 @@ import pyarrow.fs as pafs
 from embedops.core.dataplane import filesystem, get_bytes, is_remote, join, unreachable
 from embedops.core.fingerprints import sha256_bytes
 from embedops.core.preprocess import decode_source
-from embedops.core.tables import Rows, Sink, batches, columns, where_in
+from embedops.core.tables import Rows, Sink, batches, columns, where_in, worth_a_change
 from embedops.errors import ConfigError
 
 # a tenant's sources: a folder (path) or an object-store prefix (URL)
@@ -55,6 +55,9 @@ SOURCE_QUARANTINE_SCHEMA = pa.schema(
 # A file modified this close before it was read may be written again within the same modification time
 # (file systems keep coarse times), so its size and time do not vouch for its content: it is read again.
 RACY_SECONDS = 2.0
+# A change of the documents is held in memory to commit as one change of the last table up to this much text;
+# past it (or past `worth_a_change`'s count) the documents are written out as a new table instead.
+MAX_CHANGE_BYTES = 64 * 1024 * 1024
 
 
 def quarantine_table(items: list[dict]) -> pa.Table:
@@ -124,6 +127,7 @@ def scan_tenant(
     max_bytes: int,
     open_out: Callable[[], Sink],
     *,
+    apply_out: Callable[[pa.Table, list[str]], None] | None = None,
     previous: Rows | None = None,
     previous_quarantine: pa.Table | None = None,
     verify: bool = False,
@@ -136,7 +140,9 @@ def scan_tenant(
     is carried over unread, and so is a file ``previous_quarantine`` refused; ``verify`` reads every file.
     With ``changes`` the folder is not listed: only the named files are read, the documents of ``deleted``
     leave, everything else is carried over. ``open_out`` is called (once, and only when the documents
-    changed or there is no ``previous``) for the sink of the new materialization.
+    changed or there is no ``previous``) for the sink of a new materialization. With ``apply_out``, a small
+    change (see `worth_a_change`, at most MAX_CHANGE_BYTES of text) is given to it instead, as the rows read
+    and the ids deleted, to commit as a change of ``previous``: nothing else is copied.
     """
     scan = SourceScan()
     known = _known(previous)
@@ -145,6 +151,7 @@ def scan_tenant(
     kept: dict[str, dict] = {}  # refusals that stand
     fresh: set[str] = set()  # documents read into new rows
     pending: list[dict] = []
+    pending_bytes = 0
     out: Sink | None = None
 
     def sink() -> Sink:
@@ -200,11 +207,19 @@ def scan_tenant(
             (scan.added if before is None else scan.changed).append(entry.doc_id)
         fresh.add(entry.doc_id)
         pending.append(found)
-        if len(pending) >= batch:
+        pending_bytes += len(found["text"])
+        small = worth_a_change(len(pending)) and pending_bytes <= MAX_CHANGE_BYTES
+        held = small and out is None and apply_out is not None and previous is not None  # may yet be a change
+        if len(pending) >= batch and not held:
             sink().write(pa.Table.from_pylist(pending, schema=DOCUMENTS_SCHEMA))
             pending = []
     scan.deleted = sorted(d for d in known if d not in carried and d not in fresh)
-    if previous is None or fresh or scan.deleted:
+    change = len(fresh) + len(scan.deleted)
+    if out is None and apply_out is not None and previous is not None and change and worth_a_change(change):
+        apply_out(pa.Table.from_pylist(pending, schema=DOCUMENTS_SCHEMA), scan.deleted)
+        scan.documents = len(carried) + len(fresh)
+        scan.written = True
+    elif previous is None or fresh or scan.deleted:
         target = sink()
         target.write(pa.Table.from_pylist(pending, schema=DOCUMENTS_SCHEMA))
         if previous is not None and carried:

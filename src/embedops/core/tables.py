@@ -17,7 +17,7 @@ one through a ``TableWriter``, so no step holds a tenant's corpus in memory.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeAlias
@@ -86,6 +86,21 @@ def where_in(table: pa.Table, column: str, values: set[str] | Sequence[str]) -> 
     if not values:
         return table.slice(0, 0)
     return table.filter(pc.is_in(table[column], value_set=pa.array(sorted(values), table.schema.field(column).type)))
+
+
+# Past this many ids a commit's delete filter (an SQL ``IN`` list) costs more than rewriting the table.
+MAX_FILTER_IDS = 2000
+
+
+def in_filter(column: str, values: Iterable[str]) -> str:
+    """An SQL filter: ``column IN ('a', 'b')`` (quotes doubled), or ``false`` for no values."""
+    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(set(values)))
+    return f"{column} IN ({quoted})" if quoted else "false"
+
+
+def worth_a_change(size: int) -> bool:
+    """Whether a change of ``size`` documents is small enough to commit as a change rather than a new table."""
+    return size <= MAX_FILTER_IDS
 
 
 class Sink(Protocol):
