@@ -1,5 +1,6 @@
 import time
 from contextlib import ExitStack
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -19,11 +20,14 @@ class SourceDocumentsConfig(dg.Config):
     verify: bool = False
     changed: list[str] | None = None
     deleted: list[str] | None = None
+    # a table's change feed: when each changed row's transaction committed (ISO 8601), kept as modified_at
+    committed_at: dict[str, str] | None = None
 
     def change_set(self) -> ChangeSet | None:
         if self.changed is None and self.deleted is None:
             return None
-        return ChangeSet(tuple(self.changed or ()), tuple(self.deleted or ()))
+        committed = {doc_id: datetime.fromisoformat(at) for doc_id, at in (self.committed_at or {}).items()}
+        return ChangeSet(tuple(self.changed or ()), tuple(self.deleted or ()), committed)
 
 
 def quarantine_metadata(quarantined: list[dict]) -> dict[str, Any]:
