@@ -10,7 +10,6 @@ time; bodies are read by primary key at apply time, so a replay converges to the
 tenant with pending changes, with the LSN the run applies up to.
 """
 
-from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
