@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -210,7 +210,8 @@ def validate(source: TableSource, conn: Any | None = None) -> TableShape:
                    if c is not None and c not in types]
         if missing:
             raise ConfigError(f"{source.describe()} has no column {', '.join(missing)} (it has "
-                              f"{', '.join(sorted(types))}); name an existing column")
+                              f"{', '.join(sorted(types))}); restore the column, or declare the source with the "
+                              "columns it has (`embedops sources add-postgres`)")
         cur.execute("SELECT i.indisprimary, i.indisreplident, array_agg(a.attname::text) FROM pg_index i "
                     "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
                     "WHERE i.indrelid = %s AND (i.indisprimary OR i.indisreplident) "
@@ -410,12 +411,13 @@ def current_lsn(source: TableSource) -> str:
         return str(cur.fetchone()[0])
 
 
-def pending_changes(source: TableSource, upto: str | None = None) -> Changes:
+def pending_changes(source: TableSource, upto: str | None = None, known: Container[str] | None = None) -> Changes:
     """The changes of the tenant's rows in transactions committed before ``upto`` (default: the WAL flushed so far:
     decoding reads no further, so confirming a later position could skip a change) that the
-    slot still holds; nothing is consumed. A change whose row is this tenant's (insert), may have been (update,
-    delete: the old row's tenant is not always in the WAL) names the document; reading it by id at apply time
-    tells which."""
+    slot still holds; nothing is consumed. With a tenant column, a change names a document when its row is
+    this tenant's, or was: the old row's tenant is not always in the WAL, so an update or delete of a row now
+    another's counts when the document is among ``known`` (the tenant's documents; None: every such change
+    counts, and reading the row by id at apply time tells)."""
     with connected(source) as conn, conn.cursor() as cur:
         if upto is None:
             cur.execute("SELECT pg_current_wal_flush_lsn()::text")
@@ -430,11 +432,11 @@ def pending_changes(source: TableSource, upto: str | None = None) -> Changes:
         )
         changes = Changes(upto=upto)
         for (data,) in cur:
-            _fold(source, changes, json.loads(data))
+            _fold(source, changes, json.loads(data), known)
     return changes
 
 
-def _fold(source: TableSource, changes: Changes, record: dict[str, Any]) -> None:
+def _fold(source: TableSource, changes: Changes, record: dict[str, Any], known: Container[str] | None) -> None:
     action = record.get("action")
     if action == "C":
         changes.transactions += 1
@@ -448,9 +450,10 @@ def _fold(source: TableSource, changes: Changes, record: dict[str, Any]) -> None
         changes.deleted.clear()
         return
     values = {c["name"]: c.get("value") for c in record.get("columns") or record.get("identity") or []}
-    if action == "I" and source.tenant_column is not None and values.get(source.tenant_column) != source.tenant:
-        return  # another tenant's new row
     doc_id = source.doc_id(values.get(source.id_column))
+    if source.tenant_column is not None and values.get(source.tenant_column) != source.tenant:
+        if action == "I" or (known is not None and doc_id not in known):
+            return  # another tenant's row (or a delete without the tenant column), not this tenant's document
     if action == "D":
         changes.deleted.add(doc_id)
         changes.changed.discard(doc_id)

@@ -159,14 +159,14 @@ def scan_tenant(
     backend = _backend(root)
     entries: Iterable[SourceEntry]
     if changes is None:
-        entries = list_entries(root)
+        entries = backend.entries()  # this backend reads the bodies next (a table's came with the listing)
     elif previous is None:
         raise ConfigError(
             f"a change set names documents of {root}, whose documents were never read in full; read them all "
             f"first (`embedops ingest --tenant {tenant}`), then apply changes"
         )
     else:
-        entries = named_entries(root, changes.changed)
+        entries = backend.named(sorted(set(changes.changed)))
         named = {*changes.changed, *changes.deleted}
         for doc_id in changes.deleted:
             document_path(root, doc_id)  # refuses a name that could leave the folder

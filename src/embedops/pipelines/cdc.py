@@ -62,6 +62,12 @@ def table_tenants(workspace: WorkspaceResource) -> dict[str, cdc.TableSource]:
             if cdc.is_table_location(loc)}
 
 
+def known_documents(workspace: WorkspaceResource, tenant: str) -> set[str] | None:
+    """The tenant's documents as last read (None before the first read)."""
+    table = workspace.tables().read_columns("source_documents", (tenant,), ["doc_id"])
+    return set(table["doc_id"].to_pylist()) if table is not None else None
+
+
 def sync_table_tenant(
     defs: dg.Definitions, instance: dg.DagsterInstance, tenant: str, upto: str | None = None
 ) -> SyncSummary:
@@ -73,14 +79,13 @@ def sync_table_tenant(
     if source is None:
         raise ConfigError(f"tenant {tenant!r} does not read a table, so it has no changes to sync; declare one with "
                           f"`embedops sources add-postgres --tenant {tenant} ...`")
-    changes = cdc.pending_changes(source, upto)
+    changes = cdc.pending_changes(source, upto, known_documents(workspace, tenant))
     summary = SyncSummary(tenant, changes.upto, len(changes.changed), len(changes.deleted), changes.truncated)
     if not changes.empty:
         started = time.monotonic()
         deleted = set(changes.deleted)
         if changes.truncated:  # every document the tenant has leaves; rows written after the truncate come back
-            table = workspace.tables().read("source_documents", (tenant,))
-            deleted |= set(table["doc_id"].to_pylist()) if table is not None else set()
+            deleted |= known_documents(workspace, tenant) or set()
         summaries = apply_changes(defs, instance, tenant, changes.changed, deleted - changes.changed,
                                   committed_at=changes.committed_at)
         committed = datetime.now(UTC)  # every space's index has committed
@@ -140,7 +145,7 @@ def cdc_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource
         if tenant in busy:
             continue
         try:
-            changes = cdc.pending_changes(source)
+            changes = cdc.pending_changes(source, known=known_documents(workspace, tenant))
             if changes.empty:
                 cdc.confirm(source, changes.upto)  # nothing of this tenant's: the WAL before it may go
                 continue

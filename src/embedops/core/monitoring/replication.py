@@ -1,7 +1,9 @@
 """A table source's health: the WAL its replication slot holds on the source database, and its columns.
 
 A consumer that stops leaves WAL piling up on the user's primary database, which can fill its disk: the slot
-check grades the larger of the WAL the slot retains and the WAL it has not confirmed against the thresholds.
+check grades the WAL written since the slot's confirmed position (what a stopped consumer grows) against the
+thresholds, and reports the WAL the server retains for the slot (from its restart position, which PostgreSQL
+moves forward a little after each confirmation) beside it.
 A dropped or renamed text column stops every read of the table: the columns check names it.
 """
 
@@ -22,14 +24,15 @@ def slot_outcome(source: TableSource, lag: SlotLag, config: ReplicationSlotConfi
         return Outcome(check, False, ERROR, f"the replication slot {lag.slot} of {source.describe()} does not "
                        "exist, so changes are not captured; run `embedops ingest --tenant T` to create it with a "
                        "new initial load")
-    held = max(lag.retained_bytes, lag.unconfirmed_bytes)
+    held = lag.unconfirmed_bytes
     level = ERROR if held >= config.error_bytes else WARN if held >= config.warn_bytes else None
     limit = config.error_bytes if level == ERROR else config.warn_bytes
     description = (
-        f"slot {lag.slot} holds {held / MIB:.1f} MiB of WAL on the source database (limit {limit / MIB:.1f} MiB): "
+        f"slot {lag.slot} is {held / MIB:.1f} MiB of WAL behind on the source database (limit {limit / MIB:.1f} MiB; "
+        f"{lag.retained_bytes / MIB:.1f} MiB retained): "
         "the consumer is behind or stopped; check the cdc_sensor and table_changes_job runs, or drop the slot "
         "on purpose with `embedops sources drop-slot`"
-        if level else f"slot {lag.slot} holds {held / MIB:.1f} MiB of WAL"
+        if level else f"slot {lag.slot} is {held / MIB:.1f} MiB behind; {lag.retained_bytes / MIB:.1f} MiB retained"
     )
     return graded(check, level, description, metadata={
         "slot": lag.slot, "retained_bytes": lag.retained_bytes, "unconfirmed_bytes": lag.unconfirmed_bytes,
