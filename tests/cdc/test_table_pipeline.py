@@ -24,6 +24,8 @@ from tests.cdc.tables import ENV, execute, source
 from tests.conftest import Project
 from tests.postgres import PgServer
 
+pytestmark = pytest.mark.postgres
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -11,6 +11,8 @@ from embedops.errors import ConfigError, SourceUnreachableError
 from tests.cdc.tables import ENV, execute, source
 from tests.postgres import PgServer
 
+pytestmark = pytest.mark.postgres
+
 
 def texts(rows: list[cdc.Row]) -> dict[str, str | None]:
     return {r.doc_id: r.text for r in rows}
