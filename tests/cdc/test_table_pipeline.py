@@ -100,7 +100,9 @@ def test_tenants_split_by_a_column_never_see_each_other(project: Project, items:
     assert set(indexed(project, "globex")) == {"items/1", "items/2", "items/3"}
 
 
-def test_the_sensor_requests_a_run_per_tenant_with_pending_changes(project: Project, items: PgServer) -> None:
+def test_the_sensor_requests_a_run_per_tenant_with_pending_changes_and_the_run_applies_them(
+    project: Project, items: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     execute(items, "INSERT INTO items VALUES (1, 'A', 'acme text', 'acme'), (2, 'G', 'globex text', 'globex')")
     ingest_table(project, "acme", source("acme"))
     ingest_table(project, "globex", source("globex"))
@@ -114,6 +116,21 @@ def test_the_sensor_requests_a_run_per_tenant_with_pending_changes(project: Proj
     config = requests[0].run_config["ops"]["apply_table_changes"]["config"]
     assert config["tenant"] == "acme" and config["upto_lsn"] == requests[0].tags["embedops/upto_lsn"]
     assert not cdc.pending_changes(source("acme")).empty  # the sensor confirms nothing of a tenant with changes
+
+    # the launched run, in process: its op builds the Definitions from the environment, as a worker does
+    settings = project.settings
+    for name, value in (("EMBEDOPS_HOME", settings.home), ("EMBEDOPS_SOURCES", settings.sources_root),
+                        ("EMBEDOPS_DATABASE_URL", settings.database_url), ("EMBEDOPS_DATA_URL", settings.data_url)):
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.delenv("EMBEDOPS_SPACES", raising=False)
+    run = project.defs.resolve_job_def("table_changes_job").execute_in_process(
+        instance=project.instance, run_config=requests[0].run_config, tags=requests[0].tags)
+    assert run.success
+    [output] = [e for e in run.all_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = output.event_specific_data.metadata  # type: ignore[union-attr]
+    assert metadata["changed"].value == 1 and metadata["confirmed"].value is True
+    assert metadata["upto_lsn"].value == config["upto_lsn"] and metadata["lag_p99_s"].value >= 0
+    assert "edited" in indexed(project, "acme")["items/1"] and cdc.pending_changes(source("acme")).empty
 
 
 CRASH_WORKER = """
