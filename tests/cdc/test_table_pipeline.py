@@ -70,6 +70,8 @@ def test_changes_through_the_slot_reach_the_index(project: Project, items: PgSer
     docs = {r["doc_id"]: r for r in project.workspace.tables().read("source_documents", ("acme",)).to_pylist()}
     assert docs["items/1"]["modified_at"] <= before  # the source's commit time, not the read's
     assert cdc.pending_changes(spec).empty  # confirmed after the index commit
+    [event] = project.instance.fetch_materializations(dg.AssetKey("source_documents"), limit=1).records
+    assert event.asset_materialization.metadata["source_position"].value == summary.upto_lsn  # type: ignore[union-attr]
 
     execute(items, "TRUNCATE items")
     execute(items, "INSERT INTO items VALUES (5, 'Returns', 'Returns need the original box.', NULL)")
@@ -131,6 +133,17 @@ def test_the_sensor_requests_a_run_per_tenant_with_pending_changes_and_the_run_a
     assert metadata["changed"].value == 1 and metadata["confirmed"].value is True
     assert metadata["upto_lsn"].value == config["upto_lsn"] and metadata["lag_p99_s"].value >= 0
     assert "edited" in indexed(project, "acme")["items/1"] and cdc.pending_changes(source("acme")).empty
+
+    # a run that fails (the text column renamed) is not relaunched at every tick
+    execute(items, "UPDATE items SET body = 'acme text, edited twice' WHERE id = 1")
+    execute(items, "ALTER TABLE items RENAME COLUMN body TO content")
+    with dg.build_sensor_context(instance=project.instance, resources={"workspace": workspace}) as context:
+        [request] = cdc_sensor(context).run_requests or []  # type: ignore[union-attr]
+    failed = project.defs.resolve_job_def("table_changes_job").execute_in_process(
+        instance=project.instance, run_config=request.run_config, tags=request.tags, raise_on_error=False)
+    assert not failed.success
+    with dg.build_sensor_context(instance=project.instance, resources={"workspace": workspace}) as context:
+        assert not cdc_sensor(context).run_requests  # type: ignore[union-attr]
 
 
 CRASH_WORKER = """

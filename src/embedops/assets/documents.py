@@ -22,6 +22,8 @@ class SourceDocumentsConfig(dg.Config):
     deleted: list[str] | None = None
     # a table's change feed: when each changed row's transaction committed (ISO 8601), kept as modified_at
     committed_at: dict[str, str] | None = None
+    # where in the source's change stream the change set ends (a table's LSN): recorded in the metadata
+    position: str | None = None
 
     def change_set(self) -> ChangeSet | None:
         if self.changed is None and self.deleted is None:
@@ -80,6 +82,7 @@ def source_documents(
             "verify": config.verify,
             **({"change_set": len(set(config.changed or ()) | set(config.deleted or ()))}
                if config.change_set() else {}),
+            **({"source_position": config.position} if config.position else {}),
             "source_dir": dg.MetadataValue.path(root),
             **table_metadata(table),
             "duration_s": round(time.monotonic() - started, 3),

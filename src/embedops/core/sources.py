@@ -1,10 +1,11 @@
 """Reading a tenant's sources: one row per readable document, one reason per unreadable one.
 
-A tenant's sources are a folder or an object-store prefix (``s3://bucket/docs/acme``): one scan logic
-for both, over entries that carry a size, a modification time and any problem, with one listing and
-one body reader per backend (symlink and special-file rules are the folder's alone). Document id =
-path relative to the tenant root (POSIX form). Nothing here raises for a bad file: it is quarantined
-with its reason and the scan goes on; a store that does not answer fails the scan (StateUnreachableError).
+A tenant's sources are a folder, an object-store prefix (``s3://bucket/docs/acme``) or a PostgreSQL table
+(core/cdc.py, whose rows come with their text and checksum): one scan logic for all, over entries that carry a
+size, a modification time and any problem, with one listing and one body reader per backend (symlink and
+special-file rules are the folder's alone). Document id = path relative to the tenant root (POSIX form), or
+``<table>/<id>``. Nothing here raises for a bad file: it is quarantined with its reason and the scan goes on; a
+store that does not answer fails the scan (StateUnreachableError).
 """
 
 from __future__ import annotations
@@ -294,8 +295,10 @@ def document_path(root: SourceRoot, doc_id: str) -> str:
             f"document id {doc_id!r} is not a path inside the source folder {root}; name a document by its "
             "path relative to that folder, with '/' between folders (for example 'notes/fog.txt')"
         )
-    if is_remote(str(root)) or cdc.is_table_location(root):
-        return join(str(root), doc_id) if is_remote(str(root)) else f"{root}#{doc_id}"
+    if cdc.is_table_location(root):
+        return f"{root}#{doc_id}"  # a row of a table source: named, never opened as a path
+    if is_remote(str(root)):
+        return join(str(root), doc_id)
     return str(Path(root).joinpath(*parts))
 
 

@@ -7,7 +7,8 @@ commit confirm the LSN to the slot. A crash anywhere before the confirmation rep
 time; bodies are read by primary key at apply time, so a replay converges to the table's current state.
 
 ``cdc_sensor`` peeks every table-sourced tenant's slot each tick and launches ``table_changes_job`` for each
-tenant with pending changes, with the LSN the run applies up to.
+tenant with pending changes, with the LSN the run applies up to (a tenant whose last run failed is retried
+after RETRY_AFTER_S; the checks say why it fails).
 """
 
 
@@ -28,6 +29,7 @@ from embedops.resources import WorkspaceResource
 
 TENANT_TAG = "embedops/tenant"
 LSN_TAG = "embedops/upto_lsn"
+RETRY_AFTER_S = 300.0
 
 
 @dataclass
@@ -87,7 +89,7 @@ def sync_table_tenant(
         if changes.truncated:  # every document the tenant has leaves; rows written after the truncate come back
             deleted |= known_documents(workspace, tenant) or set()
         summaries = apply_changes(defs, instance, tenant, changes.changed, deleted - changes.changed,
-                                  committed_at=changes.committed_at)
+                                  committed_at=changes.committed_at, position=changes.upto)
         committed = datetime.now(UTC)  # every space's index has committed
         summary.deleted = len(deleted - changes.changed)
         summary.apply_s = round(time.monotonic() - started, 3)
@@ -130,6 +132,17 @@ def _in_flight(instance: dg.DagsterInstance) -> set[str]:
     return {r.dagster_run.tags.get(TENANT_TAG, "") for r in records}
 
 
+def _failed_lately(instance: dg.DagsterInstance, tenant: str) -> bool:
+    """True when the tenant's last table_changes_job run failed less than RETRY_AFTER_S ago: a source that fails
+    (a renamed column, a refused login) is retried at that pace, not at every tick."""
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=table_changes_job.name, tags={TENANT_TAG: tenant}), limit=1)
+    if not records or records[0].dagster_run.status != dg.DagsterRunStatus.FAILURE:
+        return False
+    ended = records[0].end_time or 0.0
+    return time.time() - ended < RETRY_AFTER_S
+
+
 @dg.sensor(
     job=table_changes_job,
     minimum_interval_seconds=15,
@@ -142,7 +155,7 @@ def cdc_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource
     requests = []
     busy = _in_flight(context.instance)
     for tenant, source in table_tenants(workspace).items():
-        if tenant in busy:
+        if tenant in busy or _failed_lately(context.instance, tenant):
             continue
         try:
             changes = cdc.pending_changes(source, known=known_documents(workspace, tenant))

@@ -91,11 +91,13 @@ def apply_changes(
     deleted: Iterable[str],
     spaces: list[SpaceSpec] | None = None,
     committed_at: Mapping[str, datetime] | None = None,
+    position: str | None = None,
 ) -> list[IngestSummary]:
     """Apply a change feed's changes to an ingested tenant: read only the ``changed`` documents (ids
     relative to its source folder; the folder is not listed), drop the ``deleted`` ones, then chunk, embed
     and index in each of ``spaces`` (default: every active space), the other documents carried over.
-    ``committed_at`` (a table's feed) is when each change was committed at the source: its modified_at."""
+    ``committed_at`` (a table's feed) is when each change was committed at the source: its modified_at;
+    ``position`` is where the feed's change set ends (a table's LSN), recorded in the run's metadata."""
     validate_tenant(tenant)
     workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[index]
     if workspace.tables().dataset("source_documents", (tenant,)) is None:
@@ -106,6 +108,8 @@ def apply_changes(
     changes: dict[str, Any] = {"changed": sorted(set(changed)), "deleted": sorted(set(deleted))}
     if committed_at:
         changes["committed_at"] = {d: at.isoformat() for d, at in committed_at.items() if d in changes["changed"]}
+    if position:
+        changes["position"] = position
     root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
     for doc_id in changes["changed"] + changes["deleted"]:
         document_path(root, doc_id)  # a name that could leave the folder is refused before any run
