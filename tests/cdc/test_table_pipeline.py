@@ -157,7 +157,9 @@ from embedops.definitions import build_defs
 from embedops.pipelines.cdc import sync_table_tenant
 
 home, sources = sys.argv[1], sys.argv[2]
-settings = Settings(home=Path(home), sources_root=Path(sources), spaces_file=None, max_document_bytes=64 * 1024)
+settings = Settings(home=Path(home), sources_root=Path(sources), spaces_file=None, max_document_bytes=64 * 1024,
+                    database_url=os.environ.get("EMBEDOPS_DATABASE_URL", ""),
+                    data_url=os.environ.get("EMBEDOPS_DATA_URL", ""))
 def killed(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)  # the index has committed; the slot is not told
 cdc.confirm = killed
@@ -175,7 +177,8 @@ def test_kill_between_index_commit_and_confirmation_then_rerun_converges(
     execute(items, "UPDATE items SET body = 'Fog closes the harbour at dawn.' WHERE id = 1")
     execute(items, "DELETE FROM items WHERE id = 2")
     execute(items, "INSERT INTO items VALUES (3, 'Rain', 'Rain fills the wells.', NULL)")
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", ENV: items.url}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", ENV: items.url,
+           "EMBEDOPS_DATABASE_URL": project.settings.database_url, "EMBEDOPS_DATA_URL": project.settings.data_url}
     done = subprocess.run([sys.executable, "-c", CRASH_WORKER, str(project.settings.home),
                            str(project.settings.sources_root)], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
@@ -208,6 +211,7 @@ def test_slot_lag_check_fails_while_the_consumer_is_stopped_and_passes_after_it_
 ) -> None:
     execute(items, "INSERT INTO items VALUES (1, 'One', 'The first row.', NULL)")
     ingest_table(project, "acme", source())
+    project.settings.home.mkdir(parents=True, exist_ok=True)
     (project.settings.home / "monitoring.yaml").write_text(
         "replication_slot:\n  warn_bytes: 20000\n  error_bytes: 100000\n")
 
