@@ -20,8 +20,10 @@ from embedops.errors import RunFailedError
 from embedops.pipelines.cdc import cdc_sensor, sync_table_tenant
 from embedops.pipelines.check_runs import run_checks
 from embedops.pipelines.runs import run_ingest
+from embedops.resources.pager import PagerResource
 from tests.cdc.tables import ENV, execute, source
 from tests.conftest import Project
+from tests.pipelines.test_monitoring import ROUTING_KEY, FakePagerDuty, tick
 from tests.postgres import PgServer
 
 pytestmark = pytest.mark.postgres
@@ -207,7 +209,7 @@ def make_fresh(tmp_path: Path, items: PgServer) -> Project:
 
 
 def test_slot_lag_check_fails_while_the_consumer_is_stopped_and_passes_after_it_catches_up(
-    project: Project, items: PgServer
+    project: Project, items: PgServer, pagerduty: FakePagerDuty
 ) -> None:
     execute(items, "INSERT INTO items VALUES (1, 'One', 'The first row.', NULL)")
     ingest_table(project, "acme", source())
@@ -220,9 +222,17 @@ def test_slot_lag_check_fails_while_the_consumer_is_stopped_and_passes_after_it_
         return report.passed, report.severity, report.description
 
     assert slot_check()[0]
+    pager = PagerResource(url=pagerduty.url, routing_key=ROUTING_KEY)
+    first = tick(project, pager, None)
+    assert isinstance(first, dg.SensorResult)
     for i in range(2, 200):  # the consumer is stopped: nobody syncs
         execute(items, "INSERT INTO items VALUES (%s, 'Row', %s, NULL)", i, f"row {i} " + "x" * 800)
     passed, severity, description = slot_check()
     assert (passed, severity) == (False, "ERROR") and "embedops sources drop-slot" in description
+    paged = tick(project, pager, first.cursor)  # the ERROR pages on-call through the pager path
+    assert pagerduty.actions() == ["trigger"] and isinstance(paged, dg.SensorResult)
+    assert pagerduty.accepted[0]["dedup_key"] == "embedops/source_documents/replication_slot_lag/acme"
     sync_table_tenant(project.defs, project.instance, "acme")
     assert slot_check()[0]
+    tick(project, pager, paged.cursor)
+    assert pagerduty.actions() == ["trigger", "resolve"]
