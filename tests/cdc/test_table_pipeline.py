@@ -152,26 +152,34 @@ CRASH_WORKER = """
 import os, signal, sys
 from pathlib import Path
 import dagster as dg
-import pytest
 from embedops.core import cdc
 from embedops.core.settings import Settings
 from embedops.definitions import build_defs
+from embedops.pipelines import runs
 from embedops.pipelines.cdc import sync_table_tenant
 
-home, sources = sys.argv[1], sys.argv[2]
+home, sources, point = sys.argv[1], sys.argv[2], sys.argv[3]
 settings = Settings(home=Path(home), sources_root=Path(sources), spaces_file=None, max_document_bytes=64 * 1024,
                     database_url=os.environ.get("EMBEDOPS_DATABASE_URL", ""),
                     data_url=os.environ.get("EMBEDOPS_DATA_URL", ""))
 def killed(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGKILL)  # the index has committed; the slot is not told
-cdc.confirm = killed
+    os.kill(os.getpid(), signal.SIGKILL)
+if point == "before-confirm":  # the index has committed; the slot is not told
+    cdc.confirm = killed
+else:  # the source documents are read and written; nothing is embedded
+    execute_job = runs.execute_job
+    runs.execute_job = lambda defs, job, *a, **k: killed() if job == "embed_space_job" else execute_job(
+        defs, job, *a, **k)
 sync_table_tenant(build_defs(settings), dg.DagsterInstance.ephemeral(), "acme")
 """
 
 
-def test_kill_between_index_commit_and_confirmation_then_rerun_converges(
-    project: Project, items: PgServer, tmp_path: Path
+@pytest.mark.parametrize("point", ["before-confirm", "before-embed"])
+def test_kill_before_confirmation_then_rerun_converges_to_a_clean_load(
+    project: Project, items: PgServer, tmp_path: Path, point: str
 ) -> None:
+    """Killed between the index commit and the confirmation, or before the embed: the re-run applies the same
+    changes again, loses none, doubles none, and leaves the index as a fresh full load of the table would."""
     spec = source()
     execute(items, "INSERT INTO items VALUES (1, 'Fog', 'Fog closes the harbour.', NULL), "
             "(2, 'Wind', 'Wind turns the mills.', NULL)")
@@ -182,15 +190,16 @@ def test_kill_between_index_commit_and_confirmation_then_rerun_converges(
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", ENV: items.url,
            "EMBEDOPS_DATABASE_URL": project.settings.database_url, "EMBEDOPS_DATA_URL": project.settings.data_url}
     done = subprocess.run([sys.executable, "-c", CRASH_WORKER, str(project.settings.home),
-                           str(project.settings.sources_root)], env=env, capture_output=True, text=True, timeout=600)
+                           str(project.settings.sources_root), point], env=env, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
-    assert not cdc.pending_changes(spec).empty  # committed to the index, never confirmed
+    assert not cdc.pending_changes(spec).empty  # never confirmed
     crashed = indexed(project, "acme")
+    assert set(crashed) == ({"items/1", "items/3"} if point == "before-confirm" else {"items/1", "items/2"})
 
     execute(items, "UPDATE items SET title = 'Rain and hail' WHERE id = 3")  # a change after the crash
     summary = sync_table_tenant(project.defs, project.instance, "acme")  # replays the same changes, and the new one
     assert summary.confirmed and cdc.pending_changes(spec).empty
-    assert set(crashed) == {"items/1", "items/3"}
     final = indexed(project, "acme")
     rows = project.store.export("acme", project.spaces.serving_space.space_id).to_pylist()
     assert len({r["chunk_id"] for r in rows}) == len(rows)  # nothing applied twice
