@@ -17,7 +17,7 @@ from embedops.core import cdc
 from embedops.core.embedder import SpaceEmbedder
 from embedops.core.search import search_tenant
 from embedops.errors import RunFailedError
-from embedops.pipelines.cdc import cdc_sensor, sync_table_tenant
+from embedops.pipelines.cdc import cdc_sensor, sync_table_tenant, table_source_checks_schedule
 from embedops.pipelines.check_runs import run_checks
 from embedops.pipelines.runs import run_ingest
 from embedops.resources.pager import PagerResource
@@ -218,8 +218,9 @@ def make_fresh(tmp_path: Path, items: PgServer) -> Project:
 
 
 def test_slot_lag_check_fails_while_the_consumer_is_stopped_and_passes_after_it_catches_up(
-    project: Project, items: PgServer, pagerduty: FakePagerDuty
+    on_disk: Project, items: PgServer, pagerduty: FakePagerDuty
 ) -> None:
+    project = on_disk  # the schedule reads the instance as in production
     execute(items, "INSERT INTO items VALUES (1, 'One', 'The first row.', NULL)")
     ingest_table(project, "acme", source())
     project.settings.home.mkdir(parents=True, exist_ok=True)
@@ -238,6 +239,16 @@ def test_slot_lag_check_fails_while_the_consumer_is_stopped_and_passes_after_it_
         execute(items, "INSERT INTO items VALUES (%s, 'Row', %s, NULL)", i, f"row {i} " + "x" * 800)
     passed, severity, description = slot_check()
     assert (passed, severity) == (False, "ERROR") and "embedops sources drop-slot" in description
+    project.write("globex", {"a.txt": "a folder tenant"})
+    project.ingest("globex")
+    with dg.build_schedule_context(instance=project.instance, resources={"workspace": project.workspace},
+                                   scheduled_execution_time=datetime.now(UTC)) as when:
+        requests = table_source_checks_schedule(when)  # every 5 minutes: the table tenants only
+    assert isinstance(requests, list) and [r.partition_key for r in requests] == ["acme"]
+    scheduled = project.defs.resolve_job_def("table_source_checks_job").execute_in_process(
+        instance=project.instance, partition_key="acme")
+    evaluations = {e.check_name: e.passed for e in scheduled.get_asset_check_evaluations()}
+    assert evaluations == {"replication_slot_lag": False, "table_source_columns": True}
     paged = tick(project, pager, first.cursor)  # the ERROR pages on-call through the pager path
     assert pagerduty.actions() == ["trigger"] and isinstance(paged, dg.SensorResult)
     assert pagerduty.accepted[0]["dedup_key"] == "embedops/source_documents/replication_slot_lag/acme"

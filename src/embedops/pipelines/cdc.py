@@ -8,7 +8,9 @@ time; bodies are read by primary key at apply time, so a replay converges to the
 
 ``cdc_sensor`` peeks every table-sourced tenant's slot each tick and launches ``table_changes_job`` for each
 tenant with pending changes, with the LSN the run applies up to (a tenant whose last run failed is retried
-after RETRY_AFTER_S; the checks say why it fails).
+after RETRY_AFTER_S; the checks say why it fails). ``table_source_checks_schedule`` runs the slot-lag and
+column checks of every table-sourced tenant every 5 minutes (an ERROR pages through pager_sensor), so a stopped
+or failing consumer is found before the source's WAL fills its disk.
 """
 
 
@@ -25,6 +27,7 @@ from embedops.core.tenants import validate_tenant
 from embedops.errors import ConfigError, EmbedopsError
 from embedops.pipelines.execution import launched_by
 from embedops.pipelines.in_flight import ACTIVE
+from embedops.pipelines.partitions import tenant_partitions
 from embedops.resources import WorkspaceResource
 
 TENANT_TAG = "embedops/tenant"
@@ -172,3 +175,37 @@ def cdc_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource
         ))
         context.log.info(f"{tenant}: {changes.summary()}")
     return dg.SensorResult(run_requests=requests)
+
+
+TABLE_CHECKS = ("replication_slot_lag", "table_source_columns")
+
+table_source_checks_job = dg.define_asset_job(
+    "table_source_checks_job",
+    selection=dg.AssetSelection.checks(*(dg.AssetCheckKey(dg.AssetKey("source_documents"), n) for n in TABLE_CHECKS)),
+    # a checks-only job gets the assets' partitions (and a partition picker) from a partitioned config
+    config=dg.PartitionedConfig(partitions_def=tenant_partitions, run_config_for_partition_key_fn=lambda _key: {}),
+    executor_def=dg.in_process_executor,
+    description="The slot-lag and column checks of one table-sourced tenant.",
+)
+
+
+@dg.schedule(
+    cron_schedule="*/5 * * * *",
+    job=table_source_checks_job,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 5 minutes: the replication slot's lag and the columns of every tenant whose source is a "
+    "PostgreSQL table (an ERROR pages on-call).",
+)
+def table_source_checks_schedule(
+    context: dg.ScheduleEvaluationContext, workspace: WorkspaceResource
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """One run of table_source_checks_job per table-sourced tenant that is a partition."""
+    when = context.scheduled_execution_time or datetime.now(UTC)
+    tenants = [t for t in sorted(table_tenants(workspace)) if context.instance.has_dynamic_partition("tenants", t)]
+    return [
+        dg.RunRequest(run_key=f"{t}:{when:%Y-%m-%dT%H:%M}", partition_key=t,
+                      tags=launched_by("schedule", "table_source_checks_schedule"))
+        for t in tenants
+    ] or dg.SkipReason("no tenant reads a PostgreSQL table")
+
