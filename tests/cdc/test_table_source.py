@@ -51,6 +51,10 @@ def test_wrong_password_fails_in_one_line_naming_the_setting_and_host(
     message = str(caught.value)
     assert ENV in message and f"127.0.0.1:{items.port}" in message and "\n" not in message
     assert "wrong-secret-1" not in message and items.password not in message
+    monkeypatch.setenv(ENV, "host=127.0.0.1 password=s3cret-value user")  # not a URL: named, never quoted
+    with pytest.raises(ConfigError, match=f"{ENV} does not hold a PostgreSQL URL") as bad:
+        cdc.validate(source())
+    assert "s3cret-value" not in str(bad.value)
 
 
 def test_snapshot_with_concurrent_writes_has_no_gap_and_no_double(items: PgServer) -> None:

@@ -148,10 +148,14 @@ def connect(source: TableSource, replication: bool = False) -> Any:
     url = _url(source)
     factory = psycopg2.extras.LogicalReplicationConnection if replication else None
     try:
+        password = psycopg2.extensions.parse_dsn(url).get("password")
+    except psycopg2.ProgrammingError:  # the message would quote the value, password and all
+        raise ConfigError(f"the environment variable {source.url_env} does not hold a PostgreSQL URL; set it to "
+                          "postgresql://user:password@host:port/db") from None
+    try:
         conn = psycopg2.connect(url, connect_timeout=CONNECT_TIMEOUT_S, connection_factory=factory,
                                 application_name="embedops-cdc")
     except psycopg2.OperationalError as exc:
-        password = psycopg2.extensions.parse_dsn(url).get("password") if "://" in url else None
         reason = " ".join(str(exc).split())
         if password:
             reason = reason.replace(password, "***")
