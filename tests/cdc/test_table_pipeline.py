@@ -72,6 +72,10 @@ def test_changes_through_the_slot_reach_the_index(project: Project, items: PgSer
     docs = {r["doc_id"]: r for r in project.workspace.tables().read("source_documents", ("acme",)).to_pylist()}
     assert docs["items/1"]["modified_at"] <= before  # the source's commit time, not the read's
     assert cdc.pending_changes(spec).empty  # confirmed after the index commit
+    reports = {r.check: r for r in run_checks(project.defs, project.instance, tenant="acme",
+                                              names=["freshness", "reconciliation"])}
+    assert all(r.passed for r in reports.values()), [r.description for r in reports.values()]
+    assert 0 < reports["freshness"].metadata["p99_lag_hours"] < 120 / 3600  # source commit -> index, per tenant
     [event] = project.instance.fetch_materializations(dg.AssetKey("source_documents"), limit=1).records
     assert event.asset_materialization.metadata["source_position"].value == summary.upto_lsn  # type: ignore[union-attr]
 
