@@ -5,7 +5,8 @@
 Families: P1 (cold ingest vs the model), P2 (unchanged re-run), P3 (edits against LangChain and
 LlamaIndex, with variants and real revisions), P5 (P2/P3 at 1k and 5k documents against the peers), SCALE
 (today's design against the previous one at 100k and 1M synthetic chunks: no-op, 0.1% edit, memory, state; sizes
-from ``--scale-chunks``), P6 (the synthetic ~100k-chunk corpus: memory, and the largest scaling point), P4 (search).
+from ``--scale-chunks``), P6 (the synthetic ~100k-chunk corpus: memory, and the largest scaling point), P4 (search);
+CDC (a PostgreSQL table's change stream, 2 changes/s for 5 minutes: freshness p50/p99) runs only with ``--only CDC``.
 ``--publish`` with ``--only`` replaces only the selected families' sections of docs/benchmarks.md. The report goes to
 ``OUT/report.json`` and ``OUT/report.md``; ``--publish`` also copies the Markdown to docs/benchmarks.md.
 """
@@ -26,13 +27,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 FAMILIES = ("P1", "P2", "P3", "P5", "SCALE", "P6", "P4")
+# run only when named with --only: CDC streams changes into a PostgreSQL table for 5 minutes (bench/cdc.py)
+ON_REQUEST = ("CDC",)
 REPO = Path(__file__).resolve().parents[1]
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny slices (< 2 minutes): the smoke mode")
-    parser.add_argument("--only", default="", help=f"comma-separated families of {','.join(FAMILIES)}")
+    parser.add_argument("--only", default="", help=f"comma-separated families of {','.join(FAMILIES + ON_REQUEST)}")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="report folder")
     parser.add_argument("--data", type=Path, default=None, help="shared data folder (default: EMBEDOPS_SHARED_DATA "
                         "or ../shared/data)")
@@ -48,9 +51,9 @@ def selected(only: str) -> set[str]:
     if not only:
         return set(FAMILIES)
     chosen = {f.strip().upper() for f in only.split(",") if f.strip()}
-    unknown = chosen - set(FAMILIES)
+    unknown = chosen - set(FAMILIES) - set(ON_REQUEST)
     if unknown:
-        raise SystemExit(f"unknown families {sorted(unknown)}; choose from {','.join(FAMILIES)}")
+        raise SystemExit(f"unknown families {sorted(unknown)}; choose from {','.join(FAMILIES + ON_REQUEST)}")
     return chosen
 
 
@@ -111,6 +114,10 @@ def run(argv: list[str] | None = None) -> dict:
             results["p6"] = memory.summarize(scaling) if "P6" in families else {}
         if "P4" in families:
             results["p4"] = attempt("P4", lambda: search.run(ctx))
+        if "CDC" in families:
+            from bench import cdc
+
+            results["cdc"] = attempt("CDC", lambda: cdc.run(ctx))
         if "SCALE" in families:
             from bench import scale
 

@@ -98,9 +98,15 @@ class PgServer:
         return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{name}"
 
 
+# what logical decoding needs (change data capture from a table: core/cdc.py)
+# (commits flushed at once: a change reaches the slot's decoding as soon as it is committed)
+LOGICAL_CONF = "wal_level = logical\nmax_replication_slots = 10\nmax_wal_senders = 10\nsynchronous_commit = on\n"
+
+
 @contextmanager
-def pg_server() -> Iterator[PgServer]:
-    """A throw-away PostgreSQL server on 127.0.0.1 (no Unix socket), with one empty database."""
+def pg_server(extra_conf: str = "") -> Iterator[PgServer]:
+    """A throw-away PostgreSQL server on 127.0.0.1 (no Unix socket), with one empty database; ``extra_conf``
+    is appended to its postgresql.conf (``LOGICAL_CONF`` for logical replication)."""
     binaries = find_server_binaries()
     if binaries is None:
         if os.environ.get("CI"):
@@ -121,7 +127,7 @@ def pg_server() -> Iterator[PgServer]:
                      "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync"])
         with (data / "postgresql.conf").open("a") as conf:
             conf.write(f"listen_addresses = '127.0.0.1'\nport = {server.port}\nunix_socket_directories = ''\n"
-                       "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+                       "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n" + extra_conf)
         started = subprocess.run([*as_user, str(pg_ctl), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start"],
                                  capture_output=True, text=True, check=False)
         if (data / "postmaster.pid").is_file():
@@ -154,6 +160,21 @@ def query(server: PgServer, sql: str, *params: object) -> list[tuple]:
 def postgres() -> Iterator[PgServer]:
     """A throw-away PostgreSQL server of this test alone."""
     with pg_server() as server:
+        yield server
+
+
+@pytest.fixture
+def logical_postgres() -> Iterator[PgServer]:
+    """A throw-away PostgreSQL server of this test alone with ``wal_level=logical`` and room for replication
+    slots and WAL senders (initdb's pg_hba.conf lets replication connections in from 127.0.0.1)."""
+    binaries = find_server_binaries()
+    if binaries is not None and not (binaries[0].parent.parent / "lib" / "wal2json.so").is_file():
+        hint = (f"no wal2json.so next to {binaries[0]}; install Debian's postgresql-<major>-wal2json "
+                "(`./dev test` does it when run as root)")
+        if os.environ.get("CI"):
+            pytest.fail(hint)
+        pytest.skip(hint)
+    with pg_server(LOGICAL_CONF) as server:
         yield server
 
 

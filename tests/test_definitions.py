@@ -31,7 +31,7 @@ def test_dagster_definitions_validate_passes(tmp_path: Path) -> None:
 def test_the_ui_says_what_every_sensor_and_schedule_does() -> None:
     automations = [*defs.sensors, *defs.schedules]  # type: ignore[misc]
     assert {a.name for a in automations if not a.description} == set()
-    assert len(automations) == 9
+    assert len(automations) == 11
 
 
 def test_the_checks_jobs_have_a_partition_picker_and_run_in_one_process() -> None:

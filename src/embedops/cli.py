@@ -151,9 +151,11 @@ for _command in _migration_commands.COMMANDS + _evaluation_commands.COMMANDS:
 
 from embedops.commands.check import check  # noqa: E402
 from embedops.commands.repair import repair  # noqa: E402
+from embedops.commands.sources import sources  # noqa: E402
 
 main.add_command(check)
 main.add_command(repair)
+main.add_command(sources)
 
 if __name__ == "__main__":
     main()

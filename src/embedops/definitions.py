@@ -15,6 +15,12 @@ from embedops.assets.evaluation import golden_set_evaluation
 from embedops.assets.index import vector_index
 from embedops.core.settings import Settings, refuse_old_layout
 from embedops.pipelines.backfill import space_backfill_sensor
+from embedops.pipelines.cdc import (
+    cdc_sensor,
+    table_changes_job,
+    table_source_checks_job,
+    table_source_checks_schedule,
+)
 from embedops.pipelines.jobs import embed_space_job, monitoring_checks_job, source_checks_job, source_documents_job
 from embedops.pipelines.migration import cutover_job, cutover_sensor, dual_write_sensor, golden_set_evaluation_job
 from embedops.pipelines.monitoring import (
@@ -66,10 +72,11 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         assets=[source_documents, document_chunks, chunk_embeddings, vector_index, golden_set_evaluation],
         asset_checks=MONITORING_CHECKS,
         jobs=[source_documents_job, embed_space_job, monitoring_checks_job, source_checks_job, cutover_job,
-              golden_set_evaluation_job],
-        schedules=[nightly_reconciliation_schedule, nightly_source_checks_schedule, nightly_source_verify_schedule],
+              golden_set_evaluation_job, table_changes_job, table_source_checks_job],
+        schedules=[nightly_reconciliation_schedule, nightly_source_checks_schedule, nightly_source_verify_schedule,
+                   table_source_checks_schedule],
         sensors=[tenant_folders_sensor, declared_spaces_sensor, dual_write_sensor, cutover_sensor,
-                 space_backfill_sensor, pager_sensor],
+                 space_backfill_sensor, pager_sensor, cdc_sensor],
         resources={
             "workspace": WorkspaceResource.from_settings(settings),
             "embedder": EmbedderResource(),

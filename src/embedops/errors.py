@@ -58,6 +58,10 @@ class StateUnreachableError(EmbedopsError):
     """The control database (EMBEDOPS_DATABASE_URL) or the data store (EMBEDOPS_DATA_URL) cannot be reached."""
 
 
+class SourceUnreachableError(EmbedopsError):
+    """A tenant's source database (a table source's URL variable) cannot be reached or refuses the login."""
+
+
 class OldLayoutError(ConfigError):
     """EMBEDOPS_HOME holds state in the layout of an earlier embedops, which this one does not read."""
 

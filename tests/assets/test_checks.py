@@ -22,7 +22,8 @@ from tests.assets.test_pipeline import DOCS
 from tests.conftest import Project, make_project
 
 ALL_CHECKS = {"reconciliation", "one_space_per_collection", "provenance_complete", "sentinel_drift", "nn_stability",
-              "distribution_shift", "freshness", "source_documents_quality", "document_chunks_quality"}
+              "distribution_shift", "freshness", "source_documents_quality", "document_chunks_quality",
+              "replication_slot_lag", "table_source_columns"}
 
 
 def checks(project: Project, *names: str) -> dict[str, CheckReport]:

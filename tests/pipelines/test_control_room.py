@@ -180,7 +180,8 @@ def test_the_checks_of_one_partition_run_from_the_launchpad(control_room: Contro
     [tenant_run] = control_room.finished([control_room.launch("source_checks_job", "globex")])
     assert tenant_run.dagster_run.status == dg.DagsterRunStatus.SUCCESS
     assert _checks(control_room.dagster_home, tenant_run.dagster_run.run_id) == {
-        "source_documents_quality": (True, "globex")
+        "source_documents_quality": (True, "globex"), "replication_slot_lag": (True, "globex"),
+        "table_source_columns": (True, "globex"),
     }
 
 

@@ -206,7 +206,7 @@ def test_the_nightly_schedules_check_every_materialized_partition(on_disk: Proje
         "nightly_reconciliation_schedule": {
             "reconciliation", "sentinel_drift", "nn_stability", "distribution_shift", "freshness",
             "one_space_per_collection", "provenance_complete", "document_chunks_quality"},
-        "nightly_source_checks_schedule": {"source_documents_quality"},
+        "nightly_source_checks_schedule": {"source_documents_quality", "replication_slot_lag", "table_source_columns"},
     }
 
 

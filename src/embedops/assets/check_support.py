@@ -99,9 +99,14 @@ def freshness_outcome(
 ) -> Outcome:
     """The freshness check's outcome (also what `embedops repair --stale` re-embeds)."""
     root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
-    live = list_source(root)
+    listed = list_source(root)
     rows = index_rows(store, tenant, space)
     table = workspace.tables().read("source_documents", (tenant,))
+    # a table's rows have no modification time of their own: the commit time their feed recorded stands
+    recorded = dict(zip(table["doc_id"].to_pylist(), table["modified_at"].to_pylist(), strict=True)) if (
+        table is not None and None in listed.values()) else {}
+    live = {d: at for d, at in ((d, at if at is not None else recorded.get(d)) for d, at in listed.items())
+            if at is not None}
     changed = pending_changes(live, table, rows, lambda doc_id: checksum_of(root, doc_id))
     state = monitoring.state()
     base = state.baseline(tenant, space.space_id)

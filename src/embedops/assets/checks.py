@@ -8,6 +8,8 @@ lives in core/monitoring; these wrappers load the inputs and record the outcome.
 import dagster as dg
 
 from embedops.assets.check_support import freshness_outcome, to_result
+from embedops.core import cdc
+from embedops.core.cdc import TableSource
 from embedops.core.monitoring import ERROR, Outcome
 from embedops.core.monitoring.drift import (
     centroid_and_norm,
@@ -19,6 +21,7 @@ from embedops.core.monitoring.drift import (
 )
 from embedops.core.monitoring.quality import chunks_quality, documents_quality
 from embedops.core.monitoring.reconcile import reconcile_tenant
+from embedops.core.monitoring.replication import columns_outcome, slot_outcome
 from embedops.core.monitoring.sentinel import TodayEmbedder, rederive, sentinel_texts
 from embedops.core.stores.base import empty_index, index_batches
 from embedops.core.tenants import validate_tenant
@@ -179,7 +182,35 @@ def document_chunks_quality(
     return to_result(chunks_quality(table, tenant, max_tokens, monitoring.config().list_limit))
 
 
+def _table_source(context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource) -> TableSource | None:
+    from embedops.pipelines.cdc import table_source_of
+
+    return table_source_of(workspace, str(context.partition_key))
+
+
+@dg.asset_check(asset="source_documents", partitions_def=tenant_partitions)
+def replication_slot_lag(
+    context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource, monitoring: MonitoringResource
+) -> dg.AssetCheckResult:
+    """A table source's slot: WAL held on the source database against WARN/ERROR thresholds (ERROR pages)."""
+    source = _table_source(context, workspace)
+    if source is None:
+        return to_result(Outcome("replication_slot_lag", True, description="the tenant's source is not a table"))
+    return to_result(slot_outcome(source, cdc.slot_lag(source), monitoring.config().replication_slot))
+
+
+@dg.asset_check(asset="source_documents", partitions_def=tenant_partitions)
+def table_source_columns(
+    context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource
+) -> dg.AssetCheckResult:
+    """A table source still has every declared column (a dropped or renamed one stops the source: ERROR)."""
+    source = _table_source(context, workspace)
+    if source is None:
+        return to_result(Outcome("table_source_columns", True, description="the tenant's source is not a table"))
+    return to_result(columns_outcome(source, cdc.missing_columns(source)))
+
+
 MONITORING_CHECKS = [
     reconciliation, sentinel_drift_check, nn_stability, distribution_shift_check, freshness_check,
-    source_documents_quality, document_chunks_quality,
+    source_documents_quality, document_chunks_quality, replication_slot_lag, table_source_columns,
 ]

@@ -1,5 +1,6 @@
 import time
 from contextlib import ExitStack
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -20,11 +21,16 @@ class SourceDocumentsConfig(dg.Config):
     verify: bool = False
     changed: list[str] | None = None
     deleted: list[str] | None = None
+    # a table's change feed: when each changed row's transaction committed (ISO 8601), kept as modified_at
+    committed_at: dict[str, str] | None = None
+    # where in the source's change stream the change set ends (a table's LSN): recorded in the metadata
+    position: str | None = None
 
     def change_set(self) -> ChangeSet | None:
         if self.changed is None and self.deleted is None:
             return None
-        return ChangeSet(tuple(self.changed or ()), tuple(self.deleted or ()))
+        committed = {doc_id: datetime.fromisoformat(at) for doc_id, at in (self.committed_at or {}).items()}
+        return ChangeSet(tuple(self.changed or ()), tuple(self.deleted or ()), committed)
 
 
 def quarantine_metadata(quarantined: list[dict]) -> dict[str, Any]:
@@ -81,6 +87,7 @@ def source_documents(
             "verify": config.verify,
             **({"change_set": len(set(config.changed or ()) | set(config.deleted or ()))}
                if config.change_set() else {}),
+            **({"source_position": config.position} if config.position else {}),
             "source_dir": dg.MetadataValue.path(root),
             **table_metadata(table),
             "duration_s": round(time.monotonic() - started, 3),

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import Engine, func, insert, select
 
 from embedops.core import control
+from embedops.core.cdc import is_table_location
 from embedops.core.control import searches, tenants
 from embedops.core.dataplane import is_remote
 from embedops.core.tenants import validate_tenant
@@ -23,9 +24,11 @@ class Registry:
         self._engine = control.open_engine(database)
 
     def add_tenant(self, name: str, source: str | Path) -> None:
-        """Register the tenant's sources: a folder (kept as its absolute path) or an object-store URL."""
+        """Register the tenant's sources: a folder (kept as its absolute path), an object-store URL or a table
+        source's location (core/cdc.py)."""
         validate_tenant(name)
-        location = str(source).rstrip("/") if is_remote(str(source)) else str(Path(source).resolve())
+        remote = is_remote(str(source)) or is_table_location(source)
+        location = str(source).rstrip("/") if remote else str(Path(source).resolve())
         with self._engine.begin() as conn:
             control.upsert(
                 conn, tenants,

@@ -1,10 +1,11 @@
 """Reading a tenant's sources: one row per readable document, one reason per unreadable one.
 
-A tenant's sources are a folder or an object-store prefix (``s3://bucket/docs/acme``): one scan logic
-for both, over entries that carry a size, a modification time and any problem, with one listing and
-one body reader per backend (symlink and special-file rules are the folder's alone). Document id =
-path relative to the tenant root (POSIX form). Nothing here raises for a bad file: it is quarantined
-with its reason and the scan goes on; a store that does not answer fails the scan (StateUnreachableError).
+A tenant's sources are a folder, an object-store prefix (``s3://bucket/docs/acme``) or a PostgreSQL table
+(core/cdc.py, whose rows come with their text and checksum): one scan logic for all, over entries that carry a
+size, a modification time and any problem, with one listing and one body reader per backend (symlink and
+special-file rules are the folder's alone). Document id = path relative to the tenant root (POSIX form), or
+``<table>/<id>``. Nothing here raises for a bad file: it is quarantined with its reason and the scan goes on; a
+store that does not answer fails the scan (StateUnreachableError).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from embedops.core import cdc
 from embedops.core.dataplane import filesystem, get_bytes, is_remote, join, unreachable
 from embedops.core.fingerprints import sha256_bytes
 from embedops.core.preprocess import decode_source
@@ -129,6 +131,8 @@ class ChangeSet:
 
     changed: tuple[str, ...] = ()
     deleted: tuple[str, ...] = ()
+    # when the source says when each change was committed (a table's change feed): recorded as modified_at
+    committed_at: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -203,25 +207,30 @@ def scan_tenant(
     backend = _backend(root)
     entries: Iterable[SourceEntry]
     if changes is None:
-        entries = list_entries(root)
+        entries = backend.entries()  # this backend reads the bodies next (a table's came with the listing)
     elif previous is None:
         raise ConfigError(
             f"a change set names documents of {root}, whose documents were never read in full; read them all "
             f"first (`embedops ingest --tenant {tenant}`), then apply changes"
         )
     else:
-        entries = named_entries(root, changes.changed)
+        entries = backend.named(sorted(set(changes.changed)))
         named = {*changes.changed, *changes.deleted}
         for doc_id in changes.deleted:
             document_path(root, doc_id)  # refuses a name that could leave the folder
         carried = {d for d in known.checksums if d not in named}
         kept = {d: row for d, row in refused.items() if d not in named}
     for entry in entries:
+        if changes is not None and entry.doc_id in changes.committed_at:
+            entry = replace(entry, modified_at=changes.committed_at[entry.doc_id])
         if entry.problem is not None or entry.size is None:
             scan.quarantined.append(_refusal(entry.doc_id, entry.problem or "cannot be read"))
             continue
         if entry.size > max_bytes:
             scan.quarantined.append(_refusal(entry.doc_id, _too_big(entry.size, max_bytes)))
+            continue
+        if entry.checksum is not None and known.checksums.get(entry.doc_id) == entry.checksum and not verify:
+            carried.add(entry.doc_id)  # a backend that knows the content's checksum without a read vouches by it
             continue
         if changes is None and not verify:  # a named file is read: the feed says it changed
             if known.vouched(entry):
@@ -325,6 +334,8 @@ def document_path(root: SourceRoot, doc_id: str) -> str:
             f"document id {doc_id!r} is not a path inside the source folder {root}; name a document by its "
             "path relative to that folder, with '/' between folders (for example 'notes/fog.txt')"
         )
+    if cdc.is_table_location(root):
+        return f"{root}#{doc_id}"  # a row of a table source: named, never opened as a path
     if is_remote(str(root)):
         return join(str(root), doc_id)
     return str(Path(root).joinpath(*parts))
@@ -344,6 +355,7 @@ class SourceEntry:
     size: int | None = None
     modified_at: datetime | None = None
     problem: str | None = None
+    checksum: str | None = None  # known without opening it (a table row, read with the listing)
 
 
 def list_entries(root: SourceRoot) -> Iterator[SourceEntry]:
@@ -360,17 +372,26 @@ def named_entries(root: SourceRoot, doc_ids: Iterable[str]) -> Iterator[SourceEn
     return _backend(root).named(sorted(set(doc_ids)))
 
 
-def list_source(root: SourceRoot) -> dict[str, datetime]:
-    """Documents the scan would read from ``root`` now, with their modification times (no file is read)."""
+def list_source(root: SourceRoot) -> dict[str, datetime | None]:
+    """Documents the scan would read from ``root`` now, with their modification times (no file is read; a
+    table's rows have none: their checksums tell)."""
+    backend = _backend(root)
+    if isinstance(backend, _Table):
+        return {entry.doc_id: None for entry in backend.entries(create_slot=False) if entry.problem is None}
     return {
         entry.doc_id: entry.modified_at
-        for entry in list_entries(root)
+        for entry in backend.entries()
         if entry.problem is None and entry.modified_at is not None
     }
 
 
 def checksum_of(root: SourceRoot, doc_id: str) -> str | None:
     """The checksum of document ``doc_id``'s current bytes under ``root``; None when it cannot be read."""
+    if cdc.is_table_location(root):
+        source = cdc.TableSource.from_location(str(root))
+        row_id = source.row_id(doc_id)
+        rows = cdc.read_rows(source, [row_id]) if row_id is not None else []
+        return sha256_bytes(rows[0].text.encode()) if rows and rows[0].text is not None else None
     try:
         data = get_bytes(document_path(root, doc_id))
     except OSError:
@@ -381,6 +402,9 @@ def checksum_of(root: SourceRoot, doc_id: str) -> str | None:
 def source_location(tenant: str, source: SourceRoot) -> str:
     """The tenant's source in the form the registry keeps: an absolute folder path, or an object-store
     URL (``s3://bucket/prefix``). A folder or prefix that does not exist is refused, naming the fix."""
+    if cdc.is_table_location(source):
+        cdc.validate(cdc.TableSource.from_location(str(source)))  # refuses what cannot be followed, with the fix
+        return str(source)
     location = str(source).rstrip("/") if is_remote(str(source)) else str(Path(source).expanduser().resolve())
     if not _backend(location).exists():
         kind = "prefix" if is_remote(location) else "folder"
@@ -573,15 +597,55 @@ class _ObjectStore:
 T = TypeVar("T")
 
 
+class _Table:
+    """A PostgreSQL table (core/cdc.py): a row is a document; its text and checksum come with the listing, so
+    an unchanged row is recognised without a second read. The first full read creates the tenant's slot and
+    reads in its snapshot; ``named`` reads the rows by primary key as they are now."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.source = cdc.TableSource.from_location(location)
+        self._bodies: dict[str, bytes] = {}
+
+    def exists(self) -> bool:
+        cdc.validate(self.source)
+        return True
+
+    def entries(self, create_slot: bool = True) -> Iterator[SourceEntry]:
+        rows = cdc.read_table(self.source)[1] if create_slot else cdc.read_current(self.source)
+        return self._entries(rows)
+
+    def named(self, doc_ids: list[str]) -> Iterator[SourceEntry]:
+        row_ids = [r for r in map(self.source.row_id, doc_ids) if r is not None]
+        return self._entries(cdc.read_rows(self.source, row_ids))
+
+    def _entries(self, rows: list[cdc.Row]) -> Iterator[SourceEntry]:
+        for row in rows:
+            path = f"{self.location}#{row.doc_id}"
+            if row.text is None:
+                yield SourceEntry(row.doc_id, path, problem=row.problem)
+                continue
+            data = row.text.encode("utf-8")
+            self._bodies[row.doc_id] = data
+            yield SourceEntry(row.doc_id, path, len(data), None, None, sha256_bytes(data))
+
+    def read(self, entry: SourceEntry, max_bytes: int, read_at: datetime) -> Body:
+        """The row's text as read with the listing; its time is the change's commit time, else the read's."""
+        data = self._bodies.pop(entry.doc_id)
+        return data, Seen(len(data), entry.modified_at or read_at, read_at)
+
+
 def _utc(moment: datetime) -> datetime:
     """An object's last-modified time as the documents table records it (microseconds, UTC)."""
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-Backend = _Folder | _ObjectStore
+Backend = _Folder | _ObjectStore | _Table
 
 
 def _backend(root: SourceRoot) -> Backend:
+    if cdc.is_table_location(root):
+        return _Table(str(root))
     return _ObjectStore(str(root)) if is_remote(str(root)) else _Folder(Path(root))
 
 

@@ -6,8 +6,9 @@ visible in the UI like any other.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +90,14 @@ def apply_changes(
     changed: Iterable[str],
     deleted: Iterable[str],
     spaces: list[SpaceSpec] | None = None,
+    committed_at: Mapping[str, datetime] | None = None,
+    position: str | None = None,
 ) -> list[IngestSummary]:
     """Apply a change feed's changes to an ingested tenant: read only the ``changed`` documents (ids
     relative to its source folder; the folder is not listed), drop the ``deleted`` ones, then chunk, embed
-    and index in each of ``spaces`` (default: every active space), the other documents carried over."""
+    and index in each of ``spaces`` (default: every active space), the other documents carried over.
+    ``committed_at`` (a table's feed) is when each change was committed at the source: its modified_at;
+    ``position`` is where the feed's change set ends (a table's LSN), recorded in the run's metadata."""
     validate_tenant(tenant)
     workspace: WorkspaceResource = defs.resources["workspace"]  # type: ignore[index]
     if workspace.tables().dataset("source_documents", (tenant,)) is None:
@@ -100,7 +105,11 @@ def apply_changes(
             f"tenant {tenant!r} has never been ingested, so there is nothing to apply changes to; "
             f"ingest it first with `embedops ingest --tenant {tenant} --source DIR`"
         )
-    changes = {"changed": sorted(set(changed)), "deleted": sorted(set(deleted))}
+    changes: dict[str, Any] = {"changed": sorted(set(changed)), "deleted": sorted(set(deleted))}
+    if committed_at:
+        changes["committed_at"] = {d: at.isoformat() for d, at in committed_at.items() if d in changes["changed"]}
+    if position:
+        changes["position"] = position
     root = workspace.registry().source_dir(tenant, workspace.settings.sources_root)
     for doc_id in changes["changed"] + changes["deleted"]:
         document_path(root, doc_id)  # a name that could leave the folder is refused before any run

@@ -96,6 +96,18 @@ class FreshnessConfig:
 
 
 @dataclass(frozen=True, config=STRICT)
+class ReplicationSlotConfig:
+    """WAL a table source's slot may hold on the source database before the check warns, then pages."""
+
+    warn_bytes: StrictInt = 256 * 1024 * 1024
+    error_bytes: StrictInt = 1024 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not 0 < self.warn_bytes <= self.error_bytes:
+            raise ValueError("warn_bytes must be positive and at most error_bytes")
+
+
+@dataclass(frozen=True, config=STRICT)
 class MonitoringConfig:
     list_limit: StrictInt = 50
     trend_length: StrictInt = 10
@@ -103,6 +115,7 @@ class MonitoringConfig:
     nn_stability: NeighbourConfig = field(default_factory=NeighbourConfig)
     distribution: DistributionConfig = field(default_factory=DistributionConfig)
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
+    replication_slot: ReplicationSlotConfig = field(default_factory=ReplicationSlotConfig)
 
 
 def parse_monitoring(data: Any, source: str = "monitoring config") -> MonitoringConfig:
