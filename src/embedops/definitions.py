@@ -72,7 +72,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
                  space_backfill_sensor, pager_sensor],
         resources={
             "workspace": WorkspaceResource.from_settings(settings),
-            "embedder": EmbedderResource(),
+            "embedder": EmbedderResource.from_settings(settings),
             "vector_store": vector_store_resource(settings),
             "monitoring": MonitoringResource(home=str(settings.home), database_url=database_url_field(settings)),
             "pager": pager_resource(),
