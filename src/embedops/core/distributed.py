@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 import numpy as np
@@ -110,11 +110,11 @@ class RayEmbedder:
         self.calls = 0
         self.log = log or (lambda _message: None)
         self._local: SpaceEmbedder | None = None  # for chunking's token counts, loaded only if asked
-        self._stream: Iterator[pa.Table] | None = None
+        self._stream: Generator[pa.Table, None, None] | None = None
         self._ready: dict[str, np.ndarray] = {}
         self._failed: dict[str, str] = {}
-        self._total = self._received = 0
-        self._started = self._finished = 0.0
+        self._total = self._received = self._first_rows = 0
+        self._started = self._first = self._finished = 0.0
         self._last_log = 0.0
 
     # -- the Embedder protocol ------------------------------------------------------------------------
@@ -161,13 +161,19 @@ class RayEmbedder:
         """Texts sent to the cluster, received back, and throughput; empty when nothing was sent."""
         if not self._total:
             return {}
-        seconds = (self._finished or time.monotonic()) - self._started
+        now = self._finished or time.monotonic()
+        seconds = now - self._started
         return {
             "ray_texts": self._total,
             "ray_texts_embedded": self._received,
             "ray_seconds": round(seconds, 3),
             "ray_texts_per_s": round(self._received / seconds, 1) if seconds > 0 else 0.0,
             "ray_actors": self.actors,
+            # until the first vectors came back: the pool's start (replicas loading the model)
+            "ray_first_result_s": round((self._first or now) - self._started, 3),
+            # after it: the pool's steady rate
+            "ray_steady_texts_per_s": round((self._received - self._first_rows) / (now - self._first), 1)
+            if self._first and now > self._first else 0.0,
         }
 
     # -- inside -----------------------------------------------------------------------------------------
@@ -178,7 +184,7 @@ class RayEmbedder:
             self._local = SpaceEmbedder(self.space)
         return self._local
 
-    def _results(self, pairs: list[tuple[str, str]]) -> Iterator[pa.Table]:
+    def _results(self, pairs: list[tuple[str, str]]) -> Generator[pa.Table, None, None]:
         """The pool's output batches as they finish."""
         context = ray.data.DataContext.get_current()
         context.max_consecutive_actor_init_deaths = INIT_DEATHS
@@ -194,7 +200,7 @@ class RayEmbedder:
             fn_constructor_args=(self.space,),
             batch_size=size,
             batch_format="pyarrow",
-            concurrency=min(self.actors, len(blocks)),
+            compute=ray.data.ActorPoolStrategy(size=min(self.actors, len(blocks))),
             num_cpus=cpus,
             num_gpus=gpus,
         )
@@ -214,6 +220,9 @@ class RayEmbedder:
                 self._stream = None
                 raise self._explained(exc) from exc
             self._take(batch)
+            if self._received >= self._total:  # all back: end Ray Data's execution now, while still connected
+                self._stream.close()
+                self._stream = None
 
     def _take(self, batch: pa.Table) -> None:
         keys = batch["key"].to_pylist()
@@ -229,6 +238,8 @@ class RayEmbedder:
                 self._failed[key] = error
         self._received += len(keys)
         now = time.monotonic()
+        if not self._first:
+            self._first, self._first_rows = now, len(keys)
         if self._received >= self._total:
             self._finished = now
         if now - self._last_log >= PROGRESS_EVERY_S or self._received >= self._total:
