@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
@@ -24,6 +25,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+_RECENT_ENCODINGS = 64
 
 
 class Embedder(Protocol):
@@ -65,8 +69,8 @@ class _Model:
         try:
             if static_model is not None:
                 self._model: Any = static_model.from_pretrained(str(folder))
-                self._tokenize = lambda t: self._model.tokenizer.encode(t, add_special_tokens=False).ids
                 self._backend: Any = self._model.tokenizer  # a tokenizers.Tokenizer
+                self._tokenize = lambda t: self._encoding(t).ids
                 self.dimension = int(self._model.dim)
                 self.max_seq_length = spec.max_seq_length
             else:
@@ -86,6 +90,9 @@ class _Model:
         self._unknown = _unknown_token(self._backend)
         self.calls = 0
         self._lock = threading.Lock()
+        # the last texts' encodings: the chunker counts a chunk's tokens, then asks its unknown share
+        self._recent: OrderedDict[str, Any] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         with self._lock:
@@ -102,17 +109,33 @@ class _Model:
     def unknown_share(self, text: str) -> float:
         """Share of the non-space characters of ``text`` covered by unknown tokens; 0.0 when the tokenizer
         has no unknown token (or is a slow tokenizer, which gives no character offsets)."""
-        visible = sum(1 for c in text if not c.isspace())
-        if self._unknown is None or not visible:
+        if self._unknown is None:
+            return 0.0
+        visible = len("".join(text.split()))  # the characters str.isspace() does not call space
+        if not visible:
             return 0.0
         unknown_id, vocabulary_piece = self._unknown
-        encoding = self._backend.encode(text, add_special_tokens=False)
+        encoding = self._encoding(text)
+        if unknown_id not in encoding.ids:
+            return 0.0
         unknown = covered = 0
         for token, piece, (start, end) in zip(encoding.ids, encoding.tokens, encoding.offsets, strict=True):
             if token == unknown_id and piece != vocabulary_piece and end > covered:
                 unknown += end - max(start, covered)
                 covered = end
         return min(1.0, unknown / visible)
+
+    def _encoding(self, text: str) -> Any:
+        """The fast tokenizer's encoding of ``text`` (no special tokens), kept for the last few texts."""
+        with self._recent_lock:
+            found = self._recent.get(text)
+        if found is None:
+            found = self._backend.encode(text, add_special_tokens=False)
+            with self._recent_lock:
+                self._recent[text] = found
+                if len(self._recent) > _RECENT_ENCODINGS:
+                    self._recent.popitem(last=False)
+        return found
 
 
 def _unknown_token(tokenizer: Any) -> tuple[int, str | None] | None:
