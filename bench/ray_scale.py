@@ -30,13 +30,14 @@ SIZES = {"static": 20_000, "minilm": 300}  # documents (about 2 chunks each)
 QUICK_SIZES = {"static": 2_000, "minilm": 40}
 GPU_DOCUMENTS = 20_000
 BATCH = {"static": 1024, "minilm": 64}  # texts per batch sent to one replica
+GPU_BATCH = 1024  # a GPU replica embeds a batch in a fraction of a second: larger batches keep it busy
 
 
 def run(ctx: Context, gpu: bool = False) -> dict:
     from bench.tools import space_for
 
     sizes = QUICK_SIZES if ctx.quick else SIZES
-    out: dict = {"models": {}, "gpu": gpu}
+    out: dict = {"models": {}, "gpu": gpu, "load_start": list(os.getloadavg())}
     models = ["minilm"] if gpu else ["static", "minilm"]
     for model in models:
         _, space = space_for(model, ctx.tmp / f"ray-{model}")
@@ -48,7 +49,7 @@ def run(ctx: Context, gpu: bool = False) -> dict:
             row["configs"]["in process"] = embed_in_process(ctx, space, chunks)
         for nodes in ([1] if gpu else [1, 2]):
             label = "1 node, GPUs" if gpu else f"{nodes} node{'s' if nodes > 1 else ''}"
-            row["configs"][label] = embed_on_ray(ctx, space, chunks, nodes, BATCH[model], gpu)
+            row["configs"][label] = embed_on_ray(ctx, space, chunks, nodes, GPU_BATCH if gpu else BATCH[model], gpu)
             ctx.log(f"RAY: {model} {label}: {row['configs'][label]}")
         base = row["configs"].get("1 node")
         two = row["configs"].get("2 nodes")
@@ -60,6 +61,7 @@ def run(ctx: Context, gpu: bool = False) -> dict:
         out["models"][model] = row
     if not gpu:
         out["overhead"] = overhead(ctx, sizes["static"] // 4)
+    out["load_end"] = list(os.getloadavg())
     return out
 
 
@@ -247,7 +249,10 @@ def markdown(ray_results: dict | None) -> list[str]:
              "(Ray Data `map_batches` over an actor pool of one model replica per node). `seconds` is the whole "
              "call (cache lookups, the pool's start and model load on each replica, writing rows); `pool s` is "
              "from the first text sent to the last vector back, `first s` until the first vectors came back (the "
-             "replicas' start), `steady texts/s` the rate after that. Cluster start is apart.", "",
+             "replicas' start), `steady texts/s` the rate after that. Cluster start is apart. The machine's load "
+             f"average (1, 5, 15 min) was {_load(ray_results, 'load_start')} at the start and "
+             f"{_load(ray_results, 'load_end')} at the end, on {os.cpu_count()} cores: other work shared them, so "
+             "compare the rows with each other, not with other runs.", "",
              "| model | chunks | config | seconds | texts/s | pool s | first s | steady texts/s | cluster start s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for model, row in ray_results.get("models", {}).items():
@@ -277,7 +282,8 @@ GPU_HOWTO = [
     "```bash", "python -m bench --only RAY --gpu --publish", "```", "",
     f"This starts a one-node Ray cluster on the machine (Ray detects its GPUs), cuts {GPU_DOCUMENTS:,} synthetic "
     "documents (about 40,000 chunks) in all-MiniLM-L6-v2's recipe, and embeds them with one model replica per GPU "
-    "(`num_gpus=1`, the model on `cuda`), 64 texts a batch; it replaces this section with the figures. It takes "
+    f"(`num_gpus=1`, the model on `cuda`), {GPU_BATCH} texts a batch; it replaces this section with the figures. "
+    "It takes "
     "a few minutes: about a minute to cut the chunks on the CPU, the pool's start, then the embedding.",
     "",
     "What to expect: one data-center GPU embeds all-MiniLM-L6-v2 at well over 10,000 texts/s on its own, so "
@@ -286,6 +292,10 @@ GPU_HOWTO = [
     "tokenizer. With more GPUs, raise `EMBEDOPS_RAY_ACTORS` to their number and the batch size "
     "(`EMBEDOPS_RAY_BATCH_SIZE`, 512 to 1024) until the steady rate stops rising.",
 ]
+
+
+def _load(results: dict, key: str) -> str:
+    return ", ".join(f"{x:.1f}" for x in results.get(key) or []) or "?"
 
 
 def gpu_markdown(ray_results: dict) -> list[str]:
