@@ -8,6 +8,7 @@ import shutil
 import signal
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -54,9 +55,9 @@ def test_a_tenant_embedded_on_ray_equals_the_in_process_result(ray_cluster: str,
         expected.chunks, expected.model_calls, expected.cache_hits, expected.index_rows)
     assert found.model_calls > 16  # more than one batch went to the pool
     assert_same_embeddings(embeddings(remote, "acme"), embeddings(local, "acme"))
-    meta = remote.instance.get_latest_materialization_event(
-        __import__("dagster").AssetKey("chunk_embeddings")).asset_materialization.metadata
-    assert meta["ray_texts_embedded"].value == found.model_calls
+    event = remote.instance.get_latest_materialization_event(dg.AssetKey("chunk_embeddings"))
+    assert event is not None and event.asset_materialization is not None
+    assert event.asset_materialization.metadata["ray_texts_embedded"].value == found.model_calls
 
     # an unchanged tenant sends nothing: this process does not even join the cluster again
     ray.shutdown()
@@ -167,3 +168,39 @@ def test_a_model_the_workers_cannot_load_fails_with_one_error_and_writes_nothing
     assert "could not load the model of space 'copied'" in message and "copied-static" in message
     assert "Traceback" not in message and message.count("\n") == 0
     assert out.rows == 0 and len(cache) == 0
+
+
+def test_a_dagster_ray_resource_in_the_definitions_sends_the_embedding_to_its_cluster(
+    ray_cluster: str, tmp_path: Path
+) -> None:
+    from dagster_ray import RayResource
+
+    from embedops.definitions import build_defs
+    from embedops.resources import EmbedderResource
+
+    class ExistingCluster(RayResource):
+        """dagster-ray's resource for a cluster that is already up (a test stand-in for KubeRayCluster)."""
+
+        address: str
+
+        @property
+        def host(self) -> str:
+            return "127.0.0.1"
+
+        @property
+        def name(self) -> str:
+            return "existing"
+
+        @property
+        def ray_address(self) -> str:
+            return self.address
+
+    ray.shutdown()
+    project = static_project(tmp_path)
+    project.defs = build_defs(project.settings, EmbedderResource(ray_cluster=ExistingCluster(address=ray_cluster)))
+    project.write("acme", corpus(4))
+    found = project.ingest("acme")
+
+    meta = project.instance.get_latest_materialization_event(dg.AssetKey("chunk_embeddings")).asset_materialization
+    assert meta is not None
+    assert found.model_calls > 0 and meta.metadata["ray_texts_embedded"].value == found.model_calls

@@ -17,6 +17,9 @@ class EmbedderResource(dg.ConfigurableResource):
     ray_address: str = ""  # empty: in process; "auto", "127.0.0.1:6379", "ray://head:10001": a Ray cluster
     ray_actors: int = DEFAULT_RAY_ACTORS  # model replicas in the pool (one GPU or one CPU each)
     ray_batch_size: int = DEFAULT_RAY_BATCH_SIZE  # texts per batch sent to one replica
+    # or a dagster-ray resource (a ``dagster_ray.RayResource``: ``KubeRayCluster``, ``LocalRay``, ...): dagster-ray
+    # creates and connects its cluster as the step starts, and that cluster embeds (its address wins)
+    ray_cluster: dg.ConfigurableResource | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbedderResource:
@@ -30,8 +33,11 @@ class EmbedderResource(dg.ConfigurableResource):
     def for_corpus(self, space: SpaceSpec, log: Callable[[str], None] | None = None) -> Embedder:
         """The embedder of a tenant's chunks: in process, or on the Ray cluster when ``ray_address`` is set
         (``log`` hears its progress)."""
-        if not self.ray_address:
+        address = self.ray_address
+        if self.ray_cluster is not None:  # LocalRay has no address: it started a cluster in this process
+            address = getattr(self.ray_cluster, "ray_address", None) or "local"
+        if not address:
             return self.for_space(space)
         from embedops.core.distributed import RayEmbedder  # imports ray: only when a cluster is configured
 
-        return RayEmbedder(space, self.ray_address, self.ray_actors, self.ray_batch_size, log=log)
+        return RayEmbedder(space, address, self.ray_actors, self.ray_batch_size, log=log)
