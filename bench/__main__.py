@@ -1,11 +1,13 @@
-"""``python -m bench [--quick] [--only P1,P3] [--out bench/out] [--data DIR] [--publish]``.
+"""``python -m bench [--quick] [--only P1,P3] [--gpu] [--out bench/out] [--data DIR] [--publish]``.
 
 ``python -m bench render bench/out/report.json [--publish]`` writes the Markdown again from the JSON.
 
 Families: P1 (cold ingest vs the model), P2 (unchanged re-run), P3 (edits against LangChain and
 LlamaIndex, with variants and real revisions), P5 (P2/P3 at 1k and 5k documents against the peers), SCALE
 (today's design against the previous one at 100k and 1M synthetic chunks: no-op, 0.1% edit, memory, state; sizes
-from ``--scale-chunks``), P6 (the synthetic ~100k-chunk corpus: memory, and the largest scaling point), P4 (search);
+from ``--scale-chunks``), P6 (the synthetic ~100k-chunk corpus: memory, and the largest scaling point), P4 (search),
+RAY (in process against a local Ray cluster of 1 and of 2 one-CPU nodes, static model and MiniLM, and the pipeline's
+own work per chunk; ``--gpu`` runs it on this machine's GPUs, one model replica per GPU);
 CDC (a PostgreSQL table's change stream, 2 changes/s for 5 minutes: freshness p50/p99) runs only with ``--only CDC``.
 ``--publish`` with ``--only`` replaces only the selected families' sections of docs/benchmarks.md. The report goes to
 ``OUT/report.json`` and ``OUT/report.md``; ``--publish`` also copies the Markdown to docs/benchmarks.md.
@@ -26,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-FAMILIES = ("P1", "P2", "P3", "P5", "SCALE", "P6", "P4")
+FAMILIES = ("P1", "P2", "P3", "P5", "SCALE", "P6", "P4", "RAY")
 # run only when named with --only: CDC streams changes into a PostgreSQL table for 5 minutes (bench/cdc.py)
 ON_REQUEST = ("CDC",)
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +44,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-peers", action="store_true", help="skip LangChain and LlamaIndex")
     parser.add_argument("--publish", action="store_true", help="also write the Markdown to docs/benchmarks.md")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--gpu", action="store_true", help="RAY on this machine's GPUs (one model replica per GPU)")
     parser.add_argument("--scale-chunks", default="", help="SCALE sizes in chunks, comma-separated (default "
                         "100000,1000000; 10000,20000 with --quick)")
     return parser.parse_args(argv)
@@ -122,6 +125,10 @@ def run(argv: list[str] | None = None) -> dict:
             from bench import scale
 
             results["scale"] = attempt("SCALE", lambda: scale.run(ctx))
+        if "RAY" in families:
+            from bench import ray_scale
+
+            results["ray"] = attempt("RAY", lambda: ray_scale.run(ctx, gpu=args.gpu))
     finally:
         results["meta"]["duration_s"] = round(time.perf_counter() - started, 1)
         results["meta"]["load_end"] = system.load_average()

@@ -201,6 +201,9 @@ def markdown(results: dict) -> str:
         lines += [f"- {f}" for f in results["findings"]] + [""]
     lines += _p1(results) + _p2(results) + _p3(results) + _scaling_md(results) + _scale_md(results, meta)
     lines += _p4(results) + _p6(results)
+    from bench.ray_scale import markdown as ray_markdown
+
+    lines += ray_markdown(results.get("ray"))
     lines += _machine(meta)
     errors = results.get("errors") or {}
     if errors:

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "embedops"
 # imports that belong to an optional backend: (module that imports it, extra that provides it)
-OPTIONAL = {"model2vec": ("embedops/core/embedder.py", "static")}
+OPTIONAL = {"model2vec": ("embedops/core/embedder.py", "static"), "ray": ("embedops/core/distributed.py", "ray")}
 # modules a dependency imports only when embedops calls it a certain way, so no import here shows them
 CALLED_THROUGH = {
     "lance": "embedops/core/stores/lance.py (lancedb's Table.to_lance)",
@@ -87,3 +87,14 @@ def test_a_space_on_the_static_backend_without_its_extra_names_the_extra(monkeyp
     spec = ModelSpec(name="tokenlearn-static", backend="model2vec", package="static_model")
     with pytest.raises(ModelLoadError, match=r"install it with: pip install 'embedops\[static\]'"):
         fresh_model(spec)
+
+
+def test_the_in_process_path_never_imports_ray(tmp_path: Path) -> None:
+    """Ray is the optional ``ray`` extra: loading the Definitions (no EMBEDOPS_RAY_ADDRESS) imports none of it."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "EMBEDOPS_RAY_ADDRESS"} | {"EMBEDOPS_HOME": str(tmp_path)}
+    code = "import sys, embedops.definitions; print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))"
+    found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"

@@ -65,7 +65,9 @@ def pager_resource() -> PagerResource:
     return PagerResource(url=url, routing_key=dg.EnvVar("EMBEDOPS_PAGER_ROUTING_KEY"))
 
 
-def build_defs(settings: Settings | None = None) -> dg.Definitions:
+def build_defs(settings: Settings | None = None, embedder: EmbedderResource | None = None) -> dg.Definitions:
+    """The Definitions; ``embedder`` replaces the one the settings give (for example one whose ``ray_cluster`` is
+    a dagster-ray resource such as ``dagster_ray.kuberay.KubeRayCluster``)."""
     settings = settings or Settings.from_env()
     refuse_old_layout(settings)
     return dg.Definitions(
@@ -79,7 +81,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
                  space_backfill_sensor, pager_sensor, cdc_sensor],
         resources={
             "workspace": WorkspaceResource.from_settings(settings),
-            "embedder": EmbedderResource(),
+            "embedder": embedder or EmbedderResource.from_settings(settings),
             "vector_store": vector_store_resource(settings),
             "monitoring": MonitoringResource(home=str(settings.home), database_url=database_url_field(settings)),
             "pager": pager_resource(),

@@ -46,6 +46,10 @@ class ModelFailureError(EmbedopsError):
     """The model failed on too large a share of a run's texts; the run syncs nothing."""
 
 
+class RayClusterError(EmbedopsError):
+    """The Ray cluster named by EMBEDOPS_RAY_ADDRESS could not be reached."""
+
+
 class NotMaterializedError(EmbedopsError):
     """An index or table that a command needs has not been built yet."""
 

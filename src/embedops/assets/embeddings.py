@@ -5,6 +5,7 @@ import dagster as dg
 from embedops.assets.documents import quarantine_metadata
 from embedops.assets.metadata import carried, numbers, recorded, still_current, table_metadata
 from embedops.core.delta import EmbeddingChange, apply_embeddings
+from embedops.core.embedder import Prefetching
 from embedops.core.ingest import embed_chunks
 from embedops.core.sources import quarantine_table
 from embedops.core.stores.base import index_schema
@@ -56,13 +57,14 @@ def chunk_embeddings(
     previous = tables.dataset("chunk_embeddings", partition)
     run_id = context.run.run_id
     share = workspace.settings.max_model_failure_share
+    encoder = embedder.for_corpus(space, log=context.log.info)
     with workspace.lease(f"tables/chunk_embeddings/{tenant}/{space.name}", run_id, context.instance):
         change = apply_embeddings(
-            tables, partition, chunks, previous, space, lambda: embedder.for_space(space), workspace.cache(), share
+            tables, partition, chunks, previous, space, lambda: encoder, workspace.cache(), share
         )
         if change is None:  # no table yet, or too large a change to commit as one: a new table
             with tables.writer("chunk_embeddings", partition, schema, run_id) as out:
-                result = embed_chunks(chunks, space, embedder.for_space(space), workspace.cache(), out,
+                result = embed_chunks(chunks, space, encoder, workspace.cache(), out,
                                       previous=previous, max_failure_share=share)
             change = EmbeddingChange(result, result.rows, unchanged=False)
         result = change.result
@@ -87,5 +89,6 @@ def chunk_embeddings(
             "config_hash": space.config_hash,
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(result.quarantined),
+            **(encoder.progress() if isinstance(encoder, Prefetching) else {}),
         }
     )

@@ -10,9 +10,10 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -44,10 +45,22 @@ class Embedder(Protocol):
         ...
 
 
+@runtime_checkable
+class Prefetching(Protocol):
+    """An embedder that embeds elsewhere (a Ray cluster): told every text a run will ask for before the first
+    ``encode``, so that its workers start on all of them at once; ``progress`` is what it reports."""
+
+    def prefetch(self, texts: Iterable[tuple[str, str]]) -> None:
+        """Start on these (cache key, text) pairs; ``encode`` then returns their vectors as they arrive."""
+        ...
+
+    def progress(self) -> dict[str, float]: ...
+
+
 class _Model:
     """A loaded model of either backend, with a thread-safe count of texts sent to it."""
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
         self.spec = spec
         static_model = _static_model_class(spec) if spec.backend == "model2vec" else None
         folder = spec.model_dir()
@@ -60,7 +73,7 @@ class _Model:
             else:
                 from sentence_transformers import SentenceTransformer
 
-                self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+                self._model = SentenceTransformer(str(folder), device=device, local_files_only=True)
                 tokenizer = self._model.tokenizer
                 backend = getattr(tokenizer, "backend_tokenizer", None)  # None for a slow tokenizer
                 self.tokens = Tokenizer(backend) if backend is not None else _SlowTokenizer(tokenizer)
@@ -195,12 +208,13 @@ def _load_error(spec: ModelSpec, folder: Path, exc: Exception) -> ModelLoadError
     )
 
 
-def load_model(spec: ModelSpec) -> _Model:
-    """Load a model once per process; every space that names it shares the instance.
+def load_model(spec: ModelSpec, device: str = "cpu") -> _Model:
+    """Load a model once per process (and device); every space that names it shares the instance.
 
-    Keyed on the model's identity too, so weights replaced in a model folder are loaded anew.
+    Keyed on the model's identity too, so weights replaced in a model folder are loaded anew. ``device``
+    (``cpu``, ``cuda``) places a sentence-transformers model; the static model runs on the CPU.
     """
-    return _load_model(spec, spec.identity)
+    return _load_model(spec, spec.identity, device)
 
 
 def _static_model_class(spec: ModelSpec) -> Any:
@@ -216,8 +230,8 @@ def _static_model_class(spec: ModelSpec) -> Any:
 
 
 @lru_cache(maxsize=8)
-def _load_model(spec: ModelSpec, identity: str) -> _Model:
-    return _Model(spec)
+def _load_model(spec: ModelSpec, identity: str, device: str) -> _Model:
+    return _Model(spec, device)
 
 
 def fresh_model(spec: ModelSpec) -> _Model:
@@ -232,9 +246,10 @@ class SpaceEmbedder:
     ``loaded`` says whether it has been. Counting tokens (chunking) needs only the tokenizer.
     """
 
-    def __init__(self, space: SpaceSpec, batch_size: int = 32) -> None:
+    def __init__(self, space: SpaceSpec, batch_size: int = 32, device: str = "cpu") -> None:
         self.space = space
         self.batch_size = batch_size
+        self.device = device
         self.identity = space.model.identity
         self.dimension = space.dimension
         self.calls = 0
@@ -248,7 +263,7 @@ class SpaceEmbedder:
     @property
     def _model(self) -> _Model:
         if self._loaded is None:
-            model = load_model(self.space.model)
+            model = load_model(self.space.model, self.device)
             if model.dimension != self.space.dimension:
                 raise ModelLoadError(
                     f"space {self.space.name!r} declares dimension {self.space.dimension} but model "

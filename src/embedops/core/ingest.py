@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from embedops.core.cache import EmbeddingCache
 from embedops.core.chunking import Chunk, chunk_in_space
-from embedops.core.embedder import Embedder
+from embedops.core.embedder import Embedder, Prefetching
 from embedops.core.fingerprints import cache_key, chunk_id, sha256_text
 from embedops.core.settings import DEFAULT_MAX_MODEL_FAILURE_SHARE
 from embedops.core.spaces import SpaceSpec
@@ -277,6 +277,8 @@ def embed_chunks(
     model_calls = cache_hits = 0
     failed_docs: dict[str, str] = {}
     budget = _FailureBudget(space, encoder.identity, max_failure_share, count(chunks))
+    if isinstance(encoder, Prefetching):  # a remote pool starts on every text the loop below will ask for
+        encoder.prefetch(missing_texts(chunks, encoder.identity, cache, batch_rows))
     for part in whole_documents(batches(chunks, size=batch_rows)):
         records = part.to_pylist()
         keys = [cache_key(encoder.identity, r["text"]) for r in records]
@@ -287,7 +289,7 @@ def embed_chunks(
         for start in range(0, len(todo), group_size):
             group = todo[start : start + group_size]
             done = []
-            for key, vector, error in _encode_group(encoder, group):
+            for key, vector, error in encode_group(encoder, group):
                 if vector is None:
                     failed[key] = error or "no vector"
                 else:
@@ -328,6 +330,22 @@ def embed_chunks(
     )
 
 
+def missing_texts(
+    chunks: Rows, identity: str, cache: EmbeddingCache, batch_rows: int = BATCH_ROWS
+) -> Iterator[tuple[str, str]]:
+    """The (cache key, text) pairs of ``chunks`` the cache lacks, each once, in the order ``embed_chunks``
+    gives them to the model."""
+    seen: set[str] = set()
+    for part in whole_documents(batches(chunks, size=batch_rows)):
+        texts = part["text"].to_pylist()
+        keys = [cache_key(identity, t) for t in texts]
+        cached = cache.get_many(keys)
+        for key, text in zip(keys, texts, strict=True):
+            if key not in cached and key not in seen:
+                seen.add(key)
+                yield key, text
+
+
 def _keep_stale(previous: Rows | None, doc_ids: set[str], schema: pa.Schema, out: Sink) -> dict[str, int]:
     """Copy the previous rows of ``doc_ids`` into ``out`` marked stale; how many rows each document kept."""
     kept: Counter[str] = Counter()
@@ -362,7 +380,7 @@ def whole_documents(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
         yield carry
 
 
-def _encode_group(
+def encode_group(
     encoder: Embedder, group: list[tuple[str, str]]
 ) -> list[tuple[str, np.ndarray | None, str | None]]:
     """Encode (key, text) pairs in one call; when it fails, halve the group so only the bad texts fail."""
@@ -370,13 +388,13 @@ def _encode_group(
         vectors = encoder.encode([t for _, t in group])
         _check_vectors(vectors, encoder.dimension, len(group))
         return [(k, v, None) for (k, _), v in zip(group, vectors, strict=True)]
-    except ModelLoadError:  # no text's fault: the model is not there to fail on it
+    except ModelLoadError:  # no text's fault: the run fails with it (halving would only load it again)
         raise
     except Exception as exc:
         if len(group) == 1:
             return [(group[0][0], None, f"{type(exc).__name__}: {exc}")]
         half = len(group) // 2
-        return _encode_group(encoder, group[:half]) + _encode_group(encoder, group[half:])
+        return encode_group(encoder, group[:half]) + encode_group(encoder, group[half:])
 
 
 def _check_vectors(vectors: np.ndarray, dimension: int, count: int) -> None:

@@ -30,6 +30,9 @@ DEFAULT_MAX_MODEL_FAILURE_SHARE = 0.1
 DEFAULT_TABLE_RETENTION_DAYS = 7.0
 # How long a run waits for another run to let go of a partition it would write (EMBEDOPS_LEASE_WAIT_S).
 DEFAULT_LEASE_WAIT_S = 30.0
+# On a Ray cluster (EMBEDOPS_RAY_ADDRESS): model replicas in the actor pool, and texts per batch sent to one.
+DEFAULT_RAY_ACTORS = 2
+DEFAULT_RAY_BATCH_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class Settings:
     data_url: str = ""  # empty: the folder home/data (see ``data_root``)
     table_retention_days: float = DEFAULT_TABLE_RETENTION_DAYS
     lease_wait_s: float = DEFAULT_LEASE_WAIT_S
+    ray_address: str = ""  # empty: embed in the run's own process; else a Ray cluster ("auto", "ray://host:10001")
+    ray_actors: int = DEFAULT_RAY_ACTORS
+    ray_batch_size: int = DEFAULT_RAY_BATCH_SIZE
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -68,6 +74,12 @@ class Settings:
             ),
             lease_wait_s=_number(env, "EMBEDOPS_LEASE_WAIT_S", DEFAULT_LEASE_WAIT_S, 86_400.0, "a number of seconds",
                                  "how long a run waits for a busy partition, 0 to 86400"),
+            ray_address=env.get("EMBEDOPS_RAY_ADDRESS") or "",
+            ray_actors=int(_number(env, "EMBEDOPS_RAY_ACTORS", DEFAULT_RAY_ACTORS, 10_000.0, "a number of actors",
+                                   "how many model replicas embed on the Ray cluster, 1 to 10000", whole=True)),
+            ray_batch_size=int(_number(env, "EMBEDOPS_RAY_BATCH_SIZE", DEFAULT_RAY_BATCH_SIZE, 1_000_000.0,
+                                       "a number of texts", "how many texts go to a model replica at once, 1 to "
+                                       "1000000", whole=True)),
         )
 
     @property
@@ -94,8 +106,11 @@ class Settings:
         return Path(os.environ.get("DAGSTER_HOME") or self.home / "dagster").expanduser().resolve()
 
 
-def _number(env: dict[str, str], name: str, default: float, high: float, meaning: str, allowed: str) -> float:
-    """The number in environment variable ``name`` (``default`` when unset), refused outside 0..``high``."""
+def _number(
+    env: dict[str, str], name: str, default: float, high: float, meaning: str, allowed: str, whole: bool = False
+) -> float:
+    """The number in environment variable ``name`` (``default`` when unset), refused outside 0..``high``
+    (and, when ``whole``, below 1 or with a fraction)."""
     value = env.get(name)
     if not value:
         return default
@@ -103,7 +118,7 @@ def _number(env: dict[str, str], name: str, default: float, high: float, meaning
         number = float(value)
     except ValueError:
         number = -1.0
-    if not 0.0 <= number <= high:
+    if not 0.0 <= number <= high or (whole and (number < 1 or number != int(number))):
         raise ConfigError(f"{name}={value!r} is not {meaning}; set {allowed} (default {default:g})")
     return number
 
