@@ -15,7 +15,10 @@ def test_check_exits_0_on_a_healthy_index_and_1_naming_tenant_space_and_ids(run,
     healthy = run("check", "--json")
     assert healthy.exit_code == 0, healthy.output
     body = json.loads(healthy.stdout)
-    assert body["passed"] and body["errors"] == 0 and len(body["results"]) == 9
+    assert body["passed"] and body["errors"] == 0 and len(body["results"]) == 11
+    table_checks = {r["check"]: r["description"] for r in body["results"]
+                    if r["check"] in ("replication_slot_lag", "table_source_columns")}
+    assert set(table_checks.values()) == {"the tenant's source is not a table"} and len(table_checks) == 2
     for field in ("check", "asset", "tenant", "space", "passed", "severity", "description", "ids", "run_id"):
         assert field in body["results"][0]
 

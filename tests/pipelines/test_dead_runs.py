@@ -38,6 +38,8 @@ import sys, time, pathlib
 from embedops.core import tables
 from embedops.core.tables import TableStore
 tables.FLUSH_BYTES = 1  # its rows reach storage as they are written, before the commit
+from embedops.core import sources
+sources.MAX_CHANGE_BYTES = 0  # a new table even for a small change (which is otherwise held and merged, last)
 write = TableStore.write
 def stall(self, asset, partition, table, run_id="local"):
     if asset == "source_quarantine":

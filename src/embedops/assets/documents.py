@@ -62,12 +62,10 @@ def source_documents(
         def open_table() -> Sink:
             return stack.enter_context(tables.writer("source_documents", (tenant,), DOCUMENTS_SCHEMA, run_id))
 
-        def apply_change(rows: pa.Table, deleted: list[str]) -> None:
-            where = in_filter("doc_id", deleted) if deleted else None
-            tables.apply("source_documents", (tenant,), DOCUMENTS_SCHEMA, rows, "doc_id", delete_where=where)
-
+        change: list[tuple[pa.Table, list[str]]] = []  # a small change: committed last, as a new table would be
         scan = scan_tenant(
-            tenant, root, workspace.max_document_bytes, open_table, apply_out=apply_change,
+            tenant, root, workspace.max_document_bytes, open_table,
+            apply_out=lambda rows, deleted: change.append((rows, deleted)),
             previous=tables.dataset("source_documents", (tenant,)),
             previous_quarantine=tables.read("source_quarantine", (tenant,)),
             verify=config.verify, changes=config.change_set(),
@@ -76,6 +74,9 @@ def source_documents(
             tables.write("source_quarantine", (tenant,), scan.quarantine_table(), run_id)
         for item in scan.quarantined:
             context.log.warning(f"quarantined {tenant}/{item['doc_id']}: {item['reason']}")
+        for rows, deleted in change:
+            where = in_filter("doc_id", deleted) if deleted else None
+            tables.apply("source_documents", (tenant,), DOCUMENTS_SCHEMA, rows, "doc_id", delete_where=where)
     table = tables.latest("source_documents", (tenant,))
     if not scan.written:
         context.log.info(f"{tenant}: no source document changed ({scan.bodies_read} read); no new table written")

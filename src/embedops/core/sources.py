@@ -263,7 +263,8 @@ def scan_tenant(
             pending = []
     scan.deleted = sorted(d for d in known.checksums if d not in carried and d not in fresh)
     change = len(fresh) + len(scan.deleted)
-    if out is None and apply_out is not None and previous is not None and change and worth_a_change(change):
+    small = worth_a_change(change) and pending_bytes <= MAX_CHANGE_BYTES
+    if out is None and apply_out is not None and previous is not None and change and small:
         apply_out(pa.Table.from_pylist(pending, schema=DOCUMENTS_SCHEMA), scan.deleted)
         scan.documents = len(carried) + len(fresh)
         scan.written = True
