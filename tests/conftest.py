@@ -29,6 +29,20 @@ if TYPE_CHECKING:
 SHARED_DATA = Path(os.environ.get("EMBEDOPS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True)
+def _no_current_instance_leaks() -> Iterator[None]:
+    """Each test leaves Dagster's current definitions-state storage as it found it (none).
+
+    `with instance:` makes the instance's storage current until its exit; one whose exit did not run would leave
+    a later test's Definitions resolving through an instance already collected ("Attempted to resolve undefined
+    DagsterInstance weakref"), depending on when the garbage collector ran. Dagster has no public setter.
+    """
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
 def age_files(folder: Path, seconds: float = 3600) -> None:
     """Date every file under ``folder`` ``seconds`` back. A file read just after it was written is read again
     on the next run (a write right after the read could keep the modification time the read saw); a file
