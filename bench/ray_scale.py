@@ -68,18 +68,8 @@ def run(ctx: Context, gpu: bool = False) -> dict:
 def chunk_table(ctx: Context, space, documents: int) -> pa.Table:  # type: ignore[no-untyped-def]
     """The chunk rows of ``documents`` synthetic documents in ``space``'s recipe (cut in process)."""
     from embedops.core.embedder import SpaceEmbedder
-    from embedops.core.ingest import CHUNKS_SCHEMA, chunk_rows
 
-    encoder = SpaceEmbedder(space)
-    rows: list[dict] = []
-    stamp = datetime(2026, 1, 1, tzinfo=UTC)
-    for name, text in synthetic_docs(ctx.data, documents).items():
-        doc = {"tenant": "bench", "doc_id": name, "text": text, "suffix": ".md", "modified_at": stamp,
-               "checksum": hashlib.sha256(text.encode()).hexdigest()}
-        pieces = chunk_rows(doc, space, encoder.count_tokens, encoder.unknown_share)
-        if not isinstance(pieces, str):
-            rows.extend(pieces)
-    return pa.Table.from_pylist(rows, schema=CHUNKS_SCHEMA)
+    return chunk_table_with(ctx, space, documents, SpaceEmbedder(space))[0]
 
 
 def _embed(ctx: Context, space, chunks: pa.Table, encoder, name: str) -> tuple[float, object]:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -67,16 +67,12 @@ class _Model:
         try:
             if static_model is not None:
                 self._model: Any = static_model.from_pretrained(str(folder))
-                self.tokens: Tokenizer | _SlowTokenizer = Tokenizer(self._model.tokenizer)  # tokenizers.Tokenizer
                 self.dimension = int(self._model.dim)
                 self.max_seq_length = spec.max_seq_length
             else:
                 from sentence_transformers import SentenceTransformer
 
                 self._model = SentenceTransformer(str(folder), device=device, local_files_only=True)
-                tokenizer = self._model.tokenizer
-                backend = getattr(tokenizer, "backend_tokenizer", None)  # None for a slow tokenizer
-                self.tokens = Tokenizer(backend) if backend is not None else _SlowTokenizer(tokenizer)
                 self.dimension = int(self._model.get_embedding_dimension())
                 self.max_seq_length = int(self._model.max_seq_length)
         except Exception as exc:  # the loaders raise many types; one clear error names the folder
@@ -92,6 +88,16 @@ class _Model:
         else:
             out = self._model.encode(texts, batch_size=batch_size, convert_to_numpy=True)
         return np.asarray(out, dtype=np.float32)
+
+    @cached_property
+    def tokens(self) -> Tokenizer | _SlowTokenizer:
+        """The loaded model's tokenizer, copied for counting on first use (a space's chunker reads the
+        folder's tokenizer.json instead, see `load_tokenizer`, so loading to embed copies nothing)."""
+        if self.spec.backend == "model2vec":
+            return Tokenizer(self._model.tokenizer)  # a tokenizers.Tokenizer
+        tokenizer = self._model.tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)  # None for a slow tokenizer
+        return Tokenizer(backend) if backend is not None else _SlowTokenizer(tokenizer)
 
     def count_tokens(self, text: str) -> int:
         return self.tokens.count_tokens(text)
