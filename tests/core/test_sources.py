@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -133,6 +134,37 @@ def test_an_edit_keeping_size_and_time_is_missed_by_status_and_found_by_verify(t
     assert (verified.bodies_read, verified.changed, verified.written) == (3, ["a.md"], True)
     assert "Omega" in verified_table.filter(pa.compute.equal(verified_table["doc_id"], "a.md"))["text"][0].as_py()
     assert verified_table.num_rows == 3
+
+
+def test_a_file_whose_time_moved_by_one_microsecond_is_read_again(tmp_path: Path) -> None:
+    write(tmp_path, FILES)
+    age_files(tmp_path)
+    last = first_scan(tmp_path)
+    status = (tmp_path / "a.md").stat()
+    os.utime(tmp_path / "a.md", ns=(status.st_atime_ns, status.st_mtime_ns + 1000))  # same size and text
+
+    _, scan = rescan(tmp_path, last)
+
+    assert (scan.bodies_read, scan.touched, scan.changed) == (1, 1, [])
+
+
+@pytest.mark.parametrize("seconds", [
+    0.0, 1.5, 1_700_000_000.0, 1_700_000_000.0000005, 1_700_000_000.0000015, 1_700_000_000.9999995,
+    1_799_999_999.999999, 1_234_567_890.123456, -1.0000005, -0.25, 2_000_000_000.4999995,
+])
+def test_a_stat_time_in_microseconds_is_the_recorded_times_own(seconds: float) -> None:
+    # the listing compares a file's stat time with the recorded one without building a datetime
+    recorded = datetime.fromtimestamp(seconds, tz=UTC)
+    assert sources._stat_micros(seconds) == sources._micros(recorded)
+
+
+def test_stat_times_in_microseconds_agree_over_many_random_times() -> None:
+    import random
+
+    draw = random.Random(7)
+    for _ in range(20_000):
+        seconds = draw.uniform(0, 2_100_000_000)
+        assert sources._stat_micros(seconds) == sources._micros(datetime.fromtimestamp(seconds, tz=UTC))
 
 
 def test_changes_and_deletions_are_found_by_status(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ store that does not answer fails the scan (StateUnreachableError).
 from __future__ import annotations
 
 import errno
+import math
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,8 @@ from embedops.errors import ConfigError
 
 # a tenant's sources: a folder (path) or an object-store prefix (URL)
 SourceRoot = str | Path
+# whether a file (doc_id, size, modification time in microseconds since the epoch) is as last recorded
+Vouches = Callable[[str, int, int], bool]
 # a body read: the bytes and what the file looked like, or why it was not read
 Body = tuple[bytes, "Seen"] | tuple[str, "Seen | None"]
 
@@ -113,13 +116,29 @@ class _Known:
 
     def vouched(self, entry: SourceEntry) -> bool:
         """Whether the recorded size and modification time of ``entry``'s document vouch for it."""
-        found = self._vouching.get(entry.doc_id)
-        return found is not None and entry.modified_at is not None and found == (entry.size, _micros(entry.modified_at))
+        return entry.modified_at is not None and self.vouches(entry.doc_id, entry.size, _micros(entry.modified_at))
+
+    def vouches(self, doc_id: str, size: int | None, modified_micros: int) -> bool:
+        """Whether a file of this size and modification time (microseconds since the epoch) is the one the
+        recorded row was read from (a listing asks this before it builds any entry)."""
+        return self._vouching.get(doc_id) == (size, modified_micros)
 
 
 def _micros(moment: datetime) -> int:
     """A time as the tables store it: microseconds since the epoch."""
     return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _stat_micros(seconds: float) -> int:
+    """``_micros(datetime.fromtimestamp(seconds, UTC))`` without building the datetime: the same rounding
+    (the fraction to the nearest microsecond, halves to even) on the float a stat gives."""
+    fraction, whole = math.modf(seconds)
+    micros = round(fraction * 1_000_000)
+    if micros >= 1_000_000:
+        return (int(whole) + 1) * 1_000_000 + micros - 1_000_000
+    if micros < 0:
+        return (int(whole) - 1) * 1_000_000 + micros + 1_000_000
+    return int(whole) * 1_000_000 + micros
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -205,8 +224,10 @@ def scan_tenant(
         return out
 
     backend = _backend(root)
-    entries: Iterable[SourceEntry]
-    if changes is None:
+    entries: Iterable[SourceEntry | list[str]]
+    if changes is None and isinstance(backend, _Folder) and not verify:
+        entries = backend.entries_unless(known.vouches)  # vouched files come as lists of ids
+    elif changes is None:
         entries = backend.entries()  # this backend reads the bodies next (a table's came with the listing)
     elif previous is None:
         raise ConfigError(
@@ -221,6 +242,9 @@ def scan_tenant(
         carried = {d for d in known.checksums if d not in named}
         kept = {d: row for d, row in refused.items() if d not in named}
     for entry in entries:
+        if isinstance(entry, list):
+            carried.update(entry)  # files the listing found as recorded
+            continue
         if changes is not None and entry.doc_id in changes.committed_at:
             entry = replace(entry, modified_at=changes.committed_at[entry.doc_id])
         if entry.problem is not None or entry.size is None:
@@ -449,24 +473,48 @@ class _Folder:
         """Devices, sockets and FIFOs, symlink loops, broken symlinks, symlinks and symlinked folders leaving
         the root, and symlinked folders inside it (never followed, so a folder loop cannot recurse) each
         come with the reason; then any folder that could not be listed."""
+        for entry in self.entries_unless(None):
+            assert isinstance(entry, SourceEntry)
+            yield entry
+
+    def entries_unless(self, vouches: Vouches | None) -> Iterator[SourceEntry | list[str]]:
+        """`entries`, except that the regular files of a folder that ``vouches(doc_id, size, modified_micros)``
+        accepts come as one list of their document ids: a listing of a million files spends its time per
+        file, so the common case (a file as recorded) costs one lstat, one dictionary look-up and no objects."""
         root = self.root
         if not root.is_dir():
             return
         real_root = Path(os.path.realpath(root))
         unlisted: list[OSError] = []
+        lstat, is_regular, micros, suffixes = os.lstat, stat.S_ISREG, _stat_micros, SUPPORTED_SUFFIXES
         for folder, dirs, files in os.walk(root, onerror=unlisted.append, followlinks=False):
             linked = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in linked)
             relative = os.path.relpath(folder, root)
             prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+            base = folder if folder.endswith(os.sep) else folder + os.sep
+            vouched: list[str] = []
             for name in sorted([*files, *linked]):
-                if not name.startswith("."):
-                    yield self._plain_file(prefix + name, os.path.join(folder, name)) or self._inspect(
-                        real_root, Path(folder) / name
-                    )
+                if name.startswith("."):
+                    continue
+                doc_id, path = prefix + name, base + name
+                try:
+                    status: os.stat_result | None = lstat(path)
+                except OSError:
+                    status = None  # judged by `_inspect`, which names the reason
+                if status is None or not is_regular(status.st_mode) or (
+                    not name.lower().endswith(suffixes) and _supported(doc_id) is not None
+                ):
+                    yield self._inspect(real_root, Path(path))
+                elif vouches is not None and vouches(doc_id, status.st_size, micros(status.st_mtime)):
+                    vouched.append(doc_id)
+                else:
+                    yield SourceEntry(doc_id, path, status.st_size, mtime_of(status))
+            if vouched:
+                yield vouched
         for error in unlisted:
-            path = Path(error.filename or root)
-            yield self._entry(path, problem=f"folder cannot be listed: {error.strerror or error}")
+            path_of = Path(error.filename or root)
+            yield self._entry(path_of, problem=f"folder cannot be listed: {error.strerror or error}")
 
     def named(self, doc_ids: list[str]) -> Iterator[SourceEntry]:
         """A named file under a symlinked folder (which a listing never enters) comes with the reason."""
@@ -507,18 +555,6 @@ class _Folder:
         if status is None:
             return SourceEntry(doc_id, str(path), problem=problem)
         return SourceEntry(doc_id, str(path), status.st_size, mtime_of(status), problem)
-
-    @staticmethod
-    def _plain_file(doc_id: str, path: str) -> SourceEntry | None:
-        """The entry of a regular file of a supported type, from one lstat and no path objects (a listing
-        of a million files spends its time here); None for anything else, which `_inspect` judges."""
-        try:
-            status = os.lstat(path)
-        except OSError:
-            return None
-        if not stat.S_ISREG(status.st_mode) or _supported(doc_id) is not None:
-            return None
-        return SourceEntry(doc_id, path, status.st_size, mtime_of(status))
 
     def _inspect(self, real_root: Path, path: Path) -> SourceEntry:
         """The entry for ``path`` from its status alone: what it is and whether it can be indexed."""
