@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from tests.conftest import age_files
@@ -155,16 +156,17 @@ def test_a_file_whose_time_moved_by_one_microsecond_is_read_again(tmp_path: Path
 def test_a_stat_time_in_microseconds_is_the_recorded_times_own(seconds: float) -> None:
     # the listing compares a file's stat time with the recorded one without building a datetime
     recorded = datetime.fromtimestamp(seconds, tz=UTC)
-    assert sources._stat_micros(seconds) == sources._micros(recorded)
+    assert sources.stat_micros(np.array([seconds]))[0] == sources._micros(recorded)
 
 
 def test_stat_times_in_microseconds_agree_over_many_random_times() -> None:
     import random
 
     draw = random.Random(7)
-    for _ in range(20_000):
-        seconds = draw.uniform(0, 2_100_000_000)
-        assert sources._stat_micros(seconds) == sources._micros(datetime.fromtimestamp(seconds, tz=UTC))
+    times = [draw.uniform(0, 2_100_000_000) for _ in range(20_000)]
+    times += [draw.randrange(0, 2_100_000_000) + draw.randrange(0, 1_000_000) / 1e6 + 5e-7 for _ in range(20_000)]
+    expected = [sources._micros(datetime.fromtimestamp(seconds, tz=UTC)) for seconds in times]
+    assert sources.stat_micros(np.array(times)).tolist() == expected
 
 
 def test_changes_and_deletions_are_found_by_status(tmp_path: Path) -> None:

@@ -11,15 +11,16 @@ store that does not answer fails the scan (StateUnreachableError).
 from __future__ import annotations
 
 import errno
-import math
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -33,8 +34,8 @@ from embedops.errors import ConfigError
 
 # a tenant's sources: a folder (path) or an object-store prefix (URL)
 SourceRoot = str | Path
-# whether a file (doc_id, size, modification time in microseconds since the epoch) is as last recorded
-Vouches = Callable[[str, int, int], bool]
+# whether each listed file (doc_ids, sizes, stat modification times in seconds) is as last recorded
+Vouches = Callable[[list[str], list[int], list[float]], np.ndarray]
 # a body read: the bytes and what the file looked like, or why it was not read
 Body = tuple[bytes, "Seen"] | tuple[str, "Seen | None"]
 
@@ -92,36 +93,67 @@ class Seen:
 class _Known:
     """The documents of the last materialization: each one's checksum, and for those whose read came late
     enough after their modification (`Seen.vouches_for`'s rule, computed over the columns at once) the size
-    and modification time that vouch for them. Built from columns, not rows: a million documents take
-    about a second."""
+    and modification time that vouch for them. Kept as columns: a listing's files are looked up all at once
+    (`vouched_mask`), and per-document dictionaries are built only when a scan asks one document at a time."""
 
     def __init__(self, previous: Rows | None) -> None:
-        self.checksums: dict[str, str] = {}
-        self._vouching: dict[str, tuple[int, int]] = {}
+        self._table = pa.table({"doc_id": pa.array([], pa.string()), "checksum": pa.array([], pa.string())})
+        self._size = np.zeros(0, np.int64)  # -1 where the row does not vouch
+        self._micros = np.zeros(0, np.int64)
+        self._listed = np.zeros(0, bool)  # rows a listing vouched for
         if previous is None:
             return
         names = [n for n in ("doc_id", "checksum", "size", "modified_at", "read_at") if n in previous.schema.names]
-        table = columns(previous, names)
-        self.checksums = dict(zip(table["doc_id"].to_pylist(), table["checksum"].to_pylist(), strict=True))
+        table = columns(previous, names).combine_chunks()
+        self._table = table.select(["doc_id", "checksum"])
+        self._size = np.full(table.num_rows, -1, np.int64)
+        self._micros = np.zeros(table.num_rows, np.int64)
+        self._listed = np.zeros(table.num_rows, bool)
         if not {"size", "modified_at", "read_at"} <= set(names):
             return  # a table written before these columns existed: nothing vouches, every body is read
         modified = table["modified_at"].cast(pa.int64())
         late = pc.less(modified, pc.subtract(table["read_at"].cast(pa.int64()), int(RACY_SECONDS * 1_000_000)))
-        vouching = table.filter(pc.and_(pc.fill_null(late, False), pc.is_valid(table["size"])))
-        recorded = zip(vouching["size"].to_pylist(), vouching["modified_at"].cast(pa.int64()).to_pylist(), strict=True)
-        self._vouching = dict(zip(vouching["doc_id"].to_pylist(), recorded, strict=True))
+        vouching = pc.and_(pc.fill_null(late, False), pc.is_valid(table["size"])).to_numpy(zero_copy_only=False)
+        self._size[vouching] = table["size"].fill_null(-1).to_numpy()[vouching]
+        self._micros = modified.fill_null(0).to_numpy().copy()
+
+    @cached_property
+    def checksums(self) -> dict[str, str]:
+        return dict(zip(self._table["doc_id"].to_pylist(), self._table["checksum"].to_pylist(), strict=True))
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {doc_id: i for i, doc_id in enumerate(self._table["doc_id"].to_pylist())}
 
     def __contains__(self, doc_id: str) -> bool:
         return doc_id in self.checksums
 
     def vouched(self, entry: SourceEntry) -> bool:
         """Whether the recorded size and modification time of ``entry``'s document vouch for it."""
-        return entry.modified_at is not None and self.vouches(entry.doc_id, entry.size, _micros(entry.modified_at))
+        at = self._positions.get(entry.doc_id)
+        if at is None or entry.modified_at is None or entry.size is None:
+            return False
+        return bool(self._size[at] == entry.size and self._micros[at] == _micros(entry.modified_at))
 
-    def vouches(self, doc_id: str, size: int | None, modified_micros: int) -> bool:
-        """Whether a file of this size and modification time (microseconds since the epoch) is the one the
-        recorded row was read from (a listing asks this before it builds any entry)."""
-        return self._vouching.get(doc_id) == (size, modified_micros)
+    def vouched_mask(self, doc_ids: list[str], sizes: list[int], mtimes: list[float]) -> np.ndarray:
+        """For each listed file (id, size, stat modification time), whether its recorded row vouches for it;
+        the rows that vouch are remembered as listed (see `unlisted`)."""
+        found = np.zeros(len(doc_ids), bool)
+        if not doc_ids or not len(self._size):
+            return found
+        at = pc.index_in(pa.array(doc_ids, pa.string()), value_set=self._table["doc_id"])
+        positions = at.fill_null(-1).to_numpy()
+        known = positions >= 0
+        rows = positions[known]
+        found[known] = (self._size[rows] == np.asarray(sizes, np.int64)[known]) & (
+            self._micros[rows] == stat_micros(np.asarray(mtimes, np.float64))[known]
+        )
+        self._listed[positions[found]] = True
+        return found
+
+    def unlisted(self) -> list[str]:
+        """The documents no listing vouched for (all of them when none was asked)."""
+        return self._table["doc_id"].filter(pa.array(~self._listed)).to_pylist()
 
 
 def _micros(moment: datetime) -> int:
@@ -129,16 +161,14 @@ def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-def _stat_micros(seconds: float) -> int:
-    """``_micros(datetime.fromtimestamp(seconds, UTC))`` without building the datetime: the same rounding
-    (the fraction to the nearest microsecond, halves to even) on the float a stat gives."""
-    fraction, whole = math.modf(seconds)
-    micros = round(fraction * 1_000_000)
-    if micros >= 1_000_000:
-        return (int(whole) + 1) * 1_000_000 + micros - 1_000_000
-    if micros < 0:
-        return (int(whole) - 1) * 1_000_000 + micros + 1_000_000
-    return int(whole) * 1_000_000 + micros
+def stat_micros(seconds: np.ndarray) -> np.ndarray:
+    """``_micros(datetime.fromtimestamp(s, UTC))`` of each stat time ``s`` (float seconds), without building
+    datetimes: the same rounding (the fraction to the nearest microsecond, halves to even)."""
+    fraction, whole = np.modf(seconds)
+    micros = np.rint(fraction * 1_000_000)  # rint rounds halves to even, as fromtimestamp does
+    whole = whole + (micros >= 1_000_000) - (micros < 0)
+    micros = micros - 1_000_000 * (micros >= 1_000_000) + 1_000_000 * (micros < 0)
+    return whole.astype(np.int64) * 1_000_000 + micros.astype(np.int64)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -226,7 +256,7 @@ def scan_tenant(
     backend = _backend(root)
     entries: Iterable[SourceEntry | list[str]]
     if changes is None and isinstance(backend, _Folder) and not verify:
-        entries = backend.entries_unless(known.vouches)  # vouched files come as lists of ids
+        entries = backend.entries_unless(known.vouched_mask)  # the files that vouch come as one list of ids
     elif changes is None:
         entries = backend.entries()  # this backend reads the bodies next (a table's came with the listing)
     elif previous is None:
@@ -285,7 +315,7 @@ def scan_tenant(
         if len(pending) >= batch and not held:
             sink().write(pa.Table.from_pylist(pending, schema=DOCUMENTS_SCHEMA))
             pending = []
-    scan.deleted = sorted(d for d in known.checksums if d not in carried and d not in fresh)
+    scan.deleted = sorted(d for d in known.unlisted() if d not in carried and d not in fresh)
     change = len(fresh) + len(scan.deleted)
     small = worth_a_change(change) and pending_bytes <= MAX_CHANGE_BYTES
     if out is None and apply_out is not None and previous is not None and change and small:
@@ -478,40 +508,47 @@ class _Folder:
             yield entry
 
     def entries_unless(self, vouches: Vouches | None) -> Iterator[SourceEntry | list[str]]:
-        """`entries`, except that the regular files of a folder that ``vouches(doc_id, size, modified_micros)``
-        accepts come as one list of their document ids: a listing of a million files spends its time per
-        file, so the common case (a file as recorded) costs one lstat, one dictionary look-up and no objects."""
+        """`entries`, except that the regular files ``vouches`` accepts come as one list of their document ids.
+
+        A listing of a million files spends its time per file, so the common case costs one lstat and three
+        appends; the files are judged together at the end of the listing, and the rest come as entries in
+        listing order after anything with a problem."""
         root = self.root
         if not root.is_dir():
             return
         real_root = Path(os.path.realpath(root))
         unlisted: list[OSError] = []
-        lstat, is_regular, micros, suffixes = os.lstat, stat.S_ISREG, _stat_micros, SUPPORTED_SUFFIXES
+        lstat, is_regular, suffixes = os.lstat, stat.S_ISREG, SUPPORTED_SUFFIXES
+        doc_ids: list[str] = []
+        sizes: list[int] = []
+        mtimes: list[float] = []
         for folder, dirs, files in os.walk(root, onerror=unlisted.append, followlinks=False):
             linked = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in linked)
             relative = os.path.relpath(folder, root)
             prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
             base = folder if folder.endswith(os.sep) else folder + os.sep
-            vouched: list[str] = []
             for name in sorted([*files, *linked]):
                 if name.startswith("."):
                     continue
-                doc_id, path = prefix + name, base + name
                 try:
-                    status: os.stat_result | None = lstat(path)
+                    status: os.stat_result | None = lstat(base + name)
                 except OSError:
                     status = None  # judged by `_inspect`, which names the reason
                 if status is None or not is_regular(status.st_mode) or (
-                    not name.lower().endswith(suffixes) and _supported(doc_id) is not None
+                    not name.lower().endswith(suffixes) and _supported(name) is not None
                 ):
-                    yield self._inspect(real_root, Path(path))
-                elif vouches is not None and vouches(doc_id, status.st_size, micros(status.st_mtime)):
-                    vouched.append(doc_id)
+                    yield self._inspect(real_root, Path(base + name))
                 else:
-                    yield SourceEntry(doc_id, path, status.st_size, mtime_of(status))
-            if vouched:
-                yield vouched
+                    doc_ids.append(prefix + name)
+                    sizes.append(status.st_size)
+                    mtimes.append(status.st_mtime)
+        vouched = vouches(doc_ids, sizes, mtimes) if vouches is not None else np.zeros(len(doc_ids), bool)
+        if vouched.any():
+            yield [doc_ids[i] for i in np.flatnonzero(vouched)]
+        for i in np.flatnonzero(~vouched):
+            path = os.path.join(root, *doc_ids[i].split("/"))
+            yield SourceEntry(doc_ids[i], path, sizes[i], datetime.fromtimestamp(mtimes[i], tz=UTC))
         for error in unlisted:
             path_of = Path(error.filename or root)
             yield self._entry(path_of, problem=f"folder cannot be listed: {error.strerror or error}")
