@@ -6,6 +6,7 @@ model calls, and what the tests hold to zero for an unchanged corpus.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -204,7 +205,10 @@ def _load_tokenizer(spec: ModelSpec, identity: str) -> Tokenizer | _SlowTokenize
         tokens = Tokenizer.from_folder(folder)
     except Exception as exc:  # a broken tokenizer.json: the model would not load either
         raise _load_error(spec, folder, exc) from exc
-    return tokens if tokens is not None else load_model(spec).tokens
+    if tokens is None:
+        return load_model(spec).tokens
+    release_freed_memory()
+    return tokens
 
 
 def _load_error(spec: ModelSpec, folder: Path, exc: Exception) -> ModelLoadError:
@@ -237,7 +241,19 @@ def _static_model_class(spec: ModelSpec) -> Any:
 
 @lru_cache(maxsize=8)
 def _load_model(spec: ModelSpec, identity: str, device: str) -> _Model:
-    return _Model(spec, device)
+    model = _Model(spec, device)
+    release_freed_memory()
+    return model
+
+
+def release_freed_memory() -> None:
+    """Give the memory a loader freed back to the operating system (glibc keeps it otherwise, and later work on
+    other threads does not reuse it): parsing a large tokenizer.json frees hundreds of MB of scratch."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to do
+        return
+    libc.malloc_trim(0)
 
 
 def fresh_model(spec: ModelSpec) -> _Model:
