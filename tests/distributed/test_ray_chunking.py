@@ -1,21 +1,28 @@
 """document_chunks on a two-node local Ray cluster: the same chunk table as in process (ids, texts, token counts,
-order, quarantine), and a change below the threshold chunked in the run's own process."""
+order, quarantine), a change below the threshold chunked in the run's own process, and a worker killed mid-run
+retried by Ray."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 import pytest
 
+from embedops.core import ingest
 from embedops.core.embedder import SpaceEmbedder
 from embedops.core.ingest import CHUNKS_SCHEMA, Chunker, ChunkPlan, LocalChunker, plan_chunks
+from embedops.core.spaces import ModelSpec, SpaceSpec
 from embedops.core.tables import Collector
 from embedops.definitions import build_defs
+from embedops.errors import ModelLoadError
 from embedops.resources import EmbedderResource
 from tests.conftest import Project
-from tests.distributed.conftest import corpus, static_project
+from tests.distributed.conftest import corpus, ray_worker_pids, static_project
 
 ray = pytest.importorskip("ray")
 import embedops.core.distributed as distributed  # noqa: E402
@@ -134,3 +141,61 @@ def test_below_the_threshold_nothing_reaches_the_cluster(ray_cluster: str, tmp_p
     assert not ray.is_initialized()
     assert plan.rows == out.rows > 3 and chunker.report()["chunked_on"] == "process"
     assert "fewer than the 4 worth sending to the Ray cluster" in messages[0]
+
+
+def test_a_worker_killed_mid_chunking_is_retried_with_the_same_result(
+    ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = static_project(tmp_path)
+    project.write("acme", corpus(80))
+    project.ingest("acme")
+    documents = project.workspace.tables().dataset("source_documents", ("acme",)).to_table()
+    space = project.spaces.get("static")
+    model = SpaceEmbedder(space)
+    expected = Collector(CHUNKS_SCHEMA)
+    plan_chunks(documents, None, space, LocalChunker.of(space, model), expected)
+
+    killed: list[int] = []
+
+    def kill_a_worker(message: str) -> None:
+        if killed or " chunked " not in message:
+            return
+        pids = ray_worker_pids("chunk_on_worker")
+        assert pids, "no chunking worker found to kill"
+        os.kill(pids[0], signal.SIGKILL)
+        killed.append(pids[0])
+
+    monkeypatch.setattr(ingest, "CHUNK_PROGRESS_EVERY_S", 0.0)  # every batch reports, so the kill lands early
+    chunker = distributed.RayChunker(space, ray_cluster, LocalChunker.of(space, model), min_documents=1,
+                                     batch_size=2, log=kill_a_worker)
+    found = Collector(CHUNKS_SCHEMA)
+    plan_chunks(documents, None, space, chunker, found)
+
+    assert killed and chunker.report()["ray_chunk_documents"] == 80
+    assert found.table().equals(expected.table())
+
+
+def test_a_tokenizer_the_workers_cannot_load_fails_with_one_error(ray_cluster: str, tmp_path: Path) -> None:
+    project = static_project(tmp_path / "project")
+    project.write("acme", corpus(3))
+    project.ingest("acme")
+    documents = project.workspace.tables().dataset("source_documents", ("acme",)).to_table()
+    folder = tmp_path / "model"
+    import static_model
+
+    shutil.copytree(Path(static_model.__file__).parent / "model", folder)
+    for name in ("tokenizer.json", "model.safetensors"):
+        (folder / name).unlink()  # the workers find neither the tokenizer nor the weights
+    space = SpaceSpec(name="copied", dimension=64,
+                      model=ModelSpec(name="copied-static", backend="model2vec", path=str(folder)))
+    chunker = distributed.RayChunker(space, ray_cluster, LocalChunker.of(space, SpaceEmbedder(space)),
+                                     min_documents=1)
+    out = Collector(CHUNKS_SCHEMA)
+
+    with pytest.raises(ModelLoadError) as caught:
+        plan_chunks(documents, None, space, chunker, out)
+
+    message = str(caught.value)
+    assert "could not load the tokenizer of space 'copied'" in message and "copied-static" in message
+    assert "Traceback" not in message and message.count("\n") == 0
+    assert out.rows == 0

@@ -267,15 +267,18 @@ class RayEmbedder:
                      f"({rate:.0f} texts/s)")
 
     def _explained(self, exc: Exception) -> Exception:
-        """A model that cannot load on the workers as ONE ModelLoadError naming its cause; anything else as is."""
-        text = str(exc)
-        if "ModelLoadError" not in text:
-            return exc
-        cause = text[text.rfind("ModelLoadError") :].splitlines()[0].removeprefix("ModelLoadError: ")
-        return ModelLoadError(
-            f"the Ray workers at {redacted(self.address)} could not load the model of space {self.space.name!r} "
-            f"({INIT_DEATHS + 1} model replicas failed to start): {cause}"
-        )
+        return explained(exc, self.address, self.space,
+                         f"the model of space {self.space.name!r} ({INIT_DEATHS + 1} model replicas failed to start)")
+
+
+def explained(exc: Exception, address: str, space: SpaceSpec, what: str) -> Exception:
+    """A model (or tokenizer) that cannot load on the workers as ONE ModelLoadError naming ``what`` and its cause,
+    without the workers' traceback; anything else as is."""
+    text = str(exc)
+    if "ModelLoadError" not in text:
+        return exc
+    cause = text[text.rfind("ModelLoadError") :].splitlines()[0].removeprefix("ModelLoadError: ")
+    return ModelLoadError(f"the Ray workers at {redacted(address)} could not load {what}: {cause}")
 
 
 # A document's quarantine reason travels back from a chunking worker in this column (null on a chunk row).
@@ -385,14 +388,27 @@ class RayChunker:
         )
         dataset.context.execution_options.preserve_order = True  # document order, as in process
         dataset.context.enable_progress_bars = False
-        for found in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-            batch = cast(pa.Table, found)
+        for batch in self._batches(dataset):
             reasons = batch[REASON]
             is_row = pc.is_null(reasons)
             rows = batch.filter(is_row).select(CHUNKS_SCHEMA.names).cast(CHUNKS_SCHEMA)
             quarantined = batch.filter(pc.invert(is_row)).select(["doc_id", REASON]).to_pylist()
             yield ChunkedBatch(rows, [{"doc_id": q["doc_id"], "stage": "chunking", "reason": q[REASON]}
                                       for q in quarantined])
+
+
+    def _batches(self, dataset: ray.data.Dataset) -> Iterator[pa.Table]:
+        """The dataset's output blocks; a tokenizer the workers cannot load fails with one ModelLoadError (a task
+        that raises is not retried: only a lost worker is)."""
+        try:
+            for found in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+                yield cast(pa.Table, found)
+        except Exception as exc:
+            error = explained(exc, self.address, self.space,
+                              f"the tokenizer of space {self.space.name!r} to chunk its documents")
+            if error is exc:
+                raise
+            raise error from exc
 
 
 def cluster_summary() -> dict[str, Any]:
