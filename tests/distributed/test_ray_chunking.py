@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -46,6 +47,14 @@ def chunks_metadata(project: Project) -> dict:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
+def source_documents(root: Path, files: dict[str, str]) -> tuple[pa.Table, SpaceSpec]:
+    """A tenant's source_documents table (read in process) and the static space."""
+    project = static_project(root)
+    project.write("acme", files)
+    project.ingest("acme")
+    return project.workspace.tables().dataset("source_documents", ("acme",)).to_table(), project.spaces.get("static")
+
+
 def on_ray(root: Path, address: str, min_documents: int) -> Project:
     """A deployment whose chunking and embedding go to the cluster at ``address`` from ``min_documents`` on."""
     project = static_project(root)
@@ -76,11 +85,7 @@ def test_a_tenant_chunked_on_ray_gives_the_in_process_chunk_table(ray_cluster: s
 
 def test_ray_chunker_keeps_document_order_across_many_batches(ray_cluster: str, tmp_path: Path) -> None:
     """Many small batches over two workers (so they finish out of order) still come back in document order."""
-    project = static_project(tmp_path)
-    project.write("acme", {**corpus(60), **EMPTY})
-    project.ingest("acme")
-    documents = project.workspace.tables().dataset("source_documents", ("acme",)).to_table()
-    space = project.spaces.get("static")
+    documents, space = source_documents(tmp_path, {**corpus(60), **EMPTY})
     model = SpaceEmbedder(space)
 
     def plan(chunker: Chunker) -> tuple[ChunkPlan, pa.Table]:
@@ -124,11 +129,7 @@ def test_a_change_below_the_threshold_is_chunked_in_process(ray_cluster: str, tm
 
 def test_below_the_threshold_nothing_reaches_the_cluster(ray_cluster: str, tmp_path: Path) -> None:
     """A small change does not even connect to the cluster to chunk."""
-    project = static_project(tmp_path)
-    project.write("acme", corpus(3))
-    project.ingest("acme")
-    documents = project.workspace.tables().dataset("source_documents", ("acme",)).to_table()
-    space = project.spaces.get("static")
+    documents, space = source_documents(tmp_path, corpus(3))
     model = SpaceEmbedder(space)
     messages: list[str] = []
     chunker = distributed.RayChunker(space, ray_cluster, LocalChunker.of(space, model), min_documents=4,
@@ -146,11 +147,7 @@ def test_below_the_threshold_nothing_reaches_the_cluster(ray_cluster: str, tmp_p
 def test_a_worker_killed_mid_chunking_is_retried_with_the_same_result(
     ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = static_project(tmp_path)
-    project.write("acme", corpus(80))
-    project.ingest("acme")
-    documents = project.workspace.tables().dataset("source_documents", ("acme",)).to_table()
-    space = project.spaces.get("static")
+    documents, space = source_documents(tmp_path, corpus(40, paragraphs=60))  # a few dozen chunks a document
     model = SpaceEmbedder(space)
     expected = Collector(CHUNKS_SCHEMA)
     plan_chunks(documents, None, space, LocalChunker.of(space, model), expected)
@@ -158,28 +155,29 @@ def test_a_worker_killed_mid_chunking_is_retried_with_the_same_result(
     killed: list[int] = []
 
     def kill_a_worker(message: str) -> None:
-        if killed or " chunked " not in message:
-            return
-        pids = ray_worker_pids("chunk_on_worker")
-        assert pids, "no chunking worker found to kill"
-        os.kill(pids[0], signal.SIGKILL)
-        killed.append(pids[0])
+        """After the first batch is back, kill the first worker seen running a chunking task (Ray names the
+        process after the task it runs, and ``ray::IDLE`` between tasks)."""
+        deadline = time.monotonic() + 10
+        while not killed and " chunked " in message and time.monotonic() < deadline:
+            pids = ray_worker_pids("chunk_on_worker")
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.005)
 
     monkeypatch.setattr(ingest, "CHUNK_PROGRESS_EVERY_S", 0.0)  # every batch reports, so the kill lands early
     chunker = distributed.RayChunker(space, ray_cluster, LocalChunker.of(space, model), min_documents=1,
-                                     batch_size=2, log=kill_a_worker)
+                                     batch_size=1, log=kill_a_worker)
     found = Collector(CHUNKS_SCHEMA)
     plan_chunks(documents, None, space, chunker, found)
 
-    assert killed and chunker.report()["ray_chunk_documents"] == 80
+    assert killed, "no worker was seen running a chunking task"
+    assert chunker.report()["ray_chunk_documents"] == 40
     assert found.table().equals(expected.table())
 
 
 def test_a_tokenizer_the_workers_cannot_load_fails_with_one_error(ray_cluster: str, tmp_path: Path) -> None:
-    project = static_project(tmp_path / "project")
-    project.write("acme", corpus(3))
-    project.ingest("acme")
-    documents = project.workspace.tables().dataset("source_documents", ("acme",)).to_table()
+    documents, _ = source_documents(tmp_path / "project", corpus(3))
     folder = tmp_path / "model"
     import static_model
 

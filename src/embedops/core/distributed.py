@@ -340,12 +340,10 @@ class RayChunker:
         self.batch_size = batch_size
         self.log = log or (lambda _message: None)
         self.sent = 0  # documents sent to the cluster
-        self.kept = 0  # documents chunked in this process (below the threshold)
         self._progress: ChunkProgress | None = None
 
     def chunk_batches(self, parts: Iterable[pa.Table], documents: int) -> Iterator[ChunkedBatch]:
         if documents < self.min_documents:
-            self.kept += documents
             if documents:
                 self.log(f"{self.space.name}: {documents} document(s) to chunk, fewer than the {self.min_documents} "
                          "worth sending to the Ray cluster (ray_chunk_min_documents): chunking them in this process")
@@ -395,7 +393,6 @@ class RayChunker:
             quarantined = batch.filter(pc.invert(is_row)).select(["doc_id", REASON]).to_pylist()
             yield ChunkedBatch(rows, [{"doc_id": q["doc_id"], "stage": "chunking", "reason": q[REASON]}
                                       for q in quarantined])
-
 
     def _batches(self, dataset: ray.data.Dataset) -> Iterator[pa.Table]:
         """The dataset's output blocks; a tokenizer the workers cannot load fails with one ModelLoadError (a task

@@ -138,9 +138,8 @@ def plan_chunks(
         chunker = LocalChunker(space, chunker, unknown_share)
     quarantined: list[dict] = []
     current = {d: checksums[d] for d in reused}
-    skip = pa.array(sorted(reused), pa.string())
-    parts = (
-        part.filter(pc.invert(pc.is_in(part["doc_id"], value_set=skip))) if reused else part
+    parts = (  # the documents to chunk: a set lookup per document (an Arrow value set would hash all of ``reused``)
+        part.filter(pa.array([d not in reused for d in part["doc_id"].to_pylist()], pa.bool_())) if reused else part
         for part in batches(documents, CHUNK_COLUMNS, size=DOCUMENTS_PER_BATCH)
     )
     pending: list[pa.Table] = []
@@ -201,7 +200,7 @@ class Chunker(Protocol):
 
 
 class ChunkProgress:
-    """Documents chunked of the total, to the run's log at the start, every CHUNK_PROGRESS_EVERY_S and at the end."""
+    """Documents chunked of the total, to the run's log every CHUNK_PROGRESS_EVERY_S and at the end."""
 
     def __init__(self, space: SpaceSpec, total: int, where: str, log: Callable[[str], None] | None) -> None:
         self.space, self.total, self.where, self.log = space.name, total, where, log
