@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -197,3 +199,23 @@ def test_a_tokenizer_the_workers_cannot_load_fails_with_one_error(ray_cluster: s
     assert "could not load the tokenizer of space 'copied'" in message and "copied-static" in message
     assert "Traceback" not in message and message.count("\n") == 0
     assert out.rows == 0
+
+
+def test_without_a_cluster_documents_are_chunked_in_process_and_ray_is_never_imported(tmp_path: Path) -> None:
+    """The embedded default: no Ray address, so the chunker is the in-process one, and chunking imports no Ray."""
+    code = (
+        "import sys\n"
+        "import pyarrow as pa\n"
+        "from embedops.core.ingest import LocalChunker\n"
+        "from embedops.core.spaces import DEFAULT_SPACE\n"
+        "from embedops.resources import EmbedderResource\n"
+        "chunker = EmbedderResource().chunker(DEFAULT_SPACE)\n"
+        "doc = {'tenant': 'acme', 'doc_id': 'a.md', 'suffix': '.md', 'checksum': 'c', 'modified_at': None,\n"
+        "       'text': '# A\\n\\nSome text to cut.'}\n"
+        "done = list(chunker.chunk_batches([pa.Table.from_pylist([doc])], 1))\n"
+        "assert isinstance(chunker, LocalChunker) and chunker.report() == {}\n"
+        "print(done[0].doc_ids(), sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "EMBEDOPS_RAY_ADDRESS"} | {"EMBEDOPS_HOME": str(tmp_path)}
+    found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "['a.md'] []"
