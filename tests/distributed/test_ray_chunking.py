@@ -1,6 +1,6 @@
 """document_chunks on a two-node local Ray cluster: the same chunk table as in process (ids, texts, token counts,
-order, quarantine), a change below the threshold chunked in the run's own process, and a worker killed mid-run
-retried by Ray."""
+order, quarantine), a change below the threshold chunked in the run's own process, a worker killed mid-run retried
+by Ray, a tokenizer the workers cannot load failing with one error; and without a cluster, no Ray at all."""
 
 from __future__ import annotations
 
