@@ -72,3 +72,33 @@ def corpus(documents: int, paragraphs: int = 3) -> dict[str, str]:
         )
         files[f"note-{d:03d}.md"] = f"# Note {d}\n\n{body}"
     return files
+
+
+def ray_worker_pids(*marks: str) -> list[int]:
+    """PIDs of the Ray workers under this test's cluster whose process title has every one of ``marks`` (Ray names
+    a worker after what it runs: ``ray::MapWorker(MapBatches(ModelReplica))``, ``...(chunk_on_worker)``)."""
+    ours = {os.getpid()}
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if all(mark in title for mark in marks) and descends_from(int(entry.name), ours):
+            pids.append(int(entry.name))
+    return pids
+
+
+def descends_from(pid: int, ancestors: set[int]) -> bool:
+    """Whether ``pid``'s chain of parents reaches one of ``ancestors`` (the test process started the raylets)."""
+    while pid > 1:
+        if pid in ancestors:
+            return True
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat[stat.rfind(")") + 2 :].split()[1])
+    return False

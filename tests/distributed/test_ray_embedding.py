@@ -20,7 +20,7 @@ from embedops.core.stores.base import index_schema
 from embedops.core.tables import Collector
 from embedops.errors import ModelLoadError
 from tests.conftest import Project
-from tests.distributed.conftest import corpus, static_project
+from tests.distributed.conftest import corpus, ray_worker_pids, static_project
 
 ray = pytest.importorskip("ray")
 import embedops.core.distributed as distributed  # noqa: E402
@@ -83,36 +83,6 @@ def _chunks(tmp_path: Path, documents: int) -> tuple[pa.Table, SpaceSpec]:
     return chunks.sort_by([("doc_id", "ascending"), ("seq", "ascending")]), project.spaces.get("static")
 
 
-def _replica_pids(address: str) -> list[int]:
-    """PIDs of the model replicas (Ray Data's map workers) running under this test's cluster."""
-    del address
-    ours = {os.getpid()}
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if "MapWorker" in title and "ModelReplica" in title and _descends_from_raylet_of(int(entry.name), ours):
-            pids.append(int(entry.name))
-    return pids
-
-
-def _descends_from_raylet_of(pid: int, ancestors: set[int]) -> bool:
-    """Whether ``pid``'s chain of parents reaches one of ``ancestors`` (the test process started the raylets)."""
-    while pid > 1:
-        if pid in ancestors:
-            return True
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        pid = int(stat[stat.rfind(")") + 2 :].split()[1])
-    return False
-
-
 def test_a_worker_killed_mid_embedding_is_retried_with_the_same_result(
     ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,7 +98,7 @@ def test_a_worker_killed_mid_embedding_is_retried_with_the_same_result(
     def kill_a_replica(message: str) -> None:
         if killed or not message.startswith(f"{space.name}: embedded"):
             return
-        pids = _replica_pids(ray_cluster)
+        pids = ray_worker_pids("MapWorker", "ModelReplica")
         assert pids, "no model replica found to kill"
         os.kill(pids[0], signal.SIGKILL)
         killed.append(pids[0])

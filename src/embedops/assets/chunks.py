@@ -51,12 +51,12 @@ def document_chunks(
     documents, source = table, (source[0], int(table.version))
     previous = tables.dataset("document_chunks", partition)
     run_id = context.run.run_id
+    chunker = embedder.chunker(space, log=context.log.info)  # in process, or on a Ray cluster
     with workspace.lease(f"tables/document_chunks/{tenant}/{space.name}", run_id, context.instance):
-        plan = apply_chunks(tables, partition, documents, previous, space, lambda: embedder.for_space(space), run_id)
+        plan = apply_chunks(tables, partition, documents, previous, space, chunker, run_id)
         if plan is None:  # no table yet, or too large a change to commit as one: a new table
             with tables.writer("document_chunks", partition, CHUNKS_SCHEMA, run_id) as out:
-                model = embedder.for_space(space)
-                plan = plan_chunks(documents, previous, space, model.count_tokens, out, model.unknown_share)
+                plan = plan_chunks(documents, previous, space, chunker, out)
         tables.write("chunk_quarantine", partition, quarantine_table(plan.quarantined), run_id)
     return dg.MaterializeResult(
         metadata={
@@ -71,5 +71,6 @@ def document_chunks(
             "config_hash": space.config_hash,
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(plan.quarantined),
+            **chunker.report(),
         }
     )

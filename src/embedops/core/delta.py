@@ -17,12 +17,13 @@ import pyarrow.compute as pc
 from embedops.core.cache import EmbeddingCache
 from embedops.core.embedder import Embedder
 from embedops.core.ingest import (
+    CHUNK_COLUMNS,
     CHUNKS_SCHEMA,
     DOCUMENTS_PER_BATCH,
+    Chunker,
     ChunkPlan,
     DocumentDiff,
     EmbeddingResult,
-    chunk_rows,
     embed_chunks,
 )
 from embedops.core.settings import DEFAULT_MAX_MODEL_FAILURE_SHARE
@@ -167,14 +168,15 @@ def apply_chunks(
     documents: Rows,
     previous: Rows | None,
     space: SpaceSpec,
-    model: Callable[[], Embedder],
+    chunker: Chunker,
     run_id: str = "local",
 ) -> ChunkPlan | None:
     """Chunk only the added and changed documents and commit them, with the removal of the changed and
     deleted documents' old rows, as ONE new version of ``document_chunks``; no version when nothing changed.
 
     None when there is no table yet or the change is too large for one filter: then the caller writes a
-    new table (``plan_chunks``). ``model`` is called only when a document has to be chunked.
+    new table (``plan_chunks``). ``chunker`` (in process, or on a Ray cluster) is given only the documents to
+    chunk, and nothing when none is.
     """
     if previous is None:
         return None
@@ -185,15 +187,11 @@ def apply_chunks(
     quarantined: list[dict] = []
     chunked: set[str] = set()
     if changes.redo:
-        encoder = model()
-        for part in batches(pick(documents, "doc_id", changes.redo), size=DOCUMENTS_PER_BATCH):
-            for doc in part.to_pylist():
-                pieces = chunk_rows(doc, space, encoder.count_tokens, encoder.unknown_share)
-                if isinstance(pieces, str):
-                    quarantined.append({"doc_id": doc["doc_id"], "stage": "chunking", "reason": pieces})
-                    continue
-                chunked.add(doc["doc_id"])
-                out.write(pa.Table.from_pylist(pieces, schema=CHUNKS_SCHEMA))
+        parts = batches(pick(documents, "doc_id", changes.redo), CHUNK_COLUMNS, size=DOCUMENTS_PER_BATCH)
+        for done in chunker.chunk_batches(parts, len(changes.redo)):
+            quarantined.extend(done.quarantined)
+            chunked.update(done.doc_ids())
+            out.write(done.rows)
     old = changes.changed + changes.deleted + changes.touched
     unchanged = not (out.rows or old)
     if out.rows:

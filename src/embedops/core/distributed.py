@@ -1,4 +1,11 @@
-"""Embedding on a Ray cluster: a run's cache misses go through Ray Data's streaming ``map_batches`` to an
+"""Chunking and embedding on a Ray cluster.
+
+Chunking: ``RayChunker`` sends batches of documents through Ray Data ``map_batches`` tasks; each worker loads only
+the space's tokenizer and sends back the chunk rows and quarantine reasons as Arrow tables, in document order. The
+run's own process writes and commits them as in process (``plan_chunks``, ``apply_chunks``). Fewer documents than
+its threshold are chunked in the run's process.
+
+Embedding: a run's cache misses go through Ray Data's streaming ``map_batches`` to an
 actor pool of model replicas (one per GPU where the cluster has GPUs, one per CPU otherwise).
 
 Only the texts change hands: the run's own process still reads the chunks and the cache, writes the cache
@@ -14,16 +21,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Iterable
-from typing import Any
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 
-from embedops.core.embedder import SpaceEmbedder
+from embedops.core.embedder import SpaceEmbedder, load_tokenizer
 from embedops.core.fingerprints import cache_key
-from embedops.core.ingest import encode_group
+from embedops.core.ingest import (
+    CHUNK_COLUMNS,
+    CHUNKS_SCHEMA,
+    DOCUMENTS_PER_BATCH,
+    RAY_CHUNK_MIN_DOCUMENTS,
+    ChunkedBatch,
+    Chunker,
+    ChunkProgress,
+    chunk_batch,
+    encode_group,
+)
 from embedops.core.settings import DEFAULT_RAY_ACTORS, DEFAULT_RAY_BATCH_SIZE
 from embedops.core.spaces import SpaceSpec
 from embedops.errors import ModelLoadError, RayClusterError, redacted
@@ -249,15 +267,145 @@ class RayEmbedder:
                      f"({rate:.0f} texts/s)")
 
     def _explained(self, exc: Exception) -> Exception:
-        """A model that cannot load on the workers as ONE ModelLoadError naming its cause; anything else as is."""
-        text = str(exc)
-        if "ModelLoadError" not in text:
-            return exc
-        cause = text[text.rfind("ModelLoadError") :].splitlines()[0].removeprefix("ModelLoadError: ")
-        return ModelLoadError(
-            f"the Ray workers at {redacted(self.address)} could not load the model of space {self.space.name!r} "
-            f"({INIT_DEATHS + 1} model replicas failed to start): {cause}"
+        return explained(exc, self.address, self.space,
+                         f"the model of space {self.space.name!r} ({INIT_DEATHS + 1} model replicas failed to start)")
+
+
+def explained(exc: Exception, address: str, space: SpaceSpec, what: str) -> Exception:
+    """A model (or tokenizer) that cannot load on the workers as ONE ModelLoadError naming ``what`` and its cause,
+    without the workers' traceback; anything else as is."""
+    text = str(exc)
+    if "ModelLoadError" not in text:
+        return exc
+    cause = text[text.rfind("ModelLoadError") :].splitlines()[0].removeprefix("ModelLoadError: ")
+    return ModelLoadError(f"the Ray workers at {redacted(address)} could not load {what}: {cause}")
+
+
+# A document's quarantine reason travels back from a chunking worker in this column (null on a chunk row).
+REASON = "quarantine_reason"
+# The driver hands Ray Data the documents to chunk this many at a time (each window's texts are held in the
+# object store until chunked), so a tenant of millions of documents never sits in memory at once.
+WINDOW_DOCUMENTS = 50_000
+WINDOW_BYTES = 256 * 2**20
+
+
+def chunk_on_worker(batch: pa.Table, space: SpaceSpec) -> pa.Table:
+    """A Ray task: chunk a batch of documents with the space's tokenizer (no model weights). The chunk rows, then
+    one row per quarantined document (``doc_id`` and its reason in ``quarantine_reason``, the rest null)."""
+    tokens = load_tokenizer(space.model)  # once per worker process: it is shared within the process
+    done = chunk_batch(batch, space, tokens.count_tokens, tokens.unknown_share)
+    rows = done.rows.append_column(REASON, pa.nulls(done.rows.num_rows, pa.string()))
+    schema = rows.schema
+    reasons = pa.Table.from_pylist(
+        [{"doc_id": q["doc_id"], "tenant": None, REASON: q["reason"]} for q in done.quarantined], schema=schema
+    )
+    return pa.concat_tables([rows, reasons])
+
+
+def _windows(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """The documents in order, as tables of at most WINDOW_DOCUMENTS documents (or about WINDOW_BYTES of them)."""
+    held: list[pa.Table] = []
+    rows = size = 0
+    for part in parts:
+        if not part.num_rows:
+            continue
+        held.append(part)
+        rows += part.num_rows
+        size += part.nbytes
+        if rows >= WINDOW_DOCUMENTS or size >= WINDOW_BYTES:
+            yield pa.concat_tables(held)
+            held, rows, size = [], 0, 0
+    if held:
+        yield pa.concat_tables(held)
+
+
+class RayChunker:
+    """Chunks a space's documents on a Ray cluster (see the module's note); a ``Chunker`` to ``plan_chunks`` and
+    ``apply_chunks``. Fewer than ``min_documents`` documents go to ``local`` (the run's process) instead, and
+    nothing connects to the cluster for them."""
+
+    def __init__(
+        self,
+        space: SpaceSpec,
+        address: str,
+        local: Chunker,
+        min_documents: int = RAY_CHUNK_MIN_DOCUMENTS,
+        batch_size: int = DOCUMENTS_PER_BATCH,
+        log: Log | None = None,
+    ) -> None:
+        self.space = space
+        self.address = address
+        self.local = local
+        self.min_documents = min_documents
+        self.batch_size = batch_size
+        self.log = log or (lambda _message: None)
+        self.sent = 0  # documents sent to the cluster
+        self._progress: ChunkProgress | None = None
+
+    def chunk_batches(self, parts: Iterable[pa.Table], documents: int) -> Iterator[ChunkedBatch]:
+        if documents < self.min_documents:
+            if documents:
+                self.log(f"{self.space.name}: {documents} document(s) to chunk, fewer than the {self.min_documents} "
+                         "worth sending to the Ray cluster (ray_chunk_min_documents): chunking them in this process")
+            yield from self.local.chunk_batches(parts, documents)
+            return
+        connect(self.address)
+        self.sent += documents
+        self.log(f"{self.space.name}: chunking {documents} document(s) on the Ray cluster, "
+                 f"{self.batch_size} a batch")
+        progress = self._progress = ChunkProgress(self.space, documents, "on Ray", self.log)
+        for window in _windows(parts):
+            for done in self._chunk_window(window):
+                progress.add(done.documents)
+                yield done
+
+    def report(self) -> dict[str, Any]:
+        """Where the documents were chunked: on Ray (how many, how fast) or in process below the threshold."""
+        found: dict[str, Any] = {
+            "chunked_on": "ray" if self.sent else "process",
+            "ray_chunk_min_documents": self.min_documents,
+            "ray_chunk_documents": self.sent,
+        }
+        if self._progress is not None:
+            seconds = self._progress.seconds
+            found["ray_chunk_seconds"] = round(seconds, 3)
+            found["ray_chunk_documents_per_s"] = round(self._progress.done / seconds, 1) if seconds > 0 else 0.0
+        return found
+
+    def _chunk_window(self, window: pa.Table) -> Iterator[ChunkedBatch]:
+        """One window's chunks, batch by batch in document order, as Ray Data's tasks finish them."""
+        size = self.batch_size
+        window = window.select(CHUNK_COLUMNS)
+        blocks = [window.slice(i, size) for i in range(0, window.num_rows, size)]
+        dataset = ray.data.from_arrow(blocks).map_batches(
+            cast(Any, chunk_on_worker),  # Ray's types miss a function's keyword arguments (``fn_kwargs``)
+            fn_kwargs={"space": self.space},
+            batch_size=size,
+            batch_format="pyarrow",
+            num_cpus=1,
         )
+        dataset.context.execution_options.preserve_order = True  # document order, as in process
+        dataset.context.enable_progress_bars = False
+        for batch in self._batches(dataset):
+            reasons = batch[REASON]
+            is_row = pc.is_null(reasons)
+            rows = batch.filter(is_row).select(CHUNKS_SCHEMA.names).cast(CHUNKS_SCHEMA)
+            quarantined = batch.filter(pc.invert(is_row)).select(["doc_id", REASON]).to_pylist()
+            yield ChunkedBatch(rows, [{"doc_id": q["doc_id"], "stage": "chunking", "reason": q[REASON]}
+                                      for q in quarantined])
+
+    def _batches(self, dataset: ray.data.Dataset) -> Iterator[pa.Table]:
+        """The dataset's output blocks; a tokenizer the workers cannot load fails with one ModelLoadError (a task
+        that raises is not retried: only a lost worker is)."""
+        try:
+            for found in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+                yield cast(pa.Table, found)
+        except Exception as exc:
+            error = explained(exc, self.address, self.space,
+                              f"the tokenizer of space {self.space.name!r} to chunk its documents")
+            if error is exc:
+                raise
+            raise error from exc
 
 
 def cluster_summary() -> dict[str, Any]:

@@ -8,10 +8,12 @@ hashes for the whole tenant, and texts and vectors one batch at a time.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -99,16 +101,17 @@ def plan_chunks(
     documents: Rows,
     previous: Rows | None,
     space: SpaceSpec,
-    count_tokens: Callable[[str], int],
+    chunker: Chunker | Callable[[str], int],
     out: Sink,
     unknown_share: Callable[[str], float] | None = None,
 ) -> ChunkPlan:
     """Chunk the documents for ``space`` into ``out``, reusing the previous chunks of every unchanged document.
 
-    Reused chunks are copied batch by batch from ``previous``; the rest are chunked a few hundred
-    documents at a time. A document's chunks are written together, in order. With ``unknown_share``
-    (the model tokenizer's, see `Embedder.unknown_share`), a document with a chunk the model reads as
-    mostly unknown tokens is quarantined: that chunk's vector would mean nothing.
+    Reused chunks are copied batch by batch from ``previous``; the rest go to ``chunker`` a few hundred
+    documents at a time (a ``Chunker``, or a token counter to chunk in this process with ``LocalChunker``).
+    A document's chunks are written together, in order. With ``unknown_share`` (the model tokenizer's, see
+    `Embedder.unknown_share`), a document with a chunk the model reads as mostly unknown tokens is
+    quarantined: that chunk's vector would mean nothing.
     """
     config_hash = space.config_hash
     docs = columns(documents, ["doc_id", "checksum", "modified_at"])
@@ -131,26 +134,143 @@ def plan_chunks(
             kept = kept.set_column(kept.schema.get_field_index("source_modified_at"), "source_modified_at", stamps)
             out.write(kept.select(CHUNKS_SCHEMA.names).cast(CHUNKS_SCHEMA))
 
-    rows: list[dict] = []
+    if not isinstance(chunker, Chunker):  # a token counter: chunk in this process
+        chunker = LocalChunker(space, chunker, unknown_share)
     quarantined: list[dict] = []
     current = {d: checksums[d] for d in reused}
-    for part in batches(documents, size=DOCUMENTS_PER_BATCH):
-        for doc in part.to_pylist():
-            if doc["doc_id"] in reused:
-                continue
-            pieces = chunk_rows(doc, space, count_tokens, unknown_share)
-            if isinstance(pieces, str):
-                quarantined.append({"doc_id": doc["doc_id"], "stage": "chunking", "reason": pieces})
-                continue
-            current[doc["doc_id"]] = doc["checksum"]
-            rows.extend(pieces)
-        if len(rows) >= BATCH_ROWS:
-            out.write(pa.Table.from_pylist(rows, schema=CHUNKS_SCHEMA))
-            rows = []
-    out.write(pa.Table.from_pylist(rows, schema=CHUNKS_SCHEMA))
+    parts = (  # the documents to chunk: a set lookup per document (an Arrow value set would hash all of ``reused``)
+        part.filter(pa.array([d not in reused for d in part["doc_id"].to_pylist()], pa.bool_())) if reused else part
+        for part in batches(documents, CHUNK_COLUMNS, size=DOCUMENTS_PER_BATCH)
+    )
+    pending: list[pa.Table] = []
+    held = 0
+    for done in chunker.chunk_batches(parts, len(checksums) - len(reused)):
+        quarantined.extend(done.quarantined)
+        current.update((d, checksums[d]) for d in done.doc_ids())
+        pending.append(done.rows)
+        held += done.rows.num_rows
+        if held >= BATCH_ROWS:
+            out.write(pa.concat_tables(pending))
+            pending, held = [], 0
+    out.write(pa.concat_tables(pending) if pending else CHUNKS_SCHEMA.empty_table())
     # a document whose chunk recipe changed counts as changed, not unchanged
     previous_for_diff = {d: (c if d in same_recipe else f"{c}:recipe-changed") for d, c in prev_checksums.items()}
     return ChunkPlan(out.rows, diff_documents(previous_for_diff, current), quarantined)
+
+
+# The columns of a document that chunking reads (and a Ray worker receives).
+CHUNK_COLUMNS = ["tenant", "doc_id", "suffix", "checksum", "modified_at", "text"]
+# Below this many documents to chunk, a run with a Ray cluster still chunks in its own process: sending a handful
+# of documents costs more than it saves (EmbedderResource.ray_chunk_min_documents).
+RAY_CHUNK_MIN_DOCUMENTS = 2_000
+# How often the run's log hears how many documents are chunked (seconds).
+CHUNK_PROGRESS_EVERY_S = 10.0
+
+
+@dataclass
+class ChunkedBatch:
+    """What a chunker made of a batch of documents: their chunk rows (CHUNKS_SCHEMA, in document order, each
+    document's chunks in order) and the documents it quarantined."""
+
+    rows: pa.Table
+    quarantined: list[dict]
+
+    @property
+    def documents(self) -> int:
+        return len(self.doc_ids()) + len(self.quarantined)
+
+    def doc_ids(self) -> list[str]:
+        """The documents chunked, in order."""
+        return list(dict.fromkeys(self.rows["doc_id"].to_pylist()))
+
+
+@runtime_checkable
+class Chunker(Protocol):
+    """Cuts batches of documents (CHUNK_COLUMNS) into chunk rows in a space's recipe: ``LocalChunker`` in the run's
+    process, or ``RayChunker`` (core/distributed.py) on a Ray cluster. The seam both ``plan_chunks`` and
+    ``apply_chunks`` go through; either way the run's own process commits the rows."""
+
+    def chunk_batches(self, parts: Iterable[pa.Table], documents: int) -> Iterator[ChunkedBatch]:
+        """The chunks of ``parts`` (``documents`` documents in all), one result per batch, in order."""
+        ...
+
+    def report(self) -> dict[str, Any]:
+        """Where the documents were chunked, for the materialization's metadata (empty in process)."""
+        ...
+
+
+class ChunkProgress:
+    """Documents chunked of the total, to the run's log every CHUNK_PROGRESS_EVERY_S and at the end."""
+
+    def __init__(self, space: SpaceSpec, total: int, where: str, log: Callable[[str], None] | None) -> None:
+        self.space, self.total, self.where, self.log = space.name, total, where, log
+        self.done = 0
+        self.started = self.last = time.monotonic()
+        self.finished = 0.0
+
+    def add(self, documents: int) -> None:
+        self.done = min(self.total, self.done + documents)
+        now = time.monotonic()
+        if self.done >= self.total:
+            self.finished = self.finished or now
+        if self.log and (now - self.last >= CHUNK_PROGRESS_EVERY_S or self.done >= self.total):
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+            self.log(f"{self.space}: chunked {self.done} of {self.total} document(s) {self.where} "
+                     f"({rate:.0f} documents/s)")
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+
+class LocalChunker:
+    """Chunks in the run's own process with a token counter (the space's tokenizer, loaded on the first count)."""
+
+    def __init__(
+        self,
+        space: SpaceSpec,
+        count_tokens: Callable[[str], int],
+        unknown_share: Callable[[str], float] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.space, self.count_tokens, self.unknown_share, self.log = space, count_tokens, unknown_share, log
+
+    @classmethod
+    def of(cls, space: SpaceSpec, model: Embedder, log: Callable[[str], None] | None = None) -> LocalChunker:
+        """Chunk with ``model``'s tokenizer (its token counts and unknown-token shares)."""
+        return cls(space, model.count_tokens, model.unknown_share, log)
+
+    def chunk_batches(self, parts: Iterable[pa.Table], documents: int) -> Iterator[ChunkedBatch]:
+        progress = ChunkProgress(self.space, documents, "in this process", self.log)
+        for part in parts:
+            if not part.num_rows:
+                continue
+            done = chunk_batch(part, self.space, self.count_tokens, self.unknown_share)
+            progress.add(part.num_rows)
+            yield done
+
+    def report(self) -> dict[str, Any]:
+        return {}
+
+
+def chunk_batch(
+    part: pa.Table,
+    space: SpaceSpec,
+    count_tokens: Callable[[str], int],
+    unknown_share: Callable[[str], float] | None,
+) -> ChunkedBatch:
+    """The chunk rows of a batch of documents (CHUNK_COLUMNS), and the documents quarantined; in process or on a
+    Ray worker alike."""
+    rows: list[dict] = []
+    quarantined: list[dict] = []
+    for doc in part.to_pylist():
+        pieces = chunk_rows(doc, space, count_tokens, unknown_share)
+        if isinstance(pieces, str):
+            quarantined.append({"doc_id": doc["doc_id"], "stage": "chunking", "reason": pieces})
+        else:
+            rows.extend(pieces)
+    return ChunkedBatch(pa.Table.from_pylist(rows, schema=CHUNKS_SCHEMA), quarantined)
 
 
 # A chunk is unreadable to the model when more than this share of its visible characters are unknown tokens.
