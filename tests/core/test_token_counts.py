@@ -78,7 +78,8 @@ LONG_RUNS = ["x" * 30_000, "ab" * 10_000, "data/" * 2_000, "# Dump\n\n" + "x" * 
 HOSTILE = [GOOD, "", "   \n\t\n  ", "abc\x00def\x00", "caf\xe9 cr\xe8me", "\u200b\u200c\u200d\ufeff",
            "# Ze\u200bro\n\nInvisible\u200b characters are removed before embedding.",
            "<html><body><h1>Harbour</h1><p>Boats &amp; ships dock here.</p><script>alert('x')</script></body></html>",
-           "ok \u0378\u0379", "\ufffd\ufffd binary \x07\x1b[31m"]
+           "ok \u0378\u0379", "\ufffd\ufffd binary \x07\x1b[31m", "\u0600\nx", "a\n\u0301b", "x\r\ny\rz\n",
+           "a\x1c\nb\x85\n\x1f", "[CLS]\n<pad>\n<unk>", "\n\n\n", "line\n\u00a0\nline \u200b\n\u2581\u2581x\n\u2581"]
 
 
 def corpus() -> list[str]:

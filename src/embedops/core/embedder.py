@@ -112,9 +112,10 @@ class Tokenizer:
 
     It is a copy with truncation and padding off, so the model's own encoding (which truncates to its
     sequence length) never shortens a count. When its pipeline reads each word apart (see
-    `embedops.core.token_counts`), a count is the sum of its words' counts, each word encoded once; other
-    text is encoded whole, and the last 256 encodings are kept (the chunker counts a chunk's text and then
-    asks how much of it is unknown: one encoding, not two). ``by_words=False`` encodes every text whole.
+    `embedops.core.token_counts`), a count is the sum of its lines' and words' counts, each kept after its
+    first encoding. Otherwise every text is encoded whole and the last 256 encodings are kept (the chunker
+    counts a chunk's text and then asks how much of it is unknown: one encoding, not two). ``by_words=False``
+    encodes every text whole.
     """
 
     def __init__(self, backend: Any, copy: bool = True, by_words: bool = True) -> None:
@@ -137,27 +138,27 @@ class Tokenizer:
 
     @property
     def by_words(self) -> bool:
-        """Whether texts of safe characters are counted by their words (else every text is encoded whole)."""
+        """Whether texts are counted by their lines and words (else every text is encoded whole)."""
         return self._words is not None
 
     def _encoding(self, text: str) -> Any:
         return self._backend.encode(text, add_special_tokens=False)
 
     def count_tokens(self, text: str) -> int:
-        counted = self._words.count(text) if self._words is not None else None
-        return len(self._encode(text).ids) if counted is None else counted
+        if self._words is not None:
+            return self._words.measure(text)[0]
+        return len(self._encode(text).ids)
 
     def unknown_share(self, text: str) -> float:
         """Share of the non-space characters of ``text`` covered by unknown tokens (0..1); 0.0 when the
         tokenizer has no unknown token."""
         if self._unknown is None:
             return 0.0
-        by_words = self._words.unknown(text) if self._words is not None else None
-        if by_words is None:
+        if self._words is not None:
+            _, unknown, visible = self._words.measure(text)
+        else:
             unknown = unknown_characters(self._encode(text), self._unknown)
             visible = len(text) - sum(len(space) for space in _SPACES.findall(text)) if unknown else 0
-        else:
-            unknown, visible = by_words
         return min(1.0, unknown / visible) if unknown and visible else 0.0
 
 

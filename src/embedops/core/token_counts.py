@@ -5,14 +5,16 @@ chunk; each count through the tokenizer costs a full encoding (0.3-0.5 ms for a 
 whose normalizer works character by character and whose pre-tokenizer splits on whitespace before the model
 sees anything (BERT's WordPiece; SentencePiece-style Unigram behind ``WhitespaceSplit`` + ``Metaspace``), the
 tokens of a text are the tokens of its words, one after another: the model segments each pre-token alone. So a
-text's count is the sum of its words' counts, kept in a bounded memo; words not seen yet are encoded in one
-batch. The same holds for the characters under unknown tokens, so the unknown share is exact too.
+text's count is the sum of its words' counts, kept in a bounded memo; words not seen yet are encoded together.
+The same holds for the characters under unknown tokens, so the unknown share is exact too.
 
-Where Python and the tokenizer could disagree on what a word is, the text takes the exact path (one encoding
-of the whole text): a character outside a safe set (control and format characters, combining marks that
-join a preceding space into one grapheme, whitespace other than the separators the tokenizer was checked to
-split on) or an added token's text (``[CLS]``). A tokenizer whose tokenizer.json
-names any other normalizer, pre-tokenizer, model or post-processor is counted by the exact path only.
+A text is measured line by line (when the tokenizer splits at ``\n``), and each line's measure is kept: a
+chunk is composed of lines already measured as paragraphs, so counting it is a few lookups. A line where
+Python and the tokenizer could disagree on what a word is, is encoded whole: one with a character outside a
+safe set (control and format characters, combining marks that join a preceding space into one grapheme,
+whitespace other than the separators the tokenizer was checked to split on) or an added token's text
+(``[CLS]``). A text with ``\r`` is one line (``\r\n`` is one character to the normalizer). A tokenizer whose
+tokenizer.json names any other normalizer, pre-tokenizer, model or post-processor encodes every text whole.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import re
 import threading
 import unicodedata
 from bisect import bisect_right
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
-# Words and characters kept at most (about 40 MB); the memo starts over when either is reached.
+# Words (and lines) and their characters kept at most (about 40 MB each); a memo starts over when full.
 MAX_WORDS = 1 << 18
 MAX_CHARS = 1 << 23
 
@@ -50,6 +52,7 @@ _WORD_SPLITTERS = frozenset({"BertPreTokenizer", "WhitespaceSplit", "Whitespace"
 _INNER_SPLITTERS = frozenset({"Punctuation", "Digits"})
 _MODELS = frozenset({"WordPiece", "Unigram", "WordLevel", "BPE"})
 _POST_PROCESSORS = frozenset({"TemplateProcessing", "BertProcessing"})
+_SPACES = re.compile(r"\s+")
 _PROBE = "Tides rise, fall & turn (twice) a day: 42 times; x"
 
 
@@ -115,73 +118,77 @@ def _word_pre_tokenizer(part: dict) -> bool:
     return part.get("type") in _WORD_SPLITTERS
 
 
+Measure = tuple[int, int, int]  # tokens, characters under unknown tokens, non-space characters
+
+
 class WordCounts:
-    """Per-word token and unknown-character counts of one `tokenizers.Tokenizer`, or None (`for_tokenizer`)
-    when its pipeline does not read words apart. ``count`` and ``unknown`` return None for a text that needs
-    the exact path."""
+    """Per-word (and per-line) token and unknown-character counts of one `tokenizers.Tokenizer`; see
+    `for_tokenizer`, which gives None when its pipeline does not read words apart."""
 
     def __init__(self, backend: Any, unknown: tuple[int, str | None] | None, separators: str, added: list[str]):
         self._backend = backend
         self._unknown = unknown
         self._unsafe = re.compile(f"[^{re.escape(separators)}{_word_class()}]")
         self._added = tuple(added)
+        self._by_lines = "\n" in separators and not any(any(c.isspace() for c in token) for token in added)
         self._tokens: dict[str, int] = {}
         self._unknown_chars: dict[str, int] = {}  # only words with unknown characters
-        self._chars = 0  # characters of the words kept
+        self._lines: dict[str, Measure] = {}
+        self._word_chars = self._line_chars = 0  # characters of the words and lines kept
         self._lock = threading.Lock()
-        # a chunk's text is counted, then asked for its unknown share: its words are split once
-        self.words = lru_cache(maxsize=256)(self._split)
 
     @classmethod
     def for_tokenizer(cls, backend: Any, unknown: tuple[int, str | None] | None) -> WordCounts | None:
         spec = json.loads(backend.to_str())
         if not reads_words_apart(spec):
             return None
+        separators = "".join(s for s in _SEPARATORS if _splits_at(backend, s))
         added = [token["content"] for token in spec.get("added_tokens") or [] if token.get("content")]
-        counts = cls(backend, unknown, "", added)
-        separators = "".join(s for s in _SEPARATORS if counts._splits_at(s))
         return cls(backend, unknown, separators, added) if separators else None
 
-    def _splits_at(self, separator: str) -> bool:
-        """Whether the tokenizer reads text joined by ``separator`` as its words one after another."""
-        words = _PROBE.split()
-        whole = self._backend.encode(separator.join(words), add_special_tokens=False).ids
-        alone = self._backend.encode_batch(words, add_special_tokens=False)
-        return whole == [token for encoding in alone for token in encoding.ids]
-
-    def _split(self, text: str) -> list[str] | None:
-        """The words of ``text``, or None when it must be counted whole."""
-        if self._unsafe.search(text) is not None:
-            return None
-        for token in self._added:
-            if token in text:
-                return None
-        return text.split()
-
-    def count(self, text: str) -> int | None:
-        """Tokens of ``text``, or None when it must be counted whole."""
-        words = self.words(text)
-        if words is None:
-            return None
+    def measure(self, text: str) -> Measure:
+        """(tokens, characters under unknown tokens, non-space characters) of ``text``, as one encoding of
+        it would give."""
+        lines = text.split("\n") if self._by_lines and "\r" not in text else [text]
         with self._lock:
+            kept = self._lines
             try:
-                return sum(map(self._tokens.__getitem__, words))
+                measures = [kept[line] for line in lines]
             except KeyError:
-                self._learn(words)
-                return sum(map(self._tokens.__getitem__, words))
+                measures = [kept[line] if line in kept else self._measure_line(line) for line in lines]
+        if len(measures) == 1:
+            return measures[0]
+        tokens, unknown, visible = map(sum, zip(*measures, strict=True))
+        return tokens, unknown, visible
 
-    def unknown(self, text: str) -> tuple[int, int] | None:
-        """(characters under unknown tokens, non-space characters) of ``text``, or None when it must be
-        encoded whole."""
-        words = self.words(text)
+    def _measure_line(self, line: str) -> Measure:
+        """Measure a line by its words, or by encoding it whole, and keep it (the caller holds the lock)."""
+        words = self._words(line)
         if words is None:
-            return None
-        with self._lock:
+            encoding = self._backend.encode(line, add_special_tokens=False)
+            unknown = unknown_characters(encoding, self._unknown) if self._unknown else 0
+            measure = (len(encoding.ids), unknown, len(line) - sum(map(len, _SPACES.findall(line))))
+        else:
             if not all(map(self._tokens.__contains__, words)):
                 self._learn(words)
             found = self._unknown_chars
             unknown = sum(found[word] for word in words if word in found) if found else 0
-        return unknown, sum(map(len, words))
+            measure = (sum(map(self._tokens.__getitem__, words)), unknown, sum(map(len, words)))
+        if len(self._lines) >= MAX_WORDS or self._line_chars + len(line) > MAX_CHARS:
+            self._lines.clear()
+            self._line_chars = 0
+        self._lines[line] = measure
+        self._line_chars += len(line)
+        return measure
+
+    def _words(self, line: str) -> list[str] | None:
+        """The words of ``line``, or None when it must be encoded whole."""
+        if self._unsafe.search(line) is not None:
+            return None
+        for token in self._added:
+            if token in line:
+                return None
+        return line.split()
 
     def _learn(self, words: list[str]) -> None:
         """Count the words not kept yet (the caller holds the lock).
@@ -192,13 +199,13 @@ class WordCounts:
         """
         new = [word for word in dict.fromkeys(words) if word not in self._tokens]
         chars = sum(map(len, new))
-        if len(self._tokens) + len(new) > MAX_WORDS or self._chars + chars > MAX_CHARS:
+        if len(self._tokens) + len(new) > MAX_WORDS or self._word_chars + chars > MAX_CHARS:
             self._tokens.clear()
             self._unknown_chars.clear()
-            self._chars = 0
             new = list(dict.fromkeys(words))
-            chars = sum(map(len, new))
-        self._chars += chars
+            chars = self._word_chars = sum(map(len, new))
+        else:
+            self._word_chars += chars
         counts = self._count_joined(new)
         if counts is None:
             encodings = self._backend.encode_batch(new, add_special_tokens=False)
@@ -230,3 +237,11 @@ class WordCounts:
                 unknown[index] += end - max(start, covered)
                 covered = end
         return list(zip(tokens, unknown, strict=True))
+
+
+def _splits_at(backend: Any, separator: str) -> bool:
+    """Whether the tokenizer reads text joined by ``separator`` as its words one after another."""
+    words = _PROBE.split()
+    whole = backend.encode(separator.join(words), add_special_tokens=False).ids
+    alone = backend.encode_batch(words, add_special_tokens=False)
+    return bool(whole) and whole == [token for encoding in alone for token in encoding.ids]
