@@ -121,12 +121,14 @@ class Tokenizer:
     def __init__(self, backend: Any, copy: bool = True, by_words: bool = True) -> None:
         from tokenizers import Tokenizer as FastTokenizer
 
-        self._backend = FastTokenizer.from_str(backend.to_str()) if copy else backend
+        serialized = backend.to_str()  # tokenizer.json: its model and pipeline
+        self._backend = FastTokenizer.from_str(serialized) if copy else backend
         self._backend.no_truncation()
         self._backend.no_padding()
-        self._unknown = _unknown_token(self._backend)
+        spec = json.loads(serialized)
+        self._unknown = _unknown_token(self._backend, spec)
         self._encode = lru_cache(maxsize=256)(self._encoding)
-        self._words = WordCounts.for_tokenizer(self._backend, self._unknown) if by_words else None
+        self._words = WordCounts.for_tokenizer(self._backend, spec, self._unknown) if by_words else None
 
     @classmethod
     def from_folder(cls, folder: Path, by_words: bool = True) -> Tokenizer | None:
@@ -179,7 +181,7 @@ class _SlowTokenizer:
 _SPACES = re.compile(r"\s+")
 
 
-def _unknown_token(tokenizer: Any) -> tuple[int, str | None] | None:
+def _unknown_token(tokenizer: Any, spec: dict) -> tuple[int, str | None] | None:
     """How a `tokenizers.Tokenizer` marks unknown text: (id, the vocabulary piece that id also stands for,
     if any), or None when it has no unknown token.
 
@@ -187,9 +189,7 @@ def _unknown_token(tokenizer: Any) -> tuple[int, str | None] | None:
     gives only an id and emits unknown text under it as the text itself; in a distilled vocabulary that id
     can also be a real piece (model2vec's static model: id 3 is "."), which is then not unknown.
     """
-    if tokenizer is None:
-        return None
-    model = json.loads(tokenizer.to_str()).get("model", {})
+    model = spec.get("model") or {}
     if model.get("unk_token"):
         unknown_id = tokenizer.token_to_id(model["unk_token"])
         return None if unknown_id is None else (unknown_id, None)

@@ -19,7 +19,6 @@ tokenizer.json names any other normalizer, pre-tokenizer, model or post-processo
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import unicodedata
@@ -138,8 +137,10 @@ class WordCounts:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_tokenizer(cls, backend: Any, unknown: tuple[int, str | None] | None) -> WordCounts | None:
-        spec = json.loads(backend.to_str())
+    def for_tokenizer(
+        cls, backend: Any, spec: dict, unknown: tuple[int, str | None] | None
+    ) -> WordCounts | None:
+        """Counts for ``backend`` (``spec`` is its tokenizer.json), or None when they would not be exact."""
         if not reads_words_apart(spec):
             return None
         separators = "".join(s for s in _SEPARATORS if _splits_at(backend, s))
