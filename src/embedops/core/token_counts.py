@@ -170,11 +170,14 @@ class WordCounts:
             unknown = unknown_characters(encoding, self._unknown) if self._unknown else 0
             measure = (len(encoding.ids), unknown, len(line) - sum(map(len, _SPACES.findall(line))))
         else:
-            if not all(map(self._tokens.__contains__, words)):
+            try:
+                tokens = sum(map(self._tokens.__getitem__, words))
+            except KeyError:
                 self._learn(words)
+                tokens = sum(map(self._tokens.__getitem__, words))
             found = self._unknown_chars
             unknown = sum(found[word] for word in words if word in found) if found else 0
-            measure = (sum(map(self._tokens.__getitem__, words)), unknown, sum(map(len, words)))
+            measure = (tokens, unknown, sum(map(len, words)))
         if len(self._lines) >= MAX_WORDS or self._line_chars + len(line) > MAX_CHARS:
             self._lines.clear()
             self._line_chars = 0
@@ -198,12 +201,12 @@ class WordCounts:
         offsets fall in: one encoding costs far less than one per word. Should a token's offsets leave its
         word, the words are encoded one by one instead.
         """
-        new = [word for word in dict.fromkeys(words) if word not in self._tokens]
+        new = list(set(words).difference(self._tokens))
         chars = sum(map(len, new))
         if len(self._tokens) + len(new) > MAX_WORDS or self._word_chars + chars > MAX_CHARS:
             self._tokens.clear()
             self._unknown_chars.clear()
-            new = list(dict.fromkeys(words))
+            new = list(set(words))
             chars = self._word_chars = sum(map(len, new))
         else:
             self._word_chars += chars
@@ -220,23 +223,28 @@ class WordCounts:
 
     def _count_joined(self, words: list[str]) -> list[tuple[int, int]] | None:
         """(tokens, unknown characters) of each word, from one encoding of the words joined by spaces."""
-        starts, position = [], 0
+        starts, ends, position = [], [], 0
         for word in words:
             starts.append(position)
-            position += len(word) + 1
+            position += len(word)
+            ends.append(position)
+            position += 1
         encoding = self._backend.encode(" ".join(words), add_special_tokens=False)
+        offsets = encoding.offsets
+        owners = [bisect_right(starts, start) - 1 for start, _ in offsets]
         tokens = [0] * len(words)
-        unknown = [0] * len(words)
-        unknown_id, vocabulary_piece = self._unknown or (None, None)
-        covered = 0
-        for token, piece, (start, end) in zip(encoding.ids, encoding.tokens, encoding.offsets, strict=True):
-            index = bisect_right(starts, start) - 1
-            if index < 0 or end > starts[index] + len(words[index]) or end < start:
+        for owner, (start, end) in zip(owners, offsets, strict=True):
+            if end > ends[owner] or end < start:
                 return None
-            tokens[index] += 1
-            if token == unknown_id and piece != vocabulary_piece and end > covered:
-                unknown[index] += end - max(start, covered)
-                covered = end
+            tokens[owner] += 1
+        unknown = [0] * len(words)
+        if self._unknown and self._unknown[0] in encoding.ids:
+            unknown_id, vocabulary_piece = self._unknown
+            covered = 0
+            for owner, token, piece, (start, end) in zip(owners, encoding.ids, encoding.tokens, offsets, strict=True):
+                if token == unknown_id and piece != vocabulary_piece and end > covered:
+                    unknown[owner] += end - max(start, covered)
+                    covered = end
         return list(zip(tokens, unknown, strict=True))
 
 
