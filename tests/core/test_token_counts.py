@@ -121,7 +121,7 @@ def test_counts_stay_exact_when_the_memo_starts_over(
     _, whole = tokenizers
     monkeypatch.setattr(token_counts, "MAX_WORDS", 50)
     monkeypatch.setattr(token_counts, "MAX_CHARS", 400)
-    small = Tokenizer(whole._backend)  # a fresh memo under the small bounds
+    small = Tokenizer(whole._backend, copy=False)  # a fresh memo under the small bounds
     texts = fuzz_texts(60, seed=11) + [render(make_document(5, sections=2, sentences_per_paragraph=(2, 6)))]
 
     assert [small.count_tokens(t) for t in texts * 2] == [whole.count_tokens(t) for t in texts * 2]
@@ -133,7 +133,7 @@ def test_words_are_counted_one_by_one_when_offsets_cannot_place_a_token(
 ) -> None:
     _, whole = tokenizers
     monkeypatch.setattr(token_counts.WordCounts, "_count_joined", lambda self, words: None)
-    one_by_one = Tokenizer(whole._backend)
+    one_by_one = Tokenizer(whole._backend, copy=False)
     texts = fuzz_texts(60, seed=13)
 
     assert [one_by_one.count_tokens(t) for t in texts] == [whole.count_tokens(t) for t in texts]
