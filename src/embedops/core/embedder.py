@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from embedops.core.spaces import ModelSpec, SpaceSpec
+from embedops.core.token_counts import WordCounts, unknown_characters
 from embedops.core.vectors import normalize
 from embedops.errors import ModelLoadError
 
@@ -111,31 +112,44 @@ class Tokenizer:
     """A model's fast tokenizer on its own: what chunking needs (token counts, unknown text), no weights.
 
     It is a copy with truncation and padding off, so the model's own encoding (which truncates to its
-    sequence length) never shortens a count. The chunker counts a chunk's text and then asks how much of
-    it is unknown; the last 256 encodings are kept, so that is one encoding, not two.
+    sequence length) never shortens a count. When its pipeline reads each word apart (see
+    `embedops.core.token_counts`), a count is the sum of its lines' and words' counts, each kept after its
+    first encoding. Otherwise every text is encoded whole and the last 256 encodings are kept (the chunker
+    counts a chunk's text and then asks how much of it is unknown: one encoding, not two). ``by_words=False``
+    encodes every text whole.
     """
 
-    def __init__(self, backend: Any, copy: bool = True) -> None:
+    def __init__(self, backend: Any, copy: bool = True, by_words: bool = True) -> None:
         from tokenizers import Tokenizer as FastTokenizer
 
-        self._backend = FastTokenizer.from_str(backend.to_str()) if copy else backend
+        serialized = backend.to_str()  # tokenizer.json: its model and pipeline
+        self._backend = FastTokenizer.from_str(serialized) if copy else backend
         self._backend.no_truncation()
         self._backend.no_padding()
-        self._unknown = _unknown_token(self._backend)
+        spec = json.loads(serialized)
+        self._unknown = _unknown_token(self._backend, spec)
         self._encode = lru_cache(maxsize=256)(self._encoding)
+        self._words = WordCounts.for_tokenizer(self._backend, spec, self._unknown) if by_words else None
 
     @classmethod
-    def from_folder(cls, folder: Path) -> Tokenizer | None:
+    def from_folder(cls, folder: Path, by_words: bool = True) -> Tokenizer | None:
         """The tokenizer in a model folder's tokenizer.json, or None when the folder has none."""
         from tokenizers import Tokenizer as FastTokenizer
 
         path = folder / "tokenizer.json"
-        return cls(FastTokenizer.from_file(str(path)), copy=False) if path.is_file() else None
+        return cls(FastTokenizer.from_file(str(path)), copy=False, by_words=by_words) if path.is_file() else None
+
+    @property
+    def by_words(self) -> bool:
+        """Whether texts are counted by their lines and words (else every text is encoded whole)."""
+        return self._words is not None
 
     def _encoding(self, text: str) -> Any:
         return self._backend.encode(text, add_special_tokens=False)
 
     def count_tokens(self, text: str) -> int:
+        if self._words is not None:
+            return self._words.measure(text)[0]
         return len(self._encode(text).ids)
 
     def unknown_share(self, text: str) -> float:
@@ -143,17 +157,12 @@ class Tokenizer:
         tokenizer has no unknown token."""
         if self._unknown is None:
             return 0.0
-        unknown_id, vocabulary_piece = self._unknown
-        encoding = self._encode(text)
-        if unknown_id not in encoding.ids:
-            return 0.0
-        visible = len(text) - sum(len(space) for space in _SPACES.findall(text))
-        unknown = covered = 0
-        for token, piece, (start, end) in zip(encoding.ids, encoding.tokens, encoding.offsets, strict=True):
-            if token == unknown_id and piece != vocabulary_piece and end > covered:
-                unknown += end - max(start, covered)
-                covered = end
-        return min(1.0, unknown / visible) if visible else 0.0
+        if self._words is not None:
+            _, unknown, visible = self._words.measure(text)
+        else:
+            unknown = unknown_characters(self._encode(text), self._unknown)
+            visible = len(text) - sum(len(space) for space in _SPACES.findall(text)) if unknown else 0
+        return min(1.0, unknown / visible) if unknown and visible else 0.0
 
 
 class _SlowTokenizer:
@@ -173,7 +182,7 @@ class _SlowTokenizer:
 _SPACES = re.compile(r"\s+")
 
 
-def _unknown_token(tokenizer: Any) -> tuple[int, str | None] | None:
+def _unknown_token(tokenizer: Any, spec: dict) -> tuple[int, str | None] | None:
     """How a `tokenizers.Tokenizer` marks unknown text: (id, the vocabulary piece that id also stands for,
     if any), or None when it has no unknown token.
 
@@ -181,9 +190,7 @@ def _unknown_token(tokenizer: Any) -> tuple[int, str | None] | None:
     gives only an id and emits unknown text under it as the text itself; in a distilled vocabulary that id
     can also be a real piece (model2vec's static model: id 3 is "."), which is then not unknown.
     """
-    if tokenizer is None:
-        return None
-    model = json.loads(tokenizer.to_str()).get("model", {})
+    model = spec.get("model") or {}
     if model.get("unk_token"):
         unknown_id = tokenizer.token_to_id(model["unk_token"])
         return None if unknown_id is None else (unknown_id, None)

@@ -289,6 +289,7 @@ def chunk_rows(
         return unreadable
     rows = []
     seen: Counter[str] = Counter()
+    space_id, config_hash = space.space_id, space.config_hash  # config_hash is computed on each access
     for piece in pieces:
         text_hash = sha256_text(piece.text)
         rows.append(
@@ -302,8 +303,8 @@ def chunk_rows(
                 "token_count": piece.token_count,
                 "source_checksum": doc["checksum"],
                 "source_modified_at": doc["modified_at"],
-                "space_id": space.space_id,
-                "config_hash": space.config_hash,
+                "space_id": space_id,
+                "config_hash": config_hash,
             }
         )
         seen[text_hash] += 1
