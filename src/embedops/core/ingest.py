@@ -289,7 +289,7 @@ def chunk_rows(
         return unreadable
     rows = []
     seen: Counter[str] = Counter()
-    space_id, config_hash = space.space_id, space.config_hash  # config_hash is computed on each access
+    space_id, config_hash = space.space_id, space.config_hash
     for piece in pieces:
         text_hash = sha256_text(piece.text)
         rows.append(

@@ -198,7 +198,7 @@ class SpaceSpec:
     def space_id(self) -> str:
         return canonical_hash(self.canonical())
 
-    @property
+    @cached_property
     def config_hash(self) -> str:
         """Hash of the whole pipeline recipe for this space (spec plus the chunker's own settings)."""
         return canonical_hash({"space": self.canonical(), "name": self.name}, length=16)
