@@ -10,7 +10,8 @@ from embedops.assets.check_support import (
     invariant_results,
     keep_distribution_baseline,
 )
-from embedops.assets.metadata import carried, numbers, recorded, still_current
+from embedops.assets.metadata import carried, numbers, plain, recorded, still_current
+from embedops.core.changelog import ChangeLog, consumed_version
 from embedops.core.cutover import open_manifest, point_first
 from embedops.core.spaces import SpacesConfig
 from embedops.errors import NotMaterializedError, UnknownSpaceError
@@ -67,7 +68,14 @@ def _sync_index(
             "documents_deleted": 0, "model_calls": 0, "cache_hits": 0, "unchanged": True,
             "duration_s": round(time.monotonic() - started, 3),
         })
-    result = store.sync(tenant, space.space_id, space.name, rows)
+    # the documents whose embeddings changed since the version the last sync consumed, when the records tell
+    # them all and the collection is still what that sync left
+    since = consumed_version(plain(before), space.config_hash, versions["store_version"], "embeddings_version",
+                             own_key="store_version")
+    only = ChangeLog(workspace.settings.control_url).changed_since(
+        workspace.tables().url("chunk_embeddings", (tenant, space.name)), since, int(rows.version)
+    )
+    result = store.sync(tenant, space.space_id, space.name, rows, documents=only)
     if space.name == spaces.serving_space.name and store.get_alias(spaces.alias) is None:  # point_first re-checks
         details = {"run_id": context.run.run_id, "tenant": tenant}
         with closing(open_manifest(workspace.settings.control_url, spaces, store)) as manifest:
@@ -101,6 +109,8 @@ def _sync_index(
             "version": result.version if result.version is not None else -1,
             "unchanged": not (result.upserted or result.deleted),
             "embeddings_version": int(rows.version),
+            "compared": "changed documents" if only is not None else "every document",
+            **({"documents_compared": len(only)} if only is not None else {}),
             # the collection's version after the sync and its index upkeep (None: the store keeps none)
             "store_version": _or_unknown(store.version(tenant, space.space_id)),
             "config_hash": space.config_hash,

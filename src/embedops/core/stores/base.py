@@ -7,7 +7,7 @@ the provenance of DESIGN.md invariant 2. Serving names (aliases) point at one sp
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -80,13 +80,19 @@ class VectorStore(Protocol):
     another space (SpaceMismatchError naming both), before it writes anything.
     """
 
-    def sync(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> SyncResult:
+    def sync(
+        self, tenant: str, space_id: str, space_name: str, rows: Rows, documents: Iterable[str] | None = None
+    ) -> SyncResult:
         """Make the tenant's collection hold exactly ``rows`` (upsert changed, delete the rest).
 
         ``rows`` are index rows (``index_schema``): an in-memory table, or a ``pyarrow.dataset``
         (a materialization's Parquet file) that the store reads in batches, holding only key
         columns (chunk id, change columns) of every row at once. Readers see either the old state
         or the new one, never a mix.
+
+        ``documents``, when given, is the caller's word that the collection already holds ``rows`` for every
+        other document (it synced them before and nothing else wrote since): a store may then read and compare
+        only these documents' rows. A store that does not use it syncs everything, with the same result.
         """
         ...
 

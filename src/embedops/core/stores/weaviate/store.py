@@ -79,7 +79,9 @@ class WeaviateStore(WeaviateConnection):
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def sync(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> SyncResult:
+    def sync(
+        self, tenant: str, space_id: str, space_name: str, rows: Rows, documents: Iterable[str] | None = None
+    ) -> SyncResult:
         """Make the tenant's objects in the space's collection exactly ``rows``.
 
         Weaviate has no multi-object transactions, so this is not atomic: new and changed rows are
@@ -90,6 +92,7 @@ class WeaviateStore(WeaviateConnection):
 
         ``rows`` may be a Parquet dataset: the plan is made from the key columns (chunk id and
         ``CHANGE_COLUMNS``) and the new and changed rows are then read and written batch by batch.
+        ``documents`` is not used: every object's keys are compared.
         """
         keys = self._keys(rows, tenant, space_id, space_name)
         space = self._space_for_write(space_id, space_name, rows)
