@@ -11,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 
+from embedops.assets.check_support import INVARIANT_CHECKS
 from embedops.core import delta
 from embedops.core.changelog import ChangeLog
 from embedops.core.stores import lance as lance_store
@@ -69,6 +71,17 @@ def table(project: Project, asset: str, names: list[str]) -> list[dict]:
     return dataset.to_table(columns=names).sort_by("chunk_id").to_pylist()
 
 
+def invariant_checks(project: Project, run_id: str) -> dict[str, Any]:
+    """The evaluations of the index's invariant checks in the run, by name."""
+    found = project.instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    out = {}
+    for record in found:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
+        if evaluation.check_name in INVARIANT_CHECKS:
+            out[evaluation.check_name] = evaluation
+    return out
+
+
 def index(project: Project) -> list[dict]:
     found = project.store.export("acme", project.spaces.serving_space.space_id, with_vectors=True)
     return found.select(["chunk_id", "doc_id", "text", "text_hash", "vector"]).sort_by("chunk_id").to_pylist()
@@ -91,6 +104,12 @@ def test_an_edit_run_reads_only_the_changed_documents_and_matches_a_full_compare
     for step in STEPS:
         found = latest_metadata(by_log, step)
         assert (found["compared"], found["documents_compared"]) == ("changed documents", 3), step
+    # the settled collection passed its invariants; this run checked only the changed documents' rows
+    assert latest_metadata(by_log, "vector_index")["invariants_checked"] == "the rows of 3 changed document(s)"
+    checks = invariant_checks(by_log, summary.run_ids[-1])
+    assert all(c.passed for c in checks.values()) and set(checks) == {"one_space_per_collection",
+                                                                       "provenance_complete"}
+    assert all(c.metadata["checked"].value == "the rows of 3 changed document(s)" for c in checks.values())
     # only the three documents' rows were read: the unchanged intro.md's were not
     chunks_of_edited = sum(1 for r in table(by_log, "document_chunks", ["chunk_id", "doc_id"]) if r["doc_id"] in EDITED)
     assert compared["chunks"] == [(2, 2)]  # documents: lens.md and new.md; old chunks: lens.md and fog.txt
@@ -134,3 +153,19 @@ def test_a_run_after_a_table_written_whole_compares_every_document(tmp_path: Pat
     assert latest_metadata(project, "chunk_embeddings")["compared"] == "every document"
     assert summary.model_calls >= 1
     assert "thirty" in " ".join(r["text"] for r in index(project))
+
+
+def test_a_collection_written_outside_a_sync_is_checked_whole_on_the_next_run(tmp_path: Path, minilm: Any) -> None:
+    project = settle(tmp_path)
+    space = project.spaces.serving_space
+    first = project.store.export("acme", space.space_id)["chunk_id"].to_pylist()[0]
+    project.store.delete("acme", space.space_id, [first])  # a new version of the collection nobody recorded
+    project.write("acme", {"lens.md": DOCS["lens.md"].replace("twenty", "thirty")})
+
+    summary = project.ingest("acme")
+
+    found = latest_metadata(project, "vector_index")
+    assert (found["compared"], found["invariants_checked"]) == ("every document", "every row")
+    checks = invariant_checks(project, summary.run_ids[-1])
+    assert len(checks) == 2 and all("checked" not in c.metadata for c in checks.values())
+    assert first in {r["chunk_id"] for r in index(project)}  # the full sync put the row back

@@ -113,10 +113,11 @@ class VectorStore(Protocol):
         ...
 
     def export_batches(
-        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = 2048
+        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = 2048,
+        documents: Iterable[str] | None = None,
     ) -> Iterator[pa.Table]:
         """The same rows as ``export``, ``size`` at a time and in no particular order, for readers that
-        must not hold a whole collection (the invariant checks)."""
+        must not hold a whole collection (the invariant checks); with ``documents``, only their rows."""
         ...
 
     def tenants(self, space_id: str) -> list[str]: ...
@@ -149,10 +150,16 @@ def index_rows(store: VectorStore, tenant: str, space: SpaceSpec, with_vectors: 
         return empty_index(space, with_vectors)
 
 
-def index_batches(store: VectorStore, tenant: str, space: SpaceSpec, with_vectors: bool = False) -> Iterator[pa.Table]:
-    """The tenant's rows in the space a batch at a time (``export_batches``), for readers that must not hold
-    the whole collection; nothing when there is no index."""
+def index_batches(
+    store: VectorStore, tenant: str, space: SpaceSpec, with_vectors: bool = False,
+    documents: Iterable[str] | None = None,
+) -> Iterator[pa.Table]:
+    """The tenant's rows in the space (only those of ``documents``, when given) a batch at a time
+    (``export_batches``), for readers that must not hold the whole collection; nothing when there is no index."""
     try:
-        yield from store.export_batches(tenant, space.space_id, with_vectors=with_vectors)
+        if documents is None:
+            yield from store.export_batches(tenant, space.space_id, with_vectors=with_vectors)
+        else:
+            yield from store.export_batches(tenant, space.space_id, with_vectors=with_vectors, documents=documents)
     except NotMaterializedError:
         return

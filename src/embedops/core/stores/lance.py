@@ -257,10 +257,14 @@ class LanceStore:
         return data.sort_by([("doc_id", "ascending"), ("seq", "ascending")])
 
     def export_batches(
-        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = BATCH_ROWS
+        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = BATCH_ROWS,
+        documents: Iterable[str] | None = None,
     ) -> Iterator[pa.Table]:
         table = self._materialized(tenant, space_id)
-        found = table.to_lance().to_batches(columns=_export_columns(table, with_vectors), batch_size=size)
+        where = None if documents is None else in_filter("doc_id", documents)
+        found = table.to_lance().to_batches(
+            columns=_export_columns(table, with_vectors), batch_size=size, filter=where
+        )
         return (pa.Table.from_batches([batch]) for batch in found if batch.num_rows)
 
     def _materialized(self, tenant: str, space_id: str) -> lancedb.table.Table:
