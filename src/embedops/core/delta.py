@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from embedops.core.cache import EmbeddingCache
-from embedops.core.changelog import ChangeLog
+from embedops.core.changelog import MAX_LISTED, ChangeLog
 from embedops.core.embedder import Embedder
 from embedops.core.ingest import (
     CHUNKS_SCHEMA,
@@ -41,8 +41,10 @@ from embedops.core.tables import (
     worth_a_change,
 )
 
-# Above this many rows to pick out of a table, scan it in batches rather than give Lance an ``IN`` list.
-MAX_PICK_IDS = 1000
+# Above this many rows to pick out of a table, scan it in batches rather than give Lance an ``IN`` list. Measured
+# on chunk_embeddings at 100,135 rows: an ``IN`` list of 2,000 doc ids 0.07 s, a scan of every column 0.1 s; so a
+# change the change log lists (up to ``changelog.MAX_LISTED`` documents) is always read through the filter.
+MAX_PICK_IDS = MAX_LISTED
 
 _EMBEDDING_KEY = ["chunk_id", "seq", "text_hash", "source_checksum", "config_hash"]
 
