@@ -175,6 +175,29 @@ class VectorStoreContract:
         hashes = dict(zip(exported["chunk_id"].to_pylist(), exported["config_hash"].to_pylist(), strict=True))
         assert sorted(c for c, h in hashes.items() if h == "cfg2") == ["2-a", "7-a"]
 
+    def test_a_sync_of_named_documents_gives_the_collection_a_full_sync_gives(
+        self, store: VectorStore, tmp_path: Path
+    ) -> None:
+        before = make_rows("acme", ["1-a", "1-b", "2-a", "3-a"])
+        store.sync("acme", *SPACE, before)
+        # doc-1.md loses 1-b and has 1-a edited, doc-3.md goes, doc-4.md arrives; doc-2.md is as it was
+        after = pa.concat_tables([
+            make_rows("acme", ["1-a"], ["edited"]),
+            before.filter(pc.equal(before["chunk_id"], "2-a")),
+            make_rows("acme", ["4-a"], ["new"], seed=1),
+        ])
+        named = ["doc-1.md", "doc-3.md", "doc-4.md"]
+
+        result = store.sync("acme", *SPACE, as_dataset(after, tmp_path / "after.parquet"), documents=named)
+
+        assert (result.upserted, result.deleted, result.rows) == (2, 2, 3)
+        exported = store.export("acme", SPACE[0], with_vectors=True)
+        assert exported.select(["chunk_id", "text", "vector"]).sort_by("chunk_id").equals(
+            after.select(["chunk_id", "text", "vector"]).sort_by("chunk_id")
+        )
+        again = store.sync("acme", *SPACE, after, documents=named)
+        assert (again.upserted, again.deleted, again.rows) == (0, 0, 3)
+
     def test_sync_to_empty_removes_everything(self, store: VectorStore) -> None:
         store.sync("acme", *SPACE, make_rows("acme", ["1-a", "2-a"]))
         result = store.sync("acme", *SPACE, make_rows("acme", []))

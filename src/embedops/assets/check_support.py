@@ -67,17 +67,34 @@ def to_result(outcome: Outcome, asset_key: dg.AssetKey | None = None) -> dg.Asse
 
 
 def invariant_results(
-    selected: set[dg.AssetCheckKey], store: VectorStore, tenant: str, space: SpaceSpec, limit: int = 50
+    selected: set[dg.AssetCheckKey], store: VectorStore, tenant: str, space: SpaceSpec, limit: int = 50,
+    documents: set[str] | None = None,
 ) -> Iterator[dg.AssetCheckResult]:
     """Evaluate the selected invariants on the collection as it is now."""
-    names = {k.name for k in selected if k.asset_key == INDEX_KEY} & set(INVARIANT_CHECKS)
-    if not names:
-        return
+    for outcome in invariant_outcomes(selected, store, tenant, space, limit, documents):
+        yield to_result(outcome, INDEX_KEY)
 
+
+def invariant_outcomes(
+    selected: set[dg.AssetCheckKey], store: VectorStore, tenant: str, space: SpaceSpec, limit: int = 50,
+    documents: set[str] | None = None,
+) -> list[Outcome]:
+    """The selected invariants on the collection as it is now: every row, or with ``documents`` only those
+    documents' rows (the caller knows every other row passed at the last full evaluation and is unchanged)."""
+    names = {k.name for k in selected if k.asset_key == INDEX_KEY} & set(INVARIANT_CHECKS)
+    found = []
     if "one_space_per_collection" in names:
-        yield to_result(one_space(index_batches(store, tenant, space), space, limit), INDEX_KEY)
+        found.append(one_space(index_batches(store, tenant, space, documents=documents), space, limit))
     if "provenance_complete" in names:
-        yield to_result(provenance(index_batches(store, tenant, space, True), space, tenant, limit), INDEX_KEY)
+        found.append(provenance(index_batches(store, tenant, space, True, documents), space, tenant, limit))
+    if documents is not None:
+        for outcome in found:
+            outcome.metadata["checked"] = f"the rows of {len(documents)} changed document(s)"
+            outcome.description = (
+                f"{outcome.description} (the rows of the {len(documents)} document(s) this sync changed; "
+                "every other row passed when last checked and is unchanged)"
+            )
+    return found
 
 
 def keep_distribution_baseline(database: str, tenant: str, space: SpaceSpec, rows: Rows) -> bool:

@@ -3,7 +3,8 @@ import time
 import dagster as dg
 
 from embedops.assets.documents import quarantine_metadata
-from embedops.assets.metadata import carried, numbers, recorded, still_current, table_metadata, table_of
+from embedops.assets.metadata import carried, numbers, plain, recorded, still_current, table_metadata, table_of
+from embedops.core.changelog import ChangeLog, consumed_version
 from embedops.core.delta import apply_chunks
 from embedops.core.ingest import CHUNKS_SCHEMA, plan_chunks
 from embedops.core.sources import quarantine_table
@@ -52,9 +53,16 @@ def document_chunks(
     previous = tables.dataset("document_chunks", partition)
     run_id = context.run.run_id
     chunker = embedder.chunker(space, log=context.log.info)  # in process, or on a Ray cluster
+    log = ChangeLog(workspace.settings.control_url)
+    # the documents changed since the source version the last run consumed, when the records tell them all
+    only = log.changed_since(
+        tables.url("source_documents", (tenant,)),
+        consumed_version(plain(before), space.config_hash, own[1] if own else None, "source_version"), source[1],
+    )
     with workspace.lease(f"tables/document_chunks/{tenant}/{space.name}", run_id, context.instance):
-        plan = apply_chunks(tables, partition, documents, previous, space, chunker, run_id)
+        plan = apply_chunks(tables, partition, documents, previous, space, chunker, run_id, only=only, log=log)
         if plan is None:  # no table yet, or too large a change to commit as one: a new table
+            log.forget(tables.url("document_chunks", partition))
             with tables.writer("document_chunks", partition, CHUNKS_SCHEMA, run_id) as out:
                 plan = plan_chunks(documents, previous, space, chunker, out)
         tables.write("chunk_quarantine", partition, quarantine_table(plan.quarantined), run_id)
@@ -68,6 +76,8 @@ def document_chunks(
             "space_id": space.space_id,
             **table_metadata(tables.latest("document_chunks", partition)),
             "source_version": source[1],
+            "compared": "changed documents" if only is not None else "every document",
+            **({"documents_compared": len(only)} if only is not None else {}),
             "config_hash": space.config_hash,
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(plan.quarantined),

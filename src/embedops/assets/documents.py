@@ -7,6 +7,7 @@ import dagster as dg
 import pyarrow as pa
 
 from embedops.assets.metadata import table_metadata, table_of
+from embedops.core.changelog import ChangeLog
 from embedops.core.sources import DOCUMENTS_SCHEMA, ChangeSet, scan_tenant, source_location
 from embedops.core.tables import Sink, in_filter
 from embedops.core.tenants import validate_tenant
@@ -59,7 +60,11 @@ def source_documents(
     with ExitStack() as stack:
         stack.enter_context(workspace.lease(f"tables/source_documents/{tenant}", run_id, context.instance))
 
+        log = ChangeLog(workspace.settings.control_url)
+        url = tables.url("source_documents", (tenant,))
+
         def open_table() -> Sink:
+            log.forget(url)  # a table written whole: no record of a change may chain across it
             return stack.enter_context(tables.writer("source_documents", (tenant,), DOCUMENTS_SCHEMA, run_id))
 
         change: list[tuple[pa.Table, list[str]]] = []  # a small change: committed last, as a new table would be
@@ -76,7 +81,10 @@ def source_documents(
             context.log.warning(f"quarantined {tenant}/{item['doc_id']}: {item['reason']}")
         for rows, deleted in change:
             where = in_filter("doc_id", deleted) if deleted else None
-            tables.apply("source_documents", (tenant,), DOCUMENTS_SCHEMA, rows, "doc_id", delete_where=where)
+            base = tables.latest("source_documents", (tenant,))
+            version = tables.apply("source_documents", (tenant,), DOCUMENTS_SCHEMA, rows, "doc_id", delete_where=where)
+            # what this version changed, for document_chunks to compare only these documents
+            log.record(url, version, base[1] if base else None, [*rows["doc_id"].to_pylist(), *deleted])
     table = tables.latest("source_documents", (tenant,))
     if not scan.written:
         context.log.info(f"{tenant}: no source document changed ({scan.bodies_read} read); no new table written")

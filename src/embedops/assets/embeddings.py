@@ -3,7 +3,8 @@ import time
 import dagster as dg
 
 from embedops.assets.documents import quarantine_metadata
-from embedops.assets.metadata import carried, numbers, recorded, still_current, table_metadata
+from embedops.assets.metadata import carried, numbers, plain, recorded, still_current, table_metadata
+from embedops.core.changelog import ChangeLog, consumed_version
 from embedops.core.delta import EmbeddingChange, apply_embeddings
 from embedops.core.embedder import Prefetching
 from embedops.core.ingest import embed_chunks
@@ -58,11 +59,18 @@ def chunk_embeddings(
     run_id = context.run.run_id
     share = workspace.settings.max_model_failure_share
     encoder = embedder.for_corpus(space, log=context.log.info)
+    log = ChangeLog(workspace.settings.control_url)
+    # the documents whose chunks changed since the version the last run consumed, when the records tell them all
+    only = None
+    if not has_pending_retries(dict(before)):
+        since = consumed_version(plain(before), space.config_hash, own[1] if own else None, "chunks_version")
+        only = log.changed_since(tables.url("document_chunks", partition), since, chunks_version)
     with workspace.lease(f"tables/chunk_embeddings/{tenant}/{space.name}", run_id, context.instance):
         change = apply_embeddings(
-            tables, partition, chunks, previous, space, lambda: encoder, workspace.cache(), share
+            tables, partition, chunks, previous, space, lambda: encoder, workspace.cache(), share, only=only, log=log
         )
         if change is None:  # no table yet, or too large a change to commit as one: a new table
+            log.forget(tables.url("chunk_embeddings", partition))
             with tables.writer("chunk_embeddings", partition, schema, run_id) as out:
                 result = embed_chunks(chunks, space, encoder, workspace.cache(), out,
                                       previous=previous, max_failure_share=share)
@@ -86,6 +94,8 @@ def chunk_embeddings(
             "space_id": space.space_id,
             **table_metadata(tables.latest("chunk_embeddings", partition)),
             "chunks_version": chunks_version,
+            "compared": "changed documents" if only is not None else "every document",
+            **({"documents_compared": len(only)} if only is not None else {}),
             "config_hash": space.config_hash,
             "duration_s": round(time.monotonic() - started, 3),
             **quarantine_metadata(result.quarantined),

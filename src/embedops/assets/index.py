@@ -7,10 +7,14 @@ import dagster as dg
 from embedops.assets.check_support import (
     INDEX_CHECK_SPECS,
     INDEX_KEY,
+    INVARIANT_CHECKS,
+    invariant_outcomes,
     invariant_results,
     keep_distribution_baseline,
+    to_result,
 )
-from embedops.assets.metadata import carried, numbers, recorded, still_current
+from embedops.assets.metadata import carried, numbers, plain, recorded, still_current
+from embedops.core.changelog import ChangeLog, consumed_version
 from embedops.core.cutover import open_manifest, point_first
 from embedops.core.spaces import SpacesConfig
 from embedops.errors import NotMaterializedError, UnknownSpaceError
@@ -38,16 +42,30 @@ def vector_index(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Sync the collection (when selected), then check its invariants: one space, complete provenance."""
     tenant, space = tenant_space(context, workspace)
-    if INDEX_KEY in context.selected_asset_keys:
-        with workspace.lease(f"index/{tenant}/{space.name}", context.run.run_id, context.instance):
-            synced = _sync_index(context, workspace, vector_store)
-        yield synced
-    yield from invariant_results(set(context.selected_asset_check_keys), vector_store.open(), tenant, space)
+    selected = set(context.selected_asset_check_keys)
+    if INDEX_KEY not in context.selected_asset_keys:
+        yield from invariant_results(selected, vector_store.open(), tenant, space)
+        return
+    with workspace.lease(f"index/{tenant}/{space.name}", context.run.run_id, context.instance):
+        synced, scope = _sync_index(context, workspace, vector_store)
+    # every row passed when last checked and only these documents' rows changed since: check only them
+    started = time.monotonic()
+    outcomes = invariant_outcomes(selected, vector_store.open(), tenant, space, documents=scope)
+    passed = {o.check for o in outcomes} == set(INVARIANT_CHECKS) and all(o.passed for o in outcomes)
+    yield dg.MaterializeResult(metadata={
+        **(synced.metadata or {}), "invariants_passed": passed,
+        "invariants_checked": "every row" if scope is None else f"the rows of {len(scope)} changed document(s)",
+        "invariants_s": round(time.monotonic() - started, 3),
+    })
+    for outcome in outcomes:
+        yield to_result(outcome, INDEX_KEY)
 
 
 def _sync_index(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, vector_store: VectorStoreResource
-) -> dg.MaterializeResult:
+) -> tuple[dg.MaterializeResult, set[str] | None]:
+    """The sync's materialization, and the documents whose rows it changed when the collection otherwise is
+    what the last sync left and passed its invariants then (None: check every row)."""
     started = time.monotonic()
     spaces = workspace.spaces()
     tenant, space = tenant_space(context, workspace)
@@ -59,6 +77,7 @@ def _sync_index(
     versions = {"embeddings_version": int(rows.version), "store_version": store.version(tenant, space.space_id)}
     target = store.get_alias(spaces.alias)
     first = space.name == spaces.serving_space.name and target is None  # the alias is pointed on a sync
+    checked = plain(before).get("invariants_passed") is True
     if still_current(before, space.config_hash, versions) and not first:
         context.log.info(f"{tenant}/{space.name}: chunk_embeddings unchanged since the last sync; nothing to sync")
         return dg.MaterializeResult(metadata={
@@ -66,8 +85,15 @@ def _sync_index(
             "upserted": 0, "deleted": 0, "documents_added": 0, "documents_changed": 0,
             "documents_deleted": 0, "model_calls": 0, "cache_hits": 0, "unchanged": True,
             "duration_s": round(time.monotonic() - started, 3),
-        })
-    result = store.sync(tenant, space.space_id, space.name, rows)
+        }), set() if checked else None
+    # the documents whose embeddings changed since the version the last sync consumed, when the records tell
+    # them all and the collection is still what that sync left
+    since = consumed_version(plain(before), space.config_hash, versions["store_version"], "embeddings_version",
+                             own_key="store_version")
+    only = ChangeLog(workspace.settings.control_url).changed_since(
+        workspace.tables().url("chunk_embeddings", (tenant, space.name)), since, int(rows.version)
+    )
+    result = store.sync(tenant, space.space_id, space.name, rows, documents=only)
     if space.name == spaces.serving_space.name and store.get_alias(spaces.alias) is None:  # point_first re-checks
         details = {"run_id": context.run.run_id, "tenant": tenant}
         with closing(open_manifest(workspace.settings.control_url, spaces, store)) as manifest:
@@ -101,6 +127,8 @@ def _sync_index(
             "version": result.version if result.version is not None else -1,
             "unchanged": not (result.upserted or result.deleted),
             "embeddings_version": int(rows.version),
+            "compared": "changed documents" if only is not None else "every document",
+            **({"documents_compared": len(only)} if only is not None else {}),
             # the collection's version after the sync and its index upkeep (None: the store keeps none)
             "store_version": _or_unknown(store.version(tenant, space.space_id)),
             "config_hash": space.config_hash,
@@ -110,7 +138,7 @@ def _sync_index(
             "alias_target": serving,
             "duration_s": took,
         }
-    )
+    ), (only if checked else None)
 
 
 def _or_unknown(version: int | None) -> int:

@@ -7,7 +7,7 @@ the provenance of DESIGN.md invariant 2. Serving names (aliases) point at one sp
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -80,13 +80,19 @@ class VectorStore(Protocol):
     another space (SpaceMismatchError naming both), before it writes anything.
     """
 
-    def sync(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> SyncResult:
+    def sync(
+        self, tenant: str, space_id: str, space_name: str, rows: Rows, documents: Iterable[str] | None = None
+    ) -> SyncResult:
         """Make the tenant's collection hold exactly ``rows`` (upsert changed, delete the rest).
 
         ``rows`` are index rows (``index_schema``): an in-memory table, or a ``pyarrow.dataset``
         (a materialization's Parquet file) that the store reads in batches, holding only key
         columns (chunk id, change columns) of every row at once. Readers see either the old state
         or the new one, never a mix.
+
+        ``documents``, when given, is the caller's word that the collection already holds ``rows`` for every
+        other document (it synced them before and nothing else wrote since): a store may then read and compare
+        only these documents' rows. A store that does not use it syncs everything, with the same result.
         """
         ...
 
@@ -107,10 +113,11 @@ class VectorStore(Protocol):
         ...
 
     def export_batches(
-        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = 2048
+        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = 2048,
+        documents: Iterable[str] | None = None,
     ) -> Iterator[pa.Table]:
         """The same rows as ``export``, ``size`` at a time and in no particular order, for readers that
-        must not hold a whole collection (the invariant checks)."""
+        must not hold a whole collection (the invariant checks); with ``documents``, only their rows."""
         ...
 
     def tenants(self, space_id: str) -> list[str]: ...
@@ -143,10 +150,16 @@ def index_rows(store: VectorStore, tenant: str, space: SpaceSpec, with_vectors: 
         return empty_index(space, with_vectors)
 
 
-def index_batches(store: VectorStore, tenant: str, space: SpaceSpec, with_vectors: bool = False) -> Iterator[pa.Table]:
-    """The tenant's rows in the space a batch at a time (``export_batches``), for readers that must not hold
-    the whole collection; nothing when there is no index."""
+def index_batches(
+    store: VectorStore, tenant: str, space: SpaceSpec, with_vectors: bool = False,
+    documents: Iterable[str] | None = None,
+) -> Iterator[pa.Table]:
+    """The tenant's rows in the space (only those of ``documents``, when given) a batch at a time
+    (``export_batches``), for readers that must not hold the whole collection; nothing when there is no index."""
     try:
-        yield from store.export_batches(tenant, space.space_id, with_vectors=with_vectors)
+        if documents is None:
+            yield from store.export_batches(tenant, space.space_id, with_vectors=with_vectors)
+        else:
+            yield from store.export_batches(tenant, space.space_id, with_vectors=with_vectors, documents=documents)
     except NotMaterializedError:
         return

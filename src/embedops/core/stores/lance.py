@@ -21,12 +21,13 @@ it only when ids are gone.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import lance
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,7 +37,7 @@ from embedops.core.aliases import AliasBook
 from embedops.core.dataplane import is_remote, reaching
 from embedops.core.stores.base import Hit, SyncResult, index_schema
 from embedops.core.stores.contract import check_query_space, check_tenant, checked_keys
-from embedops.core.tables import BATCH_ROWS, Rows, reader
+from embedops.core.tables import BATCH_ROWS, Rows, batches, in_filter, reader, where_in
 from embedops.errors import NotMaterializedError, SpaceMismatchError
 
 if TYPE_CHECKING:
@@ -114,13 +115,19 @@ class LanceStore:
         schema = index_schema(dim).with_metadata({_META_KEY: meta.encode()})
         return self._db.create_table(self.table_name(tenant, space_id), data=reader(rows, schema), schema=schema)
 
-    def sync(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> SyncResult:
+    def sync(
+        self, tenant: str, space_id: str, space_name: str, rows: Rows, documents: Iterable[str] | None = None
+    ) -> SyncResult:
         """Make the tenant's table hold exactly ``rows``, in at most one commit (see the module docstring).
 
-        The rows are checked against the store contract (``contract.checked_keys``) before the commit.
+        With ``documents`` only those documents' rows are read, of ``rows`` and of the table, and compared
+        (``VectorStore.sync``). The rows are checked against the store contract (``contract.checked_keys``)
+        before the commit.
         """
-        keys = checked_keys(rows, tenant, space_id, space_name, _KEY_COLUMNS)
         table = self._open(tenant, space_id)
+        if table is not None and documents is not None:
+            return self._sync_documents(table, tenant, space_id, space_name, rows, sorted(set(documents)))
+        keys = checked_keys(rows, tenant, space_id, space_name, _KEY_COLUMNS)
         if table is None:
             del keys
             table = self._create(tenant, space_id, space_name, rows)
@@ -149,6 +156,33 @@ class LanceStore:
             deleted = result.num_deleted_rows
         elif removed:
             table.delete("true" if len(removed) == before else _in_list(removed))
+            deleted = before - table.count_rows()
+        version = table.version
+        self._maintain_index(table, changed=bool(upserted or deleted))
+        return SyncResult(upserted=upserted, deleted=deleted, rows=table.count_rows(), version=version)
+
+    def _sync_documents(
+        self, table: lancedb.table.Table, tenant: str, space_id: str, space_name: str, rows: Rows, documents: list[str]
+    ) -> SyncResult:
+        """The rows of ``documents`` made exactly theirs in ``rows``, in at most one commit; nothing else read."""
+        self._check_dimension(table, rows)
+        where = in_filter("doc_id", documents)
+        mine = _rows_of(rows, documents)
+        keys = checked_keys(mine, tenant, space_id, space_name, _KEY_COLUMNS)
+        key_schema = pa.schema([table.schema.field(name) for name in _KEY_COLUMNS])
+        target = table.search().where(where).select(list(_KEY_COLUMNS)).limit(None).to_arrow().select(_KEY_COLUMNS)
+        changed, removed = _plan(keys.cast(key_schema), target)
+        upserted = deleted = 0
+        if changed:
+            merge = table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
+            if removed:
+                merge = merge.when_not_matched_by_source_delete(_in_list(removed))
+            result = merge.execute(reader(mine, table.schema, only=changed))
+            upserted = result.num_inserted_rows + result.num_updated_rows
+            deleted = result.num_deleted_rows
+        elif removed:
+            before = table.count_rows()
+            table.delete(_in_list(removed))
             deleted = before - table.count_rows()
         version = table.version
         self._maintain_index(table, changed=bool(upserted or deleted))
@@ -223,10 +257,14 @@ class LanceStore:
         return data.sort_by([("doc_id", "ascending"), ("seq", "ascending")])
 
     def export_batches(
-        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = BATCH_ROWS
+        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = BATCH_ROWS,
+        documents: Iterable[str] | None = None,
     ) -> Iterator[pa.Table]:
         table = self._materialized(tenant, space_id)
-        found = table.to_lance().to_batches(columns=_export_columns(table, with_vectors), batch_size=size)
+        where = None if documents is None else in_filter("doc_id", documents)
+        found = table.to_lance().to_batches(
+            columns=_export_columns(table, with_vectors), batch_size=size, filter=where
+        )
         return (pa.Table.from_batches([batch]) for batch in found if batch.num_rows)
 
     def _materialized(self, tenant: str, space_id: str) -> lancedb.table.Table:
@@ -281,6 +319,14 @@ def _plan(source: pa.Table, target: pa.Table) -> tuple[list[str], list[str]]:
     changed = source["chunk_id"].filter(differs).to_pylist()
     removed = target["chunk_id"].filter(pc.invert(pc.is_in(target["chunk_id"], value_set=source["chunk_id"])))
     return sorted(changed), sorted(removed.to_pylist())
+
+
+def _rows_of(rows: Rows, documents: list[str]) -> pa.Table:
+    """The rows of these documents: a Lance dataset filters as it reads; anything else is read in batches."""
+    if isinstance(rows, lance.LanceDataset):
+        return rows.to_table(filter=in_filter("doc_id", documents))
+    parts = [where_in(part, "doc_id", documents) for part in batches(rows)]
+    return pa.concat_tables(parts) if parts else rows.schema.empty_table()
 
 
 def _in_list(chunk_ids: Sequence[str]) -> str:

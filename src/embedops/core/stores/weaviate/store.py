@@ -79,7 +79,9 @@ class WeaviateStore(WeaviateConnection):
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def sync(self, tenant: str, space_id: str, space_name: str, rows: Rows) -> SyncResult:
+    def sync(
+        self, tenant: str, space_id: str, space_name: str, rows: Rows, documents: Iterable[str] | None = None
+    ) -> SyncResult:
         """Make the tenant's objects in the space's collection exactly ``rows``.
 
         Weaviate has no multi-object transactions, so this is not atomic: new and changed rows are
@@ -90,6 +92,7 @@ class WeaviateStore(WeaviateConnection):
 
         ``rows`` may be a Parquet dataset: the plan is made from the key columns (chunk id and
         ``CHANGE_COLUMNS``) and the new and changed rows are then read and written batch by batch.
+        ``documents`` is not used: every object's keys are compared.
         """
         keys = self._keys(rows, tenant, space_id, space_name)
         space = self._space_for_write(space_id, space_name, rows)
@@ -181,12 +184,18 @@ class WeaviateStore(WeaviateConnection):
         return table.sort_by([("doc_id", "ascending"), ("seq", "ascending"), ("chunk_id", "ascending")])
 
     def export_batches(
-        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = BATCH_ROWS
+        self, tenant: str, space_id: str, with_vectors: bool = False, size: int = BATCH_ROWS,
+        documents: Iterable[str] | None = None,
     ) -> Iterator[pa.Table]:
-        """Every object of the tenant as index rows, ``size`` at a time, in the server's order."""
+        """Every object of the tenant as index rows, ``size`` at a time, in the server's order (with
+        ``documents``, only their rows: every page is read and filtered here)."""
         tenant = check_tenant(tenant)
         space = self._readable(tenant, space_id)
-        return self._pages(space, tenant, with_vectors, size)
+        pages = self._pages(space, tenant, with_vectors, size)
+        if documents is None:
+            return pages
+        wanted = sorted(set(documents))
+        return (part for page in pages if (part := where_in(page, "doc_id", wanted)).num_rows)
 
     def _pages(self, space: Any, tenant: str, with_vectors: bool, size: int) -> Iterator[pa.Table]:
         schema = _export_schema(space.dimension, with_vectors)
