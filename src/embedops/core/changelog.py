@@ -19,14 +19,14 @@ from typing import Any
 from sqlalchemy import Engine, and_, delete, select
 
 from embedops.core import control
-from embedops.core.control import table_changes
+from embedops.core.control import version_changes
 
 MAX_LISTED = 2000  # a change of more documents is recorded as unlisted: downstream compares whole columns
 KEEP_VERSIONS = 100  # records of older versions of a table are removed as new ones are written
 
 
 class ChangeLog:
-    """The ``table_changes`` records of the control database (``EMBEDOPS_DATABASE_URL``), by table URL."""
+    """The ``version_changes`` records of the control database (``EMBEDOPS_DATABASE_URL``), by table URL."""
 
     def __init__(self, database: str | Engine) -> None:
         self._engine = control.open_engine(database)
@@ -43,16 +43,16 @@ class ChangeLog:
                   "doc_ids": None if listed is None else json.dumps(listed),
                   "at": datetime.now(UTC).isoformat(timespec="seconds")}
         with control.serialised(self._engine, f"table-changes:{table}") as conn:
-            control.upsert(conn, table_changes, values, keys=["table_url", "version"],
+            control.upsert(conn, version_changes, values, keys=["table_url", "version"],
                            update=["base_version", "doc_ids", "at"])
-            conn.execute(delete(table_changes).where(and_(
-                table_changes.c.table_url == table, table_changes.c.version <= int(version) - KEEP_VERSIONS,
+            conn.execute(delete(version_changes).where(and_(
+                version_changes.c.table_url == table, version_changes.c.version <= int(version) - KEEP_VERSIONS,
             )))
 
     def forget(self, table: str) -> None:
         """Drop every record of ``table``: it was written whole (or made anew), so no chain may cross it."""
         with control.serialised(self._engine, f"table-changes:{table}") as conn:
-            conn.execute(delete(table_changes).where(table_changes.c.table_url == table))
+            conn.execute(delete(version_changes).where(version_changes.c.table_url == table))
 
     def changed_since(self, table: str, since: int | None, now: int) -> set[str] | None:
         """The documents whose rows in ``table`` changed from version ``since`` to version ``now``, or None when
@@ -63,9 +63,9 @@ class ChangeLog:
             return set()
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(table_changes.c.version, table_changes.c.base_version, table_changes.c.doc_ids).where(
-                    table_changes.c.table_url == table,
-                    table_changes.c.version > since, table_changes.c.version <= now,
+                select(version_changes.c.version, version_changes.c.base_version, version_changes.c.doc_ids).where(
+                    version_changes.c.table_url == table,
+                    version_changes.c.version > since, version_changes.c.version <= now,
                 )
             ).all()
         links = {int(version): (int(base), ids) for version, base, ids in rows}

@@ -168,9 +168,9 @@ leases = Table(
     Column("expires_at", Float, nullable=False),  # seconds since the epoch, by the database's clock
     Column("acquired_at", Float, nullable=False),
 )
-# -- table changes: what each committed version of a materialized table changed, by document -----------
-table_changes = Table(
-    "table_changes", metadata,
+# -- version changes: what each committed version of a materialized table changed, by document -----------
+version_changes = Table(
+    "version_changes", metadata,
     Column("table_url", Text, primary_key=True),  # the table (``TableStore.url``): one per data plane and partition
     Column("version", Integer, primary_key=True, autoincrement=False),  # the version the change made
     Column("base_version", Integer, nullable=False),  # the version it was applied on
