@@ -35,14 +35,13 @@ from embedops.core.ingest import (
     CHUNK_COLUMNS,
     CHUNKS_SCHEMA,
     DOCUMENTS_PER_BATCH,
-    RAY_CHUNK_MIN_DOCUMENTS,
     ChunkedBatch,
     Chunker,
     ChunkProgress,
     chunk_batch,
     encode_group,
 )
-from embedops.core.settings import DEFAULT_RAY_ACTORS, DEFAULT_RAY_BATCH_SIZE
+from embedops.core.settings import DEFAULT_RAY_ACTORS, DEFAULT_RAY_BATCH_SIZE, DEFAULT_RAY_CHUNK_MIN_DOCUMENTS
 from embedops.core.spaces import SpaceSpec
 from embedops.errors import ModelLoadError, RayClusterError, redacted
 
@@ -329,7 +328,7 @@ class RayChunker:
         space: SpaceSpec,
         address: str,
         local: Chunker,
-        min_documents: int = RAY_CHUNK_MIN_DOCUMENTS,
+        min_documents: int = DEFAULT_RAY_CHUNK_MIN_DOCUMENTS,
         batch_size: int = DOCUMENTS_PER_BATCH,
         log: Log | None = None,
     ) -> None:

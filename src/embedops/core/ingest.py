@@ -160,9 +160,6 @@ def plan_chunks(
 
 # The columns of a document that chunking reads (and a Ray worker receives).
 CHUNK_COLUMNS = ["tenant", "doc_id", "suffix", "checksum", "modified_at", "text"]
-# Below this many documents to chunk, a run with a Ray cluster still chunks in its own process: sending a handful
-# of documents costs more than it saves (EmbedderResource.ray_chunk_min_documents).
-RAY_CHUNK_MIN_DOCUMENTS = 2_000
 # How often the run's log hears how many documents are chunked (seconds).
 CHUNK_PROGRESS_EVERY_S = 10.0
 

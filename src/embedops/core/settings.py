@@ -33,6 +33,9 @@ DEFAULT_LEASE_WAIT_S = 30.0
 # On a Ray cluster (EMBEDOPS_RAY_ADDRESS): model replicas in the actor pool, and texts per batch sent to one.
 DEFAULT_RAY_ACTORS = 2
 DEFAULT_RAY_BATCH_SIZE = 256
+# Below this many documents to chunk, a run with a Ray cluster still chunks in its own process: sending a handful
+# of documents costs more than it saves.
+DEFAULT_RAY_CHUNK_MIN_DOCUMENTS = 2_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Settings:
     ray_address: str = ""  # empty: embed in the run's own process; else a Ray cluster ("auto", "ray://host:10001")
     ray_actors: int = DEFAULT_RAY_ACTORS
     ray_batch_size: int = DEFAULT_RAY_BATCH_SIZE
+    ray_chunk_min_documents: int = DEFAULT_RAY_CHUNK_MIN_DOCUMENTS
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -80,6 +84,9 @@ class Settings:
             ray_batch_size=int(_number(env, "EMBEDOPS_RAY_BATCH_SIZE", DEFAULT_RAY_BATCH_SIZE, 1_000_000.0,
                                        "a number of texts", "how many texts go to a model replica at once, 1 to "
                                        "1000000", whole=True)),
+            ray_chunk_min_documents=int(_number(
+                env, "EMBEDOPS_RAY_CHUNK_MIN_DOCUMENTS", DEFAULT_RAY_CHUNK_MIN_DOCUMENTS, 1e12, "a number of documents",
+                "from how many documents to chunk a run chunks on the Ray cluster, 1 or more", whole=True)),
         )
 
     @property

@@ -5,8 +5,13 @@ from collections.abc import Callable
 import dagster as dg
 
 from embedops.core.embedder import Embedder, SpaceEmbedder
-from embedops.core.ingest import RAY_CHUNK_MIN_DOCUMENTS, Chunker, LocalChunker
-from embedops.core.settings import DEFAULT_RAY_ACTORS, DEFAULT_RAY_BATCH_SIZE, Settings
+from embedops.core.ingest import Chunker, LocalChunker
+from embedops.core.settings import (
+    DEFAULT_RAY_ACTORS,
+    DEFAULT_RAY_BATCH_SIZE,
+    DEFAULT_RAY_CHUNK_MIN_DOCUMENTS,
+    Settings,
+)
 from embedops.core.spaces import SpaceSpec
 
 
@@ -19,7 +24,7 @@ class EmbedderResource(dg.ConfigurableResource):
     ray_actors: int = DEFAULT_RAY_ACTORS  # model replicas in the pool (one GPU or one CPU each)
     ray_batch_size: int = DEFAULT_RAY_BATCH_SIZE  # texts per batch sent to one replica
     # below this many documents to chunk, chunking stays in the run's process even with a cluster
-    ray_chunk_min_documents: int = RAY_CHUNK_MIN_DOCUMENTS
+    ray_chunk_min_documents: int = DEFAULT_RAY_CHUNK_MIN_DOCUMENTS
     # or a dagster-ray resource (a ``dagster_ray.RayResource``: ``KubeRayCluster``, ``LocalRay``, ...): dagster-ray
     # creates and connects its cluster as the step starts, and that cluster embeds (its address wins)
     ray_cluster: dg.ConfigurableResource | None = None
@@ -27,7 +32,7 @@ class EmbedderResource(dg.ConfigurableResource):
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbedderResource:
         return cls(ray_address=settings.ray_address, ray_actors=settings.ray_actors,
-                   ray_batch_size=settings.ray_batch_size)
+                   ray_batch_size=settings.ray_batch_size, ray_chunk_min_documents=settings.ray_chunk_min_documents)
 
     def for_space(self, space: SpaceSpec) -> SpaceEmbedder:
         """The space's model in this process (queries, checks, chunking's token counts)."""
