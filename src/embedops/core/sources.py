@@ -118,15 +118,23 @@ class _Known:
         self._micros = modified.fill_null(0).to_numpy().copy()
 
     @cached_property
-    def checksums(self) -> dict[str, str]:
-        return dict(zip(self._table["doc_id"].to_pylist(), self._table["checksum"].to_pylist(), strict=True))
-
-    @cached_property
     def _positions(self) -> dict[str, int]:
+        """Each recorded document's row, built on the first question about one document."""
         return {doc_id: i for i, doc_id in enumerate(self._table["doc_id"].to_pylist())}
 
+    def ids(self) -> list[str]:
+        return list(self._positions)
+
+    @cached_property
+    def _checksums(self) -> list[str]:
+        return self._table["checksum"].to_pylist()
+
+    def checksum(self, doc_id: str) -> str | None:
+        at = self._positions.get(doc_id)
+        return None if at is None else self._checksums[at]
+
     def __contains__(self, doc_id: str) -> bool:
-        return doc_id in self.checksums
+        return doc_id in self._positions
 
     def vouched(self, entry: SourceEntry) -> bool:
         """Whether the recorded size and modification time of ``entry``'s document vouch for it."""
@@ -269,7 +277,7 @@ def scan_tenant(
         named = {*changes.changed, *changes.deleted}
         for doc_id in changes.deleted:
             document_path(root, doc_id)  # refuses a name that could leave the folder
-        carried = {d for d in known.checksums if d not in named}
+        carried = {d for d in known.ids() if d not in named}
         kept = {d: row for d, row in refused.items() if d not in named}
     for entry in entries:
         if isinstance(entry, list):
@@ -283,7 +291,7 @@ def scan_tenant(
         if entry.size > max_bytes:
             scan.quarantined.append(_refusal(entry.doc_id, _too_big(entry.size, max_bytes)))
             continue
-        if entry.checksum is not None and known.checksums.get(entry.doc_id) == entry.checksum and not verify:
+        if entry.checksum is not None and known.checksum(entry.doc_id) == entry.checksum and not verify:
             carried.add(entry.doc_id)  # a backend that knows the content's checksum without a read vouches by it
             continue
         if changes is None and not verify:  # a named file is read: the feed says it changed
@@ -300,7 +308,7 @@ def scan_tenant(
             if seen is not None:
                 scan._seen[entry.doc_id] = seen
             continue
-        if known.checksums.get(entry.doc_id) == found["checksum"]:
+        if known.checksum(entry.doc_id) == found["checksum"]:
             if known.vouched(entry):
                 carried.add(entry.doc_id)  # read again and found as recorded: the recorded row stands
                 continue
