@@ -53,11 +53,17 @@ def _imports() -> dict[str, set[str]]:
     return found
 
 
+# Parsed once while pytest collects, before any test starts a thread: CPython 3.11 keeps one AST
+# recursion counter per interpreter, so a parse racing another thread's parse (Ray's and Dagster's
+# threads format tracebacks with ast) can fail with "AST constructor recursion depth mismatch".
+IMPORTS = _imports()
+
+
 def test_every_imported_module_comes_from_a_declared_dependency() -> None:
     declared = {_name(r) for r in _project()["dependencies"]}
     providers = importlib.metadata.packages_distributions()
     undeclared = {}
-    imports = _imports()
+    imports = {module: set(files) for module, files in IMPORTS.items()}
     for module, where in CALLED_THROUGH.items():
         imports.setdefault(module, set()).add(where)
     for module, files in sorted(imports.items()):
@@ -72,7 +78,7 @@ def test_every_imported_module_comes_from_a_declared_dependency() -> None:
 @pytest.mark.parametrize("module", sorted(OPTIONAL))
 def test_an_optional_backend_is_an_extra_imported_only_where_it_is_guarded(module: str) -> None:
     where, extra = OPTIONAL[module]
-    assert _imports().get(module) == {where}
+    assert IMPORTS.get(module) == {where}
     extras = {_name(r) for r in _project()["optional-dependencies"][extra]}
     providers = importlib.metadata.packages_distributions()
     assert {d.lower() for d in providers[module]} & extras
