@@ -140,6 +140,27 @@ def test_words_are_counted_one_by_one_when_offsets_cannot_place_a_token(
     assert [one_by_one.unknown_share(t) for t in texts] == [whole.unknown_share(t) for t in texts]
 
 
+def test_words_learned_for_a_batch_are_counted_once_and_exactly(
+    tokenizers: tuple[Tokenizer, Tokenizer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, whole = tokenizers
+    texts = corpus()
+    primed = Tokenizer(whole._backend, copy=False)  # a fresh memo
+    primed.learn_words(texts)
+    learned: list[list[str]] = []
+    original = token_counts.WordCounts._learn
+
+    def learn(self: token_counts.WordCounts, words: list[str]) -> None:
+        learned.append(words)
+        original(self, words)
+
+    monkeypatch.setattr(token_counts.WordCounts, "_learn", learn)
+
+    assert [primed.count_tokens(t) for t in texts] == [whole.count_tokens(t) for t in texts]
+    assert [primed.unknown_share(t) for t in texts] == [whole.unknown_share(t) for t in texts]
+    assert learned == []  # every word the counts needed was counted in the batch
+
+
 def chunks_of(text: str, count: object, settings: tuple[int, int, int]) -> list[Chunk]:
     return chunk_document(text, count, *settings)  # type: ignore[arg-type]
 

@@ -51,6 +51,10 @@ _FENCE = re.compile(r"^ ?(```|~~~)")
 # the next sentence starts with an upper-case letter, a digit or an opening quote. Newlines always split.
 _SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*[ \t]+|[ \t]*\n\s*")
 _SENTENCE_START_QUOTES = "\"'\u201c\u2018(["
+# First characters of a line that may open a fence, a markdown heading or an adornment (of an
+# reStructuredText title); a line starting otherwise, and not underlined, is body text.
+_ADORNMENT_FIRST = frozenset("=-~^*#")
+_MARKUP_FIRST = _ADORNMENT_FIRST | frozenset(" `")
 
 
 @dataclass(frozen=True)
@@ -136,9 +140,13 @@ def _scan_lines(lines: list[str]) -> Iterator[str | tuple[int, str]]:
     """
     rst_styles: list[tuple[str, bool]] = []
     fence: str | None = None
-    i = 0
-    while i < len(lines):
+    i, last = 0, len(lines) - 1
+    while i <= last:
         line = lines[i]
+        if line[:1] not in _MARKUP_FIRST and (i == last or lines[i + 1][:1] not in _ADORNMENT_FIRST):
+            yield line  # starts no fence, heading or adornment, and no adornment under it: body text
+            i += 1
+            continue
         fence_match = _FENCE.match(line)
         if fence_match:
             fence = None if fence == fence_match.group(1) else fence or fence_match.group(1)

@@ -292,7 +292,7 @@ def chunk_on_worker(batch: pa.Table, space: SpaceSpec) -> pa.Table:
     """A Ray task: chunk a batch of documents with the space's tokenizer (no model weights). The chunk rows, then
     one row per quarantined document (``doc_id`` and its reason in ``quarantine_reason``, the rest null)."""
     tokens = load_tokenizer(space.model)  # once per worker process: it is shared within the process
-    done = chunk_batch(batch, space, tokens.count_tokens, tokens.unknown_share)
+    done = chunk_batch(batch, space, tokens.count_tokens, tokens.unknown_share, tokens.learn_words)
     rows = done.rows.append_column(REASON, pa.nulls(done.rows.num_rows, pa.string()))
     schema = rows.schema
     reasons = pa.Table.from_pylist(

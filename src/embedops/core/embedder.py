@@ -147,6 +147,11 @@ class Tokenizer:
     def _encoding(self, text: str) -> Any:
         return self._backend.encode(text, add_special_tokens=False)
 
+    def learn_words(self, texts: Iterable[str]) -> None:
+        """Count at once the words of texts about to be measured (nothing when texts are encoded whole)."""
+        if self._words is not None:
+            self._words.learn(texts)
+
     def count_tokens(self, text: str) -> int:
         if self._words is not None:
             return self._words.measure(text)[0]
@@ -177,6 +182,9 @@ class _SlowTokenizer:
 
     def unknown_share(self, text: str) -> float:
         return 0.0
+
+    def learn_words(self, texts: Iterable[str]) -> None:
+        """Nothing to learn: every text is encoded whole."""
 
 
 _SPACES = re.compile(r"\s+")
@@ -317,6 +325,10 @@ class SpaceEmbedder:
 
     def unknown_share(self, text: str) -> float:
         return self._tokens.unknown_share(text)
+
+    def learn_words(self, texts: Iterable[str]) -> None:
+        """See `Tokenizer.learn_words`: a chunker calls it with a batch of documents before chunking them."""
+        self._tokens.learn_words(texts)
 
     @property
     def _tokens(self) -> Tokenizer | _SlowTokenizer:

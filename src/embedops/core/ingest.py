@@ -230,20 +230,23 @@ class LocalChunker:
         count_tokens: Callable[[str], int],
         unknown_share: Callable[[str], float] | None = None,
         log: Callable[[str], None] | None = None,
+        learn_words: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.space, self.count_tokens, self.unknown_share, self.log = space, count_tokens, unknown_share, log
+        self.learn_words = learn_words
 
     @classmethod
     def of(cls, space: SpaceSpec, model: Embedder, log: Callable[[str], None] | None = None) -> LocalChunker:
-        """Chunk with ``model``'s tokenizer (its token counts and unknown-token shares)."""
-        return cls(space, model.count_tokens, model.unknown_share, log)
+        """Chunk with ``model``'s tokenizer (its token counts and unknown-token shares, and its batch word
+        counting when it has one)."""
+        return cls(space, model.count_tokens, model.unknown_share, log, getattr(model, "learn_words", None))
 
     def chunk_batches(self, parts: Iterable[pa.Table], documents: int) -> Iterator[ChunkedBatch]:
         progress = ChunkProgress(self.space, documents, "in this process", self.log)
         for part in parts:
             if not part.num_rows:
                 continue
-            done = chunk_batch(part, self.space, self.count_tokens, self.unknown_share)
+            done = chunk_batch(part, self.space, self.count_tokens, self.unknown_share, self.learn_words)
             progress.add(part.num_rows)
             yield done
 
@@ -256,12 +259,17 @@ def chunk_batch(
     space: SpaceSpec,
     count_tokens: Callable[[str], int],
     unknown_share: Callable[[str], float] | None,
+    learn_words: Callable[[list[str]], None] | None = None,
 ) -> ChunkedBatch:
     """The chunk rows of a batch of documents (CHUNK_COLUMNS), and the documents quarantined; in process or on a
-    Ray worker alike."""
+    Ray worker alike. ``learn_words`` (the tokenizer's, see `Tokenizer.learn_words`) is given the batch's texts
+    first, so that their new words are counted in one encoding."""
     rows: list[dict] = []
     quarantined: list[dict] = []
-    for doc in part.to_pylist():
+    docs = part.to_pylist()
+    if learn_words is not None:
+        learn_words([doc["text"] for doc in docs])
+    for doc in docs:
         pieces = chunk_rows(doc, space, count_tokens, unknown_share)
         if isinstance(pieces, str):
             quarantined.append({"doc_id": doc["doc_id"], "stage": "chunking", "reason": pieces})
@@ -398,10 +406,10 @@ def embed_chunks(
     if isinstance(encoder, Prefetching):  # a remote pool starts on every text the loop below will ask for
         encoder.prefetch(missing_texts(chunks, encoder.identity, cache, batch_rows))
     for part in whole_documents(batches(chunks, size=batch_rows)):
-        records = part.to_pylist()
-        keys = [cache_key(encoder.identity, r["text"]) for r in records]
+        texts, doc_ids = part["text"].to_pylist(), part["doc_id"].to_pylist()
+        keys = [cache_key(encoder.identity, text) for text in texts]
         cached = cache.get_many(keys)
-        missing = {k: r["text"] for k, r in zip(keys, records, strict=True) if k not in cached}
+        missing = {k: text for k, text in zip(keys, texts, strict=True) if k not in cached}
         failed: dict[str, str] = {}
         todo = list(missing.items())
         for start in range(0, len(todo), group_size):
@@ -415,15 +423,14 @@ def embed_chunks(
             stamp = cache.put_many(encoder.identity, done)
             cached.update((key, (vector, stamp)) for key, vector in done)
             budget.record(len(group) - len(done), len(group), next(iter(failed.values()), None))
-        for key, r in zip(keys, records, strict=True):
+        for key, doc_id in zip(keys, doc_ids, strict=True):
             if key in failed:
-                failed_docs.setdefault(r["doc_id"], failed[key])
-        rows = [
-            _index_row(r, space, encoder.identity, *cached[k])
-            for k, r in zip(keys, records, strict=True)
-            if r["doc_id"] not in failed_docs
-        ]
-        out.write(pa.Table.from_pylist(rows, schema=schema))
+                failed_docs.setdefault(doc_id, failed[key])
+        if failed_docs:
+            keep = [doc_id not in failed_docs for doc_id in doc_ids]
+            part = part.filter(pa.array(keep, pa.bool_()))
+            keys = [key for key, kept in zip(keys, keep, strict=True) if kept]
+        out.write(_index_rows(part, [cached[key] for key in keys], space, encoder.identity, schema))
         model_calls += len(missing)
         cache_hits += sum(1 for k in keys if k not in missing)
     budget.check()
@@ -520,22 +527,23 @@ def _check_vectors(vectors: np.ndarray, dimension: int, count: int) -> None:
         raise ValueError(f"model returned vectors of shape {vectors.shape} or non-finite values")
 
 
-def _index_row(
-    chunk: dict, space: SpaceSpec, model: str, vector: np.ndarray, embedded_at: datetime
-) -> dict:
-    return {
-        "chunk_id": chunk["chunk_id"],
-        "tenant": chunk["tenant"],
-        "doc_id": chunk["doc_id"],
-        "seq": chunk["seq"],
-        "text": chunk["text"],
-        "text_hash": chunk["text_hash"],
-        "source_checksum": chunk["source_checksum"],
-        "space_id": space.space_id,
-        "space_name": space.name,
-        "model": model,
-        "config_hash": chunk["config_hash"],
-        "embedded_at": embedded_at,
-        "stale": False,
-        "vector": vector,
-    }
+# The index columns copied from a chunk row as they are.
+_CHUNK_INDEX_COLUMNS = ("chunk_id", "tenant", "doc_id", "seq", "text", "text_hash", "source_checksum", "config_hash")
+
+
+def _index_rows(
+    part: pa.Table, found: list[tuple[np.ndarray, datetime]], space: SpaceSpec, model: str, schema: pa.Schema
+) -> pa.Table:
+    """The index rows of chunk rows ``part``, given each row's (vector, time it was embedded)."""
+    rows = part.num_rows
+    flat = np.concatenate([vector for vector, _ in found]) if rows else np.zeros(0, np.float32)
+    columns = {name: part[name] for name in _CHUNK_INDEX_COLUMNS}
+    columns.update(
+        space_id=pa.repeat(pa.scalar(space.space_id), rows),
+        space_name=pa.repeat(pa.scalar(space.name), rows),
+        model=pa.repeat(pa.scalar(model), rows),
+        embedded_at=pa.array([stamp for _, stamp in found], pa.timestamp("us", tz="UTC")),
+        stale=pa.repeat(pa.scalar(False), rows),
+        vector=pa.FixedSizeListArray.from_arrays(pa.array(flat.astype(np.float32, copy=False)), space.dimension),
+    )
+    return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)

@@ -48,7 +48,11 @@ _STRAY_JOINER = re.compile(
 # Every line break Python's str.splitlines knows, except the plain \n we normalise to.
 _LINE_BREAKS = re.compile(r"\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # Cc except \t and \n
-_INLINE_SPACE = re.compile(r"[^\S\n]+")
+# A run of whitespace other than \n that is not already one plain space (2 or more, or a tab, U+00A0...)
+_INLINE_SPACE = re.compile(r"[^\S\n]{2,}|[^\S \n]")
+# Any character but printable ASCII, \t and \n: text without one needs no line-break, control, zero-width
+# or Unicode normalisation step (each would leave it as it is)
+_NOT_PLAIN = re.compile(r"[^\t\n\x20-\x7e]")
 _HTML_SPACE = re.compile(r"\s+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -71,15 +75,17 @@ def normalize_text(text: str, version: int = 1) -> str:
     Tabs and other horizontal whitespace (for example U+00A0) collapse to one space like plain spaces.
     From version 2, bidirectional controls go too and a zero-width joiner between two emoji stays.
     """
-    text = _LINE_BREAKS.sub("\n", text)
-    if version >= 2:
-        text = _STRAY_JOINER.sub("", text.translate(_ZERO_WIDTH_V2))
-    else:
-        text = text.translate(_ZERO_WIDTH)
-    text = _CONTROL_CHARS.sub("", text)
-    text = unicodedata.normalize("NFC", text)
-    lines = (_INLINE_SPACE.sub(" ", line).rstrip() for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+    if _NOT_PLAIN.search(text) is not None:
+        text = _LINE_BREAKS.sub("\n", text)
+        if version >= 2:
+            text = _STRAY_JOINER.sub("", text.translate(_ZERO_WIDTH_V2))
+        else:
+            text = text.translate(_ZERO_WIDTH)
+        text = _CONTROL_CHARS.sub("", text)
+        text = unicodedata.normalize("NFC", text)
+    # every run of whitespace but \n is one space now, so " \n" is each line's trailing whitespace
+    text = _INLINE_SPACE.sub(" ", text).replace(" \n", "\n")
+    return _BLANK_LINES.sub("\n\n", text).strip()
 
 
 def html_to_text(html: str) -> str:

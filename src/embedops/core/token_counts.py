@@ -23,6 +23,7 @@ import re
 import threading
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
@@ -161,6 +162,22 @@ class WordCounts:
             return measures[0]
         tokens, unknown, visible = map(sum, zip(*measures, strict=True))
         return tokens, unknown, visible
+
+    def learn(self, texts: Iterable[str]) -> None:
+        """Count in one encoding the words of ``texts`` not kept yet. A chunker about to measure a batch of
+        documents calls it first: their paragraphs and chunks then cost look-ups, not an encoding per
+        document for the few words each adds. Words that could not be read apart are left out."""
+        words: set[str] = set()
+        for text in texts:
+            words.update(text.split())
+        with self._lock:
+            new = [
+                word
+                for word in words.difference(self._tokens)
+                if self._unsafe.search(word) is None and not any(token in word for token in self._added)
+            ]
+            if new:
+                self._learn(new)
 
     def _measure_line(self, line: str) -> Measure:
         """Measure a line by its words, or by encoding it whole, and keep it (the caller holds the lock)."""
