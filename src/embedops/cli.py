@@ -11,11 +11,13 @@ from typing import Any
 import click
 
 from embedops.commands.base import Context, EmbedopsGroup, printable
+from embedops.core.memory import bound_heap
 
 
 @click.group(cls=EmbedopsGroup)
 def main() -> None:
     """Keep a vector index as a materialized view of its source documents."""
+    bound_heap()
 
 
 @main.command()

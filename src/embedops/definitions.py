@@ -13,6 +13,7 @@ from embedops.assets.documents import source_documents
 from embedops.assets.embeddings import chunk_embeddings
 from embedops.assets.evaluation import golden_set_evaluation
 from embedops.assets.index import vector_index
+from embedops.core.memory import bound_heap
 from embedops.core.settings import Settings, refuse_old_layout
 from embedops.pipelines.backfill import space_backfill_sensor
 from embedops.pipelines.cdc import (
@@ -89,4 +90,5 @@ def build_defs(settings: Settings | None = None, embedder: EmbedderResource | No
     )
 
 
+bound_heap()  # every Dagster process that runs a step loads this module first
 defs = build_defs()

@@ -41,6 +41,7 @@ from embedops.core.ingest import (
     chunk_batch,
     encode_group,
 )
+from embedops.core.memory import bound_heap
 from embedops.core.settings import DEFAULT_RAY_ACTORS, DEFAULT_RAY_BATCH_SIZE, DEFAULT_RAY_CHUNK_MIN_DOCUMENTS
 from embedops.core.spaces import SpaceSpec
 from embedops.errors import ModelLoadError, RayClusterError, redacted
@@ -64,6 +65,7 @@ class ModelReplica:
     """
 
     def __init__(self, space: SpaceSpec) -> None:
+        bound_heap()
         device = "cuda" if ray.get_gpu_ids() else "cpu"
         self.embedder = SpaceEmbedder(space, batch_size=MODEL_BATCH, device=device)
         _ = self.embedder.max_seq_length  # loads the model now: a replica that cannot load it never starts
@@ -291,6 +293,7 @@ WINDOW_BYTES = 256 * 2**20
 def chunk_on_worker(batch: pa.Table, space: SpaceSpec) -> pa.Table:
     """A Ray task: chunk a batch of documents with the space's tokenizer (no model weights). The chunk rows, then
     one row per quarantined document (``doc_id`` and its reason in ``quarantine_reason``, the rest null)."""
+    bound_heap()  # once per worker process, like the tokenizer below
     tokens = load_tokenizer(space.model)  # once per worker process: it is shared within the process
     done = chunk_batch(batch, space, tokens.count_tokens, tokens.unknown_share, tokens.learn_words)
     rows = done.rows.append_column(REASON, pa.nulls(done.rows.num_rows, pa.string()))

@@ -6,7 +6,6 @@ model calls, and what the tests hold to zero for an unchanged corpus.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
@@ -18,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from embedops.core.memory import release_freed_memory
 from embedops.core.spaces import ModelSpec, SpaceSpec
 from embedops.core.token_counts import WordCounts, unknown_characters
 from embedops.core.vectors import normalize
@@ -259,16 +259,6 @@ def _load_model(spec: ModelSpec, identity: str, device: str) -> _Model:
     model = _Model(spec, device)
     release_freed_memory()
     return model
-
-
-def release_freed_memory() -> None:
-    """Give the memory a loader freed back to the operating system (glibc keeps it otherwise, and later work on
-    other threads does not reuse it): parsing a large tokenizer.json frees hundreds of MB of scratch."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to do
-        return
-    libc.malloc_trim(0)
 
 
 def fresh_model(spec: ModelSpec) -> _Model:

@@ -32,9 +32,10 @@ _BLOCK_TAGS = frozenset(
 )
 _CELL_TAGS = frozenset({"td", "th"})
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
-_ZERO_WIDTH_V2 = dict.fromkeys(map(ord, "\u200b\u200c\u2060\ufeff\u200e\u200f\u061c"))  # ZWJ: see below
-_ZERO_WIDTH_V2.update(dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))  # bidi controls
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+_ZERO_WIDTH_V2 = re.compile(
+    "[\u200b\u200c\u2060\ufeff\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]"  # ZWJ: see below; bidi controls
+)
 # Emoji and pictographs a zero-width joiner may join (Unicode's Extended_Pictographic, by block), and
 # what may stand between one and the joiner: variation selectors and skin-tone modifiers.
 _EMOJI = (
@@ -78,9 +79,9 @@ def normalize_text(text: str, version: int = 1) -> str:
     if _NOT_PLAIN.search(text) is not None:
         text = _LINE_BREAKS.sub("\n", text)
         if version >= 2:
-            text = _STRAY_JOINER.sub("", text.translate(_ZERO_WIDTH_V2))
+            text = _STRAY_JOINER.sub("", _ZERO_WIDTH_V2.sub("", text))
         else:
-            text = text.translate(_ZERO_WIDTH)
+            text = _ZERO_WIDTH.sub("", text)
         text = _CONTROL_CHARS.sub("", text)
         text = unicodedata.normalize("NFC", text)
     # every run of whitespace but \n is one space now, so " \n" is each line's trailing whitespace

@@ -160,7 +160,11 @@ class WordCounts:
                 measures = [kept[line] if line in kept else self._measure_line(line) for line in lines]
         if len(measures) == 1:
             return measures[0]
-        tokens, unknown, visible = map(sum, zip(*measures, strict=True))
+        tokens = unknown = visible = 0
+        for line_tokens, line_unknown, line_visible in measures:
+            tokens += line_tokens
+            unknown += line_unknown
+            visible += line_visible
         return tokens, unknown, visible
 
     def learn(self, texts: Iterable[str]) -> None:

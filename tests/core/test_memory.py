@@ -1,0 +1,50 @@
+"""A pipeline process gives the large buffers it frees back to the operating system (see embedops.core.memory)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the heap thresholds are glibc's")
+
+# After an 8 MB buffer is freed, is a 1 MB block a mapping of its own (glibc marks its chunk IS_MMAPPED), which
+# free() returns to the system, or carved from the heap, which keeps it?
+PROBE = """
+import ctypes, sys
+{setup}
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.free(libc.malloc(8 << 20))
+block = libc.malloc(1 << 20)
+size_field = ctypes.c_size_t.from_address(block - ctypes.sizeof(ctypes.c_size_t)).value
+print("mapped" if size_field & 2 else "heap")
+"""
+
+
+def block_after_a_large_free(setup: str, **env: str) -> str:
+    done = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=300, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_glibc_alone_serves_blocks_under_the_last_large_free_from_the_heap() -> None:
+    assert block_after_a_large_free("") == "heap"
+
+
+def test_a_dagster_process_loading_the_definitions_maps_large_blocks_on_their_own() -> None:
+    assert block_after_a_large_free("import embedops.definitions") == "mapped"
+
+
+def test_the_embedops_command_bounds_the_heap_before_a_command_runs() -> None:
+    setup = "from embedops.cli import main\ntry:\n    main(['spaces', '--help'])\nexcept SystemExit:\n    pass"
+    assert block_after_a_large_free(setup) == "mapped"
+
+
+def test_thresholds_an_operator_set_are_left_alone() -> None:
+    setup = "from embedops.core.memory import bound_heap\nassert bound_heap() is False"
+    assert block_after_a_large_free(setup, MALLOC_MMAP_THRESHOLD_=str(32 << 20)) == "heap"
