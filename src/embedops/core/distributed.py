@@ -148,6 +148,9 @@ class RayEmbedder:
     def unknown_share(self, text: str) -> float:
         return self._model.unknown_share(text)
 
+    def learn_words(self, texts: Iterable[str]) -> None:
+        self._model.learn_words(texts)
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """The vectors of ``texts`` (each given to ``prefetch`` before), waiting for the pool as needed."""
         if not texts:
