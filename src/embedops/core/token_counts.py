@@ -22,10 +22,11 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from bisect import bisect_right
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
+
+import numpy as np
 
 # Words (and lines) and their characters kept at most (about 40 MB each); a memo starts over when full.
 MAX_WORDS = 1 << 18
@@ -252,17 +253,22 @@ class WordCounts:
             position += 1
         encoding = self._backend.encode(" ".join(words), add_special_tokens=False)
         offsets = encoding.offsets
-        owners = [bisect_right(starts, start) - 1 for start, _ in offsets]
-        tokens = [0] * len(words)
-        for owner, (start, end) in zip(owners, offsets, strict=True):
-            if end > ends[owner] or end < start:
-                return None
-            tokens[owner] += 1
+        if not offsets:
+            return [(0, 0)] * len(words)
+        spans = np.asarray(offsets, dtype=np.int64)
+        owners = np.searchsorted(np.asarray(starts, dtype=np.int64), spans[:, 0], side="right") - 1
+        if (owners < 0).any() or (spans[:, 1] > np.asarray(ends, dtype=np.int64)[owners]).any() or (
+            spans[:, 1] < spans[:, 0]
+        ).any():
+            return None
+        tokens = np.bincount(owners, minlength=len(words)).tolist()
         unknown = [0] * len(words)
         if self._unknown and self._unknown[0] in encoding.ids:
             unknown_id, vocabulary_piece = self._unknown
             covered = 0
-            for owner, token, piece, (start, end) in zip(owners, encoding.ids, encoding.tokens, offsets, strict=True):
+            for owner, token, piece, (start, end) in zip(
+                owners.tolist(), encoding.ids, encoding.tokens, offsets, strict=True
+            ):
                 if token == unknown_id and piece != vocabulary_piece and end > covered:
                     unknown[owner] += end - max(start, covered)
                     covered = end
