@@ -127,14 +127,14 @@ class LanceStore:
         table = self._open(tenant, space_id)
         if table is not None and documents is not None:
             return self._sync_documents(table, tenant, space_id, space_name, rows, sorted(set(documents)))
-        keys = checked_keys(rows, tenant, space_id, space_name, _KEY_COLUMNS)
-        if table is None:
-            del keys
+        if table is None:  # every row is new: checked, but no key of theirs is kept to compare
+            checked_keys(rows, tenant, space_id, space_name, ())
             table = self._create(tenant, space_id, space_name, rows)
             version = table.version
             written = table.count_rows()
             self._maintain_index(table, changed=True)
             return SyncResult(upserted=written, deleted=0, rows=written, version=version)
+        keys = checked_keys(rows, tenant, space_id, space_name, _KEY_COLUMNS)
         self._check_dimension(table, rows)
         key_schema = pa.schema([table.schema.field(name) for name in _KEY_COLUMNS])
         source = keys.cast(key_schema)
