@@ -48,3 +48,27 @@ def test_the_embedops_command_bounds_the_heap_before_a_command_runs() -> None:
 def test_thresholds_an_operator_set_are_left_alone() -> None:
     setup = "from embedops.core.memory import bound_heap\nassert bound_heap() is False"
     assert block_after_a_large_free(setup, MALLOC_MMAP_THRESHOLD_=str(32 << 20)) == "heap"
+
+
+CHUNK_THEN_EMBED = """
+import gc, weakref
+from embedops.core.embedder import SpaceEmbedder
+from embedops.core.spaces import ModelSpec, SpaceSpec
+space = SpaceSpec(name="s", dimension=64, model=ModelSpec(name="m", backend="model2vec", package="static_model"))
+embedder = SpaceEmbedder(space)
+text = "Tides rise and fall twice a day, pulled by the moon."
+before = embedder.count_tokens(text)  # chunking loads the counting tokenizer
+counting = weakref.ref(embedder._tokenizer)
+embedder.encode([text])  # embedding loads the model, which has a tokenizer of its own
+gc.collect()
+print(counting() is None, embedder.count_tokens(text) == before)
+"""
+
+
+def test_loading_a_model_lets_go_of_the_tokenizer_chunking_loaded() -> None:
+    """A run that chunks and then embeds in one process holds one copy of a large tokenizer, not two (the static
+    model's takes 318 MiB); counting again afterwards loads it anew and counts the same."""
+    done = subprocess.run([sys.executable, "-c", CHUNK_THEN_EMBED], capture_output=True, text=True, timeout=300,
+                          check=True)
+
+    assert done.stdout.split() == ["True", "True"]

@@ -256,6 +256,9 @@ def _static_model_class(spec: ModelSpec) -> Any:
 
 @lru_cache(maxsize=8)
 def _load_model(spec: ModelSpec, identity: str, device: str) -> _Model:
+    # The counting tokenizers loaded for chunking go first (they load again if asked): the model brings its own
+    # copy, and a run's chunking is over once it embeds. The static model's tokenizer holds 318 MiB.
+    _load_tokenizer.cache_clear()
     model = _Model(spec, device)
     release_freed_memory()
     return model
@@ -290,6 +293,7 @@ class SpaceEmbedder:
     @property
     def _model(self) -> _Model:
         if self._loaded is None:
+            self._tokenizer = None  # held for chunking; `_tokens` takes it (or a new copy) again if asked
             model = load_model(self.space.model, self.device)
             if model.dimension != self.space.dimension:
                 raise ModelLoadError(
