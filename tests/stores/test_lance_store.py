@@ -90,6 +90,9 @@ def test_a_large_table_gets_an_ann_index_that_keeps_up_with_syncs(tmp_path: Path
     store.sync("acme", *SPACE, rows)
     table = store._open("acme", SPACE[0])
     assert table is not None and [i.index_type for i in table.list_indices()] == ["IvfHnswSq"]
+    # About sqrt(rows) partitions, not LanceDB's one graph of the whole table.
+    segments = table.to_lance().stats.index_stats(table.list_indices()[0].name)["segments"]
+    assert [segment["num_partitions"] for segment in segments] == [24]
     target = rows.column("vector")[123].as_py()
     assert store.search("acme", SPACE[0], target, 1, SPACE[0])[0].chunk_id == "123-a"
 
