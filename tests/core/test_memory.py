@@ -72,3 +72,28 @@ def test_loading_a_model_lets_go_of_the_tokenizer_chunking_loaded() -> None:
                           check=True)
 
     assert done.stdout.split() == ["True", "True"]
+
+
+EMBED_THEN_RELEASE = """
+import weakref
+import numpy as np
+from embedops.core.embedder import SpaceEmbedder, release_models
+from embedops.core.spaces import ModelSpec, SpaceSpec
+space = SpaceSpec(name="s", dimension=64, model=ModelSpec(name="m", backend="model2vec", package="static_model"))
+embedder = SpaceEmbedder(space)
+text = "Tides rise and fall twice a day, pulled by the moon."
+first = embedder.encode([text])
+loaded = weakref.ref(embedder._loaded)
+del embedder  # the step that embedded is over
+release_models()  # what a whole index sync does before it builds
+print(loaded() is None, bool(np.allclose(SpaceEmbedder(space).encode([text]), first)))
+"""
+
+
+def test_released_models_leave_the_process_and_load_again_when_asked() -> None:
+    """A whole index sync builds without the model the embedding step left loaded (the static model holds over
+    300 MiB); a later embedding loads it again and embeds the same."""
+    done = subprocess.run([sys.executable, "-c", EMBED_THEN_RELEASE], capture_output=True, text=True, timeout=300,
+                          check=True)
+
+    assert done.stdout.split() == ["True", "True"]

@@ -16,6 +16,7 @@ from embedops.assets.check_support import (
 from embedops.assets.metadata import carried, numbers, plain, recorded, still_current
 from embedops.core.changelog import ChangeLog, consumed_version
 from embedops.core.cutover import open_manifest, point_first
+from embedops.core.embedder import release_models
 from embedops.core.spaces import SpacesConfig
 from embedops.errors import NotMaterializedError, UnknownSpaceError
 from embedops.pipelines.partitions import tenant_space, tenant_space_partitions
@@ -93,6 +94,8 @@ def _sync_index(
     only = ChangeLog(workspace.settings.control_url).changed_since(
         workspace.tables().url("chunk_embeddings", (tenant, space.name)), since, int(rows.version)
     )
+    if only is None:  # a sync of every row, a first index build among them: the run's largest allocation
+        release_models()  # nothing here embeds; a model left loaded by the embedding step goes first
     result = store.sync(tenant, space.space_id, space.name, rows, documents=only)
     if space.name == spaces.serving_space.name and store.get_alias(spaces.alias) is None:  # point_first re-checks
         details = {"run_id": context.run.run_id, "tenant": tenant}

@@ -6,6 +6,7 @@ model calls, and what the tests hold to zero for an unchanged corpus.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -262,6 +263,15 @@ def _load_model(spec: ModelSpec, identity: str, device: str) -> _Model:
     model = _Model(spec, device)
     release_freed_memory()
     return model
+
+
+def release_models() -> None:
+    """Drop the process's loaded models and counting tokenizers (each loads again when next asked) and hand
+    their memory back: for work that embeds nothing and needs the room, such as building a vector index."""
+    _load_model.cache_clear()
+    _load_tokenizer.cache_clear()
+    gc.collect()
+    release_freed_memory()
 
 
 def fresh_model(spec: ModelSpec) -> _Model:
