@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import boto3
 import numpy as np
@@ -102,6 +103,23 @@ def test_a_large_table_gets_an_ann_index_that_keeps_up_with_syncs(tmp_path: Path
     stats = table.index_stats(table.list_indices()[0].name)
     assert stats is not None and stats.num_unindexed_rows == 0
     assert store.count("acme", SPACE[0]) == 600 and "0-a" not in store.export("acme", SPACE[0])["chunk_id"].to_pylist()
+
+    # Later syncs index their rows in one small second part; the first build is never rebuilt for them.
+    first_build = _index_parts(table)[0]
+    for seed, name in enumerate(["newer", "newest"], start=7):
+        added = make_rows("acme", [f"{name}-a"], seed=seed)
+        store.sync("acme", *SPACE, added, documents=[f"doc-{name}.md"])
+        parts = _index_parts(table)
+        assert len(parts) == 2 and parts[0] == first_build
+        found = store.search("acme", SPACE[0], added.column("vector")[0].as_py(), 1, SPACE[0])
+        assert found[0].chunk_id == f"{name}-a"
+    stats = table.index_stats(table.list_indices()[0].name)
+    assert stats is not None and stats.num_unindexed_rows == 0
+
+
+def _index_parts(table: Any) -> list[str]:
+    """The uuids of the parts of the table's vector index, oldest first."""
+    return [index["uuid"] for index in table.to_lance().list_indices() if "vector" in index["fields"]]
 
 
 def test_a_small_table_is_searched_exactly_without_an_index(tmp_path: Path) -> None:

@@ -59,6 +59,8 @@ def ivf_partitions(rows: int) -> int:
     where one partition took 49 s, +298 MiB, recall@10 0.961 (docs/benchmarks.md, "The first index build").
     """
     return max(1, math.isqrt(rows))
+# Versions of a table kept for time travel after a sync's upkeep (LanceDB's own default for optimize()).
+_VERSIONS_KEPT = timedelta(days=7)
 # A matched row is rewritten only when one of these differs; otherwise the sync leaves it alone.
 _CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq", "stale")
 _KEY_COLUMNS = ("chunk_id", *_CHANGE_COLUMNS)
@@ -208,7 +210,7 @@ class LanceStore:
         """
         indexed = any("vector" in index.columns for index in table.list_indices())
         if indexed and changed:
-            table.optimize()
+            _fold_in(table.to_lance())
         elif not indexed and (rows := table.count_rows()) >= self.ann_min_rows:
             from lancedb.index import HnswSq
 
@@ -339,6 +341,20 @@ def _rows_of(rows: Rows, documents: list[str]) -> pa.Table:
         return rows.to_table(filter=in_filter("doc_id", documents))
     parts = [where_in(part, "doc_id", documents) for part in batches(rows)]
     return pa.concat_tables(parts) if parts else rows.schema.empty_table()
+
+
+def _fold_in(dataset: lance.LanceDataset) -> None:
+    """Compact a synced table's small files and index its new rows; drop versions older than a week.
+
+    What LanceDB's ``optimize()`` does, except for the index: that merges every part of it into one, which
+    for an index of many partitions rebuilds them all (1M rows: 824 s and 2.6 GB for a 0.1% edit). Here the
+    first build stays as it is and the rows synced since go into one small second part, merged with each
+    sync's new rows (0.1 to 0.2 s at 1M rows).
+    """
+    dataset.optimize.compact_files()
+    parts = sum(1 for index in dataset.list_indices() if "vector" in index["fields"])
+    dataset.optimize.optimize_indices(num_indices_to_merge=1 if parts > 1 else 0)
+    dataset.cleanup_old_versions(older_than=_VERSIONS_KEPT, error_if_tagged_old_versions=False)
 
 
 def _in_list(chunk_ids: Sequence[str]) -> str:
