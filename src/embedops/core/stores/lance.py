@@ -61,6 +61,10 @@ def ivf_partitions(rows: int) -> int:
     return max(1, math.isqrt(rows))
 # Versions of a table kept for time travel after a sync's upkeep (LanceDB's own default for optimize()).
 _VERSIONS_KEPT = timedelta(days=7)
+# A sync adds a fragment (a file); past this many the small ones are compacted into fragments of up to
+# _COMPACTED_ROWS rows. A larger fragment (a first sync writes up to a million rows in one) is left as it is.
+_FRAGMENTS_BEFORE_COMPACTION = 32
+_COMPACTED_ROWS = 100_000
 # A matched row is rewritten only when one of these differs; otherwise the sync leaves it alone.
 _CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq", "stale")
 _KEY_COLUMNS = ("chunk_id", *_CHANGE_COLUMNS)
@@ -344,14 +348,17 @@ def _rows_of(rows: Rows, documents: list[str]) -> pa.Table:
 
 
 def _fold_in(dataset: lance.LanceDataset) -> None:
-    """Compact a synced table's small files and index its new rows; drop versions older than a week.
+    """Index a synced table's new rows, compact its small files now and then; drop versions older than a week.
 
-    What LanceDB's ``optimize()`` does, except for the index: that merges every part of it into one, which
-    for an index of many partitions rebuilds them all (1M rows: 824 s and 2.6 GB for a 0.1% edit). Here the
-    first build stays as it is and the rows synced since go into one small second part, merged with each
-    sync's new rows (0.1 to 0.2 s at 1M rows).
+    LanceDB's ``optimize()`` does all three, but it merges every part of the index into one, which for an index
+    of many partitions rebuilds them all (1M rows: 824 s and 2.6 GB for a 0.1% edit), and compacts every
+    fragment under a million rows, so a first sync's whole fragment was rewritten for a few new rows (1M rows:
+    98 s, 3.4 GB). Here the first build stays as it is and the rows synced since go into one small second
+    part, merged with each sync's new rows (0.1 to 0.2 s at 1M rows); each sync adds a fragment, and once
+    there are more than ``_FRAGMENTS_BEFORE_COMPACTION`` the ones under ``_COMPACTED_ROWS`` rows are merged.
     """
-    dataset.optimize.compact_files()
+    if len(dataset.get_fragments()) > _FRAGMENTS_BEFORE_COMPACTION:
+        dataset.optimize.compact_files(target_rows_per_fragment=_COMPACTED_ROWS)
     parts = sum(1 for index in dataset.list_indices() if "vector" in index["fields"])
     dataset.optimize.optimize_indices(num_indices_to_merge=1 if parts > 1 else 0)
     dataset.cleanup_old_versions(older_than=_VERSIONS_KEPT, error_if_tagged_old_versions=False)
