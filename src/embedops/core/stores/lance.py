@@ -45,9 +45,18 @@ if TYPE_CHECKING:
     import lancedb
 
 _META_KEY = b"embedops.space"
-# Tables this large get an approximate (HNSW) index; measured at 100k rows: 7 ms per query at
-# recall@10 0.96 against 169 ms for a full scan (docs/benchmarks.md).
+# Tables this large get an approximate (HNSW) index; measured at 100k rows of 384 dimensions: 13.8 ms per
+# query at recall@10 0.98 against 44 ms for a full scan (docs/benchmarks.md, P4).
 ANN_MIN_ROWS = 10_000
+# Versions of a table kept for time travel after a sync's upkeep (LanceDB's own default for optimize()).
+_VERSIONS_KEPT = timedelta(days=7)
+# A sync adds a fragment (a file); past this many the small ones are compacted into fragments of up to
+# _COMPACTED_ROWS rows. A larger fragment (a first sync writes up to a million rows in one) is left as it is.
+_FRAGMENTS_BEFORE_COMPACTION = 32
+_COMPACTED_ROWS = 100_000
+# A matched row is rewritten only when one of these differs; otherwise the sync leaves it alone.
+_CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq", "stale")
+_KEY_COLUMNS = ("chunk_id", *_CHANGE_COLUMNS)
 
 
 def ivf_partitions(rows: int) -> int:
@@ -59,15 +68,6 @@ def ivf_partitions(rows: int) -> int:
     where one partition took 49 s, +298 MiB, recall@10 0.961 (docs/benchmarks.md, "The first index build").
     """
     return max(1, math.isqrt(rows))
-# Versions of a table kept for time travel after a sync's upkeep (LanceDB's own default for optimize()).
-_VERSIONS_KEPT = timedelta(days=7)
-# A sync adds a fragment (a file); past this many the small ones are compacted into fragments of up to
-# _COMPACTED_ROWS rows. A larger fragment (a first sync writes up to a million rows in one) is left as it is.
-_FRAGMENTS_BEFORE_COMPACTION = 32
-_COMPACTED_ROWS = 100_000
-# A matched row is rewritten only when one of these differs; otherwise the sync leaves it alone.
-_CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq", "stale")
-_KEY_COLUMNS = ("chunk_id", *_CHANGE_COLUMNS)
 
 
 class LanceStore:
