@@ -116,9 +116,12 @@ class EmbedopsTool:
         return self.defs.resources["vector_store"].open()
 
     def sync(self) -> Step:
+        from embedops.core.embedder import load_model
         from embedops.pipelines.runs import run_ingest
 
         _time_distribution_lookups()
+        # the process's model now: a run that syncs every row drops it, and the next run loads another
+        self._model = load_model(self.space.model)
         before, lookups = self._model.calls, dict(_LOOKUP)
         started, cpu = time.perf_counter(), time.process_time()
         summary = run_ingest(self.defs, self.instance, self.tenant, [self.space], source=self.folder)[0]
