@@ -7,12 +7,14 @@ model calls, and what the tests hold to zero for an unchanged corpus.
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import os
 import re
 import threading
 from collections.abc import Iterable
 from functools import cached_property, lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -63,13 +65,28 @@ class Prefetching(Protocol):
 class _Model:
     """A loaded model of either backend, with a thread-safe count of texts sent to it."""
 
-    def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
+    def __init__(self, spec: ModelSpec, device: str = "cpu", tokens: Tokenizer | None = None) -> None:
+        """``tokens``: for a static model in model2vec's own layout, its folder's tokenizer already loaded
+        (the chunker's), which it then shares; without it the tokenizer is read from the folder."""
         self.spec = spec
-        static_model = _static_model_class(spec) if spec.backend == "model2vec" else None
+        static = spec.backend == "model2vec"
+        if static and importlib.util.find_spec("model2vec") is None:
+            raise ModelLoadError(
+                f"model {spec.name!r} uses the model2vec backend, which is not installed; "
+                "install it with: pip install 'embedops[static]'"
+            )
         folder = spec.model_dir()
+        self._shared: Tokenizer | None = None
         try:
-            if static_model is not None:
-                self._model: Any = static_model.from_pretrained(str(folder))
+            if static and _in_static_layout(folder):
+                self._shared = tokens or Tokenizer.read(folder / "tokenizer.json")
+                self._model: Any = StaticVectors(folder, self._shared)
+                self.dimension = self._model.dim
+                self.max_seq_length = spec.max_seq_length
+            elif static:
+                from model2vec import StaticModel
+
+                self._model = StaticModel.from_pretrained(str(folder))
                 self.dimension = int(self._model.dim)
                 self.max_seq_length = spec.max_seq_length
             else:
@@ -96,6 +113,8 @@ class _Model:
     def tokens(self) -> Tokenizer | _SlowTokenizer:
         """The loaded model's tokenizer, copied for counting on first use (a space's chunker reads the
         folder's tokenizer.json instead, see `load_tokenizer`, so loading to embed copies nothing)."""
+        if self._shared is not None:
+            return self._shared
         if self.spec.backend == "model2vec":
             return Tokenizer(self._model.tokenizer)  # a tokenizers.Tokenizer
         tokenizer = self._model.tokenizer
@@ -107,6 +126,74 @@ class _Model:
 
     def unknown_share(self, text: str) -> float:
         return self.tokens.unknown_share(text)
+
+
+class StaticVectors:
+    """A static model in model2vec's layout (model.safetensors, tokenizer.json, config.json), embedding as
+    model2vec's ``StaticModel.encode`` does: a text's vector is the mean of its tokens' rows.
+
+    A text is cut to ``max_length`` times the vocabulary's median token length in characters, then to
+    ``max_length`` tokens; the unknown token's id is left out; a vocabulary-quantized model looks its
+    tokens' rows up through ``mapping`` and scales them by ``weights``; the mean is normalized when the
+    config says so. It reads the files itself and shares the chunker's tokenizer: model2vec's loader parses
+    tokenizer.json and then copies it (two copies of the 318 MiB the static model's vocabulary takes in
+    memory, and about 3 s), and its encode loops over texts one by one in Python where this takes whole
+    batches in numpy.
+    """
+
+    def __init__(self, folder: Path, tokens: Tokenizer) -> None:
+        from safetensors import safe_open
+
+        config = json.loads((folder / "config.json").read_text())
+        with safe_open(str(folder / "model.safetensors"), framework="numpy") as tensors:
+            names = set(tensors.keys())
+            self._rows: np.ndarray = tensors.get_tensor("embeddings")
+            self._weights = tensors.get_tensor("weights").astype(np.float32) if "weights" in names else None
+            self._mapping = tensors.get_tensor("mapping") if "mapping" in names else None
+        vocabulary = tokens.backend.get_vocab_size()
+        table = len(self._rows) if self._mapping is None else len(self._mapping)
+        if table != vocabulary or (self._weights is not None and len(self._weights) != vocabulary):
+            raise ValueError(f"model.safetensors holds {table} token rows for a vocabulary of {vocabulary}")
+        self._tokens = tokens
+        self._normalize = bool(config.get("normalize", False))
+        self._max_length: int | None = config.get("max_length", 512)
+        self.dim = int(self._rows.shape[1])
+
+    @cached_property
+    def _median_token_length(self) -> int:
+        return int(np.median([len(piece) for piece in self._tokens.backend.get_vocab()]))
+
+    def encode(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
+        parts = [self._encode(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        limit = self._max_length
+        if limit is not None and any(len(text) > limit for text in texts):  # a token is at least a character
+            texts = [text[: limit * self._median_token_length] for text in texts]
+        encodings = self._tokens.backend.encode_batch_fast(texts, add_special_tokens=False)
+        ids = [encoding.ids[:limit] for encoding in encodings]
+        lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+        flat = np.fromiter(chain.from_iterable(ids), np.int64, int(lengths.sum()))
+        owners = np.repeat(np.arange(len(ids)), lengths)
+        unknown = self._tokens.unknown_id
+        if unknown is not None:
+            known = flat != unknown
+            flat, owners = flat[known], owners[known]
+        rows = self._rows[flat if self._mapping is None else self._mapping[flat]].astype(np.float32)
+        if self._weights is not None:
+            rows *= self._weights[flat, None]
+        counts = np.bincount(owners, minlength=len(texts))
+        out = np.zeros((len(texts), self.dim), np.float32)
+        filled = np.flatnonzero(counts)
+        if filled.size:
+            starts = (np.cumsum(counts) - counts)[filled]
+            out[filled] = np.add.reduceat(rows, starts, axis=0) / counts[filled, None]
+        return normalize(out) if self._normalize else out
+
+
+def _in_static_layout(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in ("model.safetensors", "tokenizer.json", "config.json"))
 
 
 class Tokenizer:
@@ -135,10 +222,25 @@ class Tokenizer:
     @classmethod
     def from_folder(cls, folder: Path, by_words: bool = True) -> Tokenizer | None:
         """The tokenizer in a model folder's tokenizer.json, or None when the folder has none."""
+        path = folder / "tokenizer.json"
+        return cls.read(path, by_words) if path.is_file() else None
+
+    @classmethod
+    def read(cls, path: Path, by_words: bool = True) -> Tokenizer:
+        """The tokenizer a tokenizer.json describes."""
         from tokenizers import Tokenizer as FastTokenizer
 
-        path = folder / "tokenizer.json"
-        return cls(FastTokenizer.from_file(str(path)), copy=False, by_words=by_words) if path.is_file() else None
+        return cls(FastTokenizer.from_file(str(path)), copy=False, by_words=by_words)
+
+    @property
+    def backend(self) -> Any:
+        """The `tokenizers.Tokenizer` itself (no truncation, no padding); encoding through it is thread-safe."""
+        return self._backend
+
+    @property
+    def unknown_id(self) -> int | None:
+        """The id under which the tokenizer emits text it cannot read, or None when it has none."""
+        return None if self._unknown is None else self._unknown[0]
 
     @property
     def by_words(self) -> bool:
@@ -243,24 +345,17 @@ def load_model(spec: ModelSpec, device: str = "cpu") -> _Model:
     return _load_model(spec, spec.identity, device)
 
 
-def _static_model_class(spec: ModelSpec) -> Any:
-    """model2vec's StaticModel: the optional backend, installed with the ``static`` extra."""
-    try:
-        from model2vec import StaticModel
-    except ImportError:
-        raise ModelLoadError(
-            f"model {spec.name!r} uses the model2vec backend, which is not installed; "
-            "install it with: pip install 'embedops[static]'"
-        ) from None
-    return StaticModel
-
-
 @lru_cache(maxsize=8)
 def _load_model(spec: ModelSpec, identity: str, device: str) -> _Model:
-    # The counting tokenizers loaded for chunking go first (they load again if asked): the model brings its own
-    # copy, and a run's chunking is over once it embeds. The static model's tokenizer holds 318 MiB.
-    _load_tokenizer.cache_clear()
-    model = _Model(spec, device)
+    # A static model in model2vec's layout shares the chunker's tokenizer (318 MiB for the static model).
+    # Any other model brings its own copy, so the counting tokenizers loaded for chunking go first (they load
+    # again if asked): a run's chunking is over once it embeds.
+    shared = None
+    if spec.backend == "model2vec" and _in_static_layout(spec.model_dir()):
+        shared = _load_tokenizer(spec, identity)
+    else:
+        _load_tokenizer.cache_clear()
+    model = _Model(spec, device, shared if isinstance(shared, Tokenizer) else None)
     release_freed_memory()
     return model
 
