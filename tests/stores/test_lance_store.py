@@ -119,7 +119,8 @@ def test_a_large_table_gets_an_ann_index_that_keeps_up_with_syncs(tmp_path: Path
 
 def _index_parts(table: Any) -> list[str]:
     """The uuids of the parts of the table's vector index, oldest first."""
-    return [index["uuid"] for index in table.to_lance().list_indices() if "vector" in index["fields"]]
+    indices = table.to_lance().describe_indices()
+    return [part.uuid for index in indices if "vector" in index.field_names for part in index.segments]
 
 
 def test_a_small_table_is_searched_exactly_without_an_index(tmp_path: Path) -> None:

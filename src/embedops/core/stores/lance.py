@@ -212,10 +212,11 @@ class LanceStore:
         Below the threshold a search scans the table (exact, and fast enough). Index builds and
         optimizations are commits of their own after the data commit: they change no row.
         """
-        indexed = any("vector" in index.columns for index in table.list_indices())
-        if indexed and changed:
-            _fold_in(table.to_lance())
-        elif not indexed and (rows := table.count_rows()) >= self.ann_min_rows:
+        dataset = table.to_lance()
+        parts = _vector_index_parts(dataset)
+        if parts and changed:
+            _fold_in(dataset, parts)
+        elif not parts and (rows := dataset.count_rows()) >= self.ann_min_rows:
             from lancedb.index import HnswSq
 
             table.create_index("vector", config=HnswSq(distance_type="cosine", num_partitions=ivf_partitions(rows)))
@@ -347,7 +348,12 @@ def _rows_of(rows: Rows, documents: list[str]) -> pa.Table:
     return pa.concat_tables(parts) if parts else rows.schema.empty_table()
 
 
-def _fold_in(dataset: lance.LanceDataset) -> None:
+def _vector_index_parts(dataset: lance.LanceDataset) -> int:
+    """How many parts (a first build and the deltas since) the vector column's index has; 0 when it has none."""
+    return sum(len(index.segments) for index in dataset.describe_indices() if "vector" in index.field_names)
+
+
+def _fold_in(dataset: lance.LanceDataset, parts: int) -> None:
     """Index a synced table's new rows, compact its small files now and then; drop versions older than a week.
 
     LanceDB's ``optimize()`` does all three, but it merges every part of the index into one, which for an index
@@ -359,7 +365,6 @@ def _fold_in(dataset: lance.LanceDataset) -> None:
     """
     if len(dataset.get_fragments()) > _FRAGMENTS_BEFORE_COMPACTION:
         dataset.optimize.compact_files(target_rows_per_fragment=_COMPACTED_ROWS)
-    parts = sum(1 for index in dataset.list_indices() if "vector" in index["fields"])
     dataset.optimize.optimize_indices(num_indices_to_merge=1 if parts > 1 else 0)
     dataset.cleanup_old_versions(older_than=_VERSIONS_KEPT, error_if_tagged_old_versions=False)
 
