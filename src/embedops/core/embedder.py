@@ -111,8 +111,9 @@ class _Model:
 
     @cached_property
     def tokens(self) -> Tokenizer | _SlowTokenizer:
-        """The loaded model's tokenizer, copied for counting on first use (a space's chunker reads the
-        folder's tokenizer.json instead, see `load_tokenizer`, so loading to embed copies nothing)."""
+        """The loaded model's tokenizer for counting: a static model's is the one it shares with the chunker;
+        any other model's is copied on first use (a space's chunker reads the folder's tokenizer.json instead,
+        see `load_tokenizer`, so loading to embed copies nothing)."""
         if self._shared is not None:
             return self._shared
         if self.spec.backend == "model2vec":
