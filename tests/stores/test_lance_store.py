@@ -6,6 +6,7 @@ from typing import Any
 
 import boto3
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from embedops.core.dataplane import join, storage_options
@@ -115,6 +116,47 @@ def test_a_large_table_gets_an_ann_index_that_keeps_up_with_syncs(tmp_path: Path
         assert found[0].chunk_id == f"{name}-a"
     stats = table.index_stats(table.list_indices()[0].name)
     assert stats is not None and stats.num_unindexed_rows == 0
+
+
+def test_an_index_the_table_has_outgrown_is_built_again(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path, ann_min_rows=500, aliases=control_url(tmp_path))
+    store.sync("acme", *SPACE, make_rows("acme", [f"{i}-a" for i in range(600)]))
+    table = store._open("acme", SPACE[0])
+    assert table is not None
+    first_build = _index_parts(table)
+
+    def add(name: str, n: int, seed: int) -> pa.Table:
+        rows = make_rows("acme", [f"{name}{i}-a" for i in range(n)], seed=seed)
+        store.sync("acme", *SPACE, rows, documents=[f"doc-{name}{i}.md" for i in range(n)])
+        return rows
+
+    # 40 new rows of 640 (6%) go into a second part; the first build stays
+    add("n", 40, seed=1)
+    assert len(_index_parts(table)) == 2 and _index_parts(table)[0] == first_build[0]
+    # 40 more: 80 of 680 rows (12%) lie outside the first build, so the whole table is indexed again,
+    # in one part with partitions for its size now
+    added = add("m", 40, seed=2)
+    rebuilt = _index_parts(table)
+    assert len(rebuilt) == 1 and rebuilt != first_build
+    assert _partitions(table) == [26]  # isqrt(680); the first build had isqrt(600) = 24
+    stats = table.index_stats(table.list_indices()[0].name)
+    assert stats is not None and stats.num_unindexed_rows == 0
+    found = store.search("acme", SPACE[0], added.column("vector")[7].as_py(), 1, SPACE[0])
+    assert found[0].chunk_id == "m7-a"
+
+    # deletions count too: 80 of the 680 rows it indexed gone (12%) build it again
+    gone = [f"doc-{i}.md" for i in range(80)]
+    result = store.sync("acme", *SPACE, make_rows("acme", ["599-a"]), documents=gone)
+    assert result.deleted == 80 and result.rows == 600
+    assert len(_index_parts(table)) == 1 and _index_parts(table) != rebuilt
+    assert _partitions(table) == [24]
+    assert store.count("acme", SPACE[0]) == 600
+
+
+def _partitions(table: Any) -> list[int]:
+    """The IVF partitions of each part of the table's vector index."""
+    segments = table.to_lance().stats.index_stats(table.list_indices()[0].name)["segments"]
+    return [segment["num_partitions"] for segment in segments]
 
 
 def _index_parts(table: Any) -> list[str]:

@@ -54,6 +54,8 @@ _VERSIONS_KEPT = timedelta(days=7)
 # _COMPACTED_ROWS rows. A larger fragment (a first sync writes up to a million rows in one) is left as it is.
 _FRAGMENTS_BEFORE_COMPACTION = 32
 _COMPACTED_ROWS = 100_000
+# The index is built again once rows outside its first build (or deleted from it) pass this share of the table.
+REBUILD_SHARE = 0.1
 # A matched row is rewritten only when one of these differs; otherwise the sync leaves it alone.
 _CHANGE_COLUMNS = ("text_hash", "config_hash", "source_checksum", "seq", "stale")
 _KEY_COLUMNS = ("chunk_id", *_CHANGE_COLUMNS)
@@ -207,18 +209,21 @@ class LanceStore:
         return SyncResult(upserted=upserted, deleted=deleted, rows=table.count_rows(), version=version)
 
     def _maintain_index(self, table: lancedb.table.Table, changed: bool) -> None:
-        """Give a table of ``ann_min_rows`` or more an HNSW index; fold later changes into it.
+        """Give a table of ``ann_min_rows`` or more an HNSW index; fold later changes into it, and build it
+        again once the table has outgrown it (``_outgrown``).
 
         Below the threshold a search scans the table (exact, and fast enough). Index builds and
         optimizations are commits of their own after the data commit: they change no row.
         """
         dataset = table.to_lance()
         parts = _vector_index_parts(dataset)
-        if parts and changed:
+        if parts and changed and not _outgrown(dataset, parts):
             _fold_in(dataset, parts)
-        elif not parts and (rows := dataset.count_rows()) >= self.ann_min_rows:
+        elif (parts and changed) or (not parts and dataset.count_rows() >= self.ann_min_rows):
             from lancedb.index import HnswSq
 
+            # a first build, or one that replaces every part of an index the table has outgrown
+            rows = dataset.count_rows()
             table.create_index("vector", config=HnswSq(distance_type="cosine", num_partitions=ivf_partitions(rows)))
 
     def _check_dimension(self, table: lancedb.table.Table, rows: Rows) -> None:
@@ -348,12 +353,35 @@ def _rows_of(rows: Rows, documents: list[str]) -> pa.Table:
     return pa.concat_tables(parts) if parts else rows.schema.empty_table()
 
 
-def _vector_index_parts(dataset: lance.LanceDataset) -> int:
-    """How many parts (a first build and the deltas since) the vector column's index has; 0 when it has none."""
-    return sum(len(index.segments) for index in dataset.describe_indices() if "vector" in index.field_names)
+def _vector_index_parts(dataset: lance.LanceDataset) -> list[set[int]]:
+    """The fragments each part of the vector column's index covers (its first build, then the deltas since);
+    empty when the column has no index."""
+    return [
+        set(segment.fragment_ids)
+        for index in dataset.describe_indices()
+        if "vector" in index.field_names
+        for segment in index.segments
+    ]
 
 
-def _fold_in(dataset: lance.LanceDataset, parts: int) -> None:
+def _outgrown(dataset: lance.LanceDataset, parts: list[set[int]]) -> bool:
+    """Whether the index's first build no longer stands for the table: more than ``REBUILD_SHARE`` of the live
+    rows lie outside it (rows synced since, in the small second part, or not yet indexed), or more than that
+    share of the rows it indexed are deleted. Its partitions were sized for the rows it was built on, and
+    every query searches the second part as well, so past that point it is built again, once per tenth of
+    the table changed."""
+    base = max(parts, key=len)
+    live = inside = deleted = 0
+    for fragment in dataset.get_fragments():
+        meta = fragment.metadata
+        live += meta.num_rows
+        if fragment.fragment_id in base:
+            inside += meta.num_rows
+            deleted += meta.num_deletions
+    return live - inside > REBUILD_SHARE * live or deleted > REBUILD_SHARE * (inside + deleted)
+
+
+def _fold_in(dataset: lance.LanceDataset, parts: list[set[int]]) -> None:
     """Index a synced table's new rows, compact its small files now and then; drop versions older than a week.
 
     LanceDB's ``optimize()`` does all three, but it merges every part of the index into one, which for an index
@@ -365,7 +393,7 @@ def _fold_in(dataset: lance.LanceDataset, parts: int) -> None:
     """
     if len(dataset.get_fragments()) > _FRAGMENTS_BEFORE_COMPACTION:
         dataset.optimize.compact_files(target_rows_per_fragment=_COMPACTED_ROWS)
-    dataset.optimize.optimize_indices(num_indices_to_merge=1 if parts > 1 else 0)
+    dataset.optimize.optimize_indices(num_indices_to_merge=1 if len(parts) > 1 else 0)
     dataset.cleanup_old_versions(older_than=_VERSIONS_KEPT, error_if_tagged_old_versions=False)
 
 
