@@ -119,6 +119,8 @@ def test_plan_chunks_streams_the_same_ledger_as_one_batch(tmp_path: Path, monkey
     monkeypatch.setattr(ingest, "BATCH_ROWS", 2)
     streamed, ledger = plan(table, None)
     assert ledger.equals(expected) and streamed.rows == whole.rows > 4
+    # a first table counts its documents, all added, without listing them
+    assert whole.counts() == {"added": 4, "changed": 0, "deleted": 0, "unchanged": 0} and whole.documents == 4
     edited = table.set_column(6, "text", pa.array([d["text"] + (" more." if d["doc_id"] == "2.md" else "")
                                                    for d in docs]))
     edited = edited.set_column(5, "checksum", pa.array(["c0", "c1", "c2-new", "c3"]))

@@ -80,11 +80,14 @@ class ChunkPlan:
     quarantined: list[dict]
     unchanged_documents: int | None = None  # when ``diff`` does not list them
     unchanged: bool = False  # no new version was written
+    added_documents: int | None = None  # when ``diff`` does not list them (a first table: every document)
 
     def counts(self) -> dict[str, int]:
         found = self.diff.counts()
         if self.unchanged_documents is not None:
             found["unchanged"] = self.unchanged_documents
+        if self.added_documents is not None:
+            found["added"] = self.added_documents
         return found
 
     @property
@@ -112,20 +115,32 @@ def plan_chunks(
     A document's chunks are written together, in order. With ``unknown_share`` (the model tokenizer's, see
     `Embedder.unknown_share`), a document with a chunk the model reads as mostly unknown tokens is
     quarantined: that chunk's vector would mean nothing.
+
+    Without ``previous`` (a first table) every document is new: nothing is held per document, so memory does
+    not grow with the tenant, and the plan counts the documents added rather than listing them.
     """
+    if not isinstance(chunker, Chunker):  # a token counter: chunk in this process
+        chunker = LocalChunker(space, chunker, unknown_share)
+    quarantined: list[dict] = []
+    if previous is None or not count(previous):
+        added = 0
+        for done in _chunk_into(out, chunker, batches(documents, CHUNK_COLUMNS, size=DOCUMENTS_PER_BATCH),
+                                count(documents)):
+            quarantined.extend(done.quarantined)
+            added += len(done.doc_ids())
+        return ChunkPlan(out.rows, DocumentDiff(), quarantined, added_documents=added)
     config_hash = space.config_hash
     docs = columns(documents, ["doc_id", "checksum", "modified_at"])
     checksums = dict(zip(docs["doc_id"].to_pylist(), docs["checksum"].to_pylist(), strict=True))
     prev_checksums: dict[str, str] = {}
     same_recipe: set[str] = set()
-    if previous is not None and count(previous):
-        prev = columns(previous, ["doc_id", "source_checksum", "config_hash"])
-        for doc_id, checksum, recipe in zip(*(prev[c].to_pylist() for c in prev.column_names), strict=True):
-            prev_checksums[doc_id] = checksum
-            if recipe == config_hash:
-                same_recipe.add(doc_id)
+    prev = columns(previous, ["doc_id", "source_checksum", "config_hash"])
+    for doc_id, checksum, recipe in zip(*(prev[c].to_pylist() for c in prev.column_names), strict=True):
+        prev_checksums[doc_id] = checksum
+        if recipe == config_hash:
+            same_recipe.add(doc_id)
     reused = {d for d in same_recipe if checksums.get(d) == prev_checksums[d]}
-    if reused and previous is not None:
+    if reused:
         modified = dict(zip(docs["doc_id"].to_pylist(), docs["modified_at"].to_pylist(), strict=True))
         for part in batches(previous):
             kept = where_in(part, "doc_id", reused)
@@ -134,25 +149,14 @@ def plan_chunks(
             kept = kept.set_column(kept.schema.get_field_index("source_modified_at"), "source_modified_at", stamps)
             out.write(kept.select(CHUNKS_SCHEMA.names).cast(CHUNKS_SCHEMA))
 
-    if not isinstance(chunker, Chunker):  # a token counter: chunk in this process
-        chunker = LocalChunker(space, chunker, unknown_share)
-    quarantined: list[dict] = []
     current = {d: checksums[d] for d in reused}
     parts = (  # the documents to chunk: a set lookup per document (an Arrow value set would hash all of ``reused``)
         part.filter(pa.array([d not in reused for d in part["doc_id"].to_pylist()], pa.bool_())) if reused else part
         for part in batches(documents, CHUNK_COLUMNS, size=DOCUMENTS_PER_BATCH)
     )
-    pending: list[pa.Table] = []
-    held = 0
-    for done in chunker.chunk_batches(parts, len(checksums) - len(reused)):
+    for done in _chunk_into(out, chunker, parts, len(checksums) - len(reused)):
         quarantined.extend(done.quarantined)
         current.update((d, checksums[d]) for d in done.doc_ids())
-        pending.append(done.rows)
-        held += done.rows.num_rows
-        if held >= BATCH_ROWS:
-            out.write(pa.concat_tables(pending))
-            pending, held = [], 0
-    out.write(pa.concat_tables(pending) if pending else CHUNKS_SCHEMA.empty_table())
     # a document whose chunk recipe changed counts as changed, not unchanged
     previous_for_diff = {d: (c if d in same_recipe else f"{c}:recipe-changed") for d, c in prev_checksums.items()}
     return ChunkPlan(out.rows, diff_documents(previous_for_diff, current), quarantined)
@@ -252,6 +256,22 @@ class LocalChunker:
 
     def report(self) -> dict[str, Any]:
         return {}
+
+
+def _chunk_into(out: Sink, chunker: Chunker, parts: Iterable[pa.Table], documents: int) -> Iterator[ChunkedBatch]:
+    """Chunk ``parts`` (``documents`` in all) and write their rows to ``out`` about ``BATCH_ROWS`` at a time, a
+    document's rows together and in order; yields each batch as it is chunked. Exhaust it: the last rows are
+    written at the end."""
+    pending: list[pa.Table] = []
+    held = 0
+    for done in chunker.chunk_batches(parts, documents):
+        pending.append(done.rows)
+        held += done.rows.num_rows
+        if held >= BATCH_ROWS:
+            out.write(pa.concat_tables(pending))
+            pending, held = [], 0
+        yield done
+    out.write(pa.concat_tables(pending) if pending else CHUNKS_SCHEMA.empty_table())
 
 
 def chunk_batch(
