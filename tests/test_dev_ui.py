@@ -24,7 +24,7 @@ def _venv(tmp_path: Path) -> Path:
     """A venv folder that `./dev` sees as installed, whose commands are this environment's."""
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
-    for name in ("python", "dagster-webserver", "dagster-daemon"):
+    for name in ("python", "dagster", "dagster-webserver", "dagster-daemon"):
         (venv / "bin" / name).symlink_to(Path(sys.executable).parent / name)
     digest = hashlib.sha256((REPO / "pyproject.toml").read_bytes() + (REPO / "constraints.txt").read_bytes())
     (venv / ".embedops-installed").write_text(f"{digest.hexdigest()[:16]} .\n")
